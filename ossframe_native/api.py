@@ -1,0 +1,236 @@
+"""The public capture API: ``snapshot``, ``snapshots``, ``frames``, ``probe`` and ``capture``."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import decode, encode, geometry, kernels, transform
+from .decode import Source, VideoSource
+from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest, check_against_media
+from .plan import decode_runs, keyframe_numbers, plan_capture
+
+# dhash with num > 0 holds its best candidates' decoded frames while it hashes the rest when
+# they fit in this many pixels; otherwise it keeps scores only and decodes the winners again.
+_DHASH_HOLD_PIXELS = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Image:
+    """One encoded output: ``data`` holds the jpg/png bytes."""
+
+    data: bytes
+    format: str
+    width: int
+    height: int
+    time_ms: int  # the frame's time from the first frame, rounded up to whole ms
+    keyframe: bool
+    index: int  # the frame's number in presentation order, from 0
+    score: float | None = (
+        None  # dhash mode: percent of hash bits changed from the previous candidate
+    )
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded output as an array (no encoding): HxWx3 RGB uint8 unless asked otherwise."""
+
+    array: Any
+    time_ms: int
+    keyframe: bool
+    index: int
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class _Selected:
+    number: int
+    frame: Any  # av.VideoFrame
+    score: float | None
+
+
+def snapshot(
+    source: Source,
+    t: int = 0,
+    w: int = 0,
+    h: int = 0,
+    m: str | None = None,
+    f: str = "jpg",
+    ar: str | None = None,
+) -> Image:
+    """Captures the frame shown at ``t`` ms (``m="fast"``: the keyframe at or before it)."""
+    request = SnapshotRequest.from_kwargs(dict(t=t, w=w, h=h, m=m, f=f, ar=ar))
+    return next(capture(source, request))
+
+
+def snapshots(
+    source: Source,
+    f: str = "jpg",
+    m: str = "default",
+    thr: int = 0,
+    inter: int = 0,
+    num: int = 0,
+    ss: int = 0,
+    w: int | None = None,
+    h: int | None = None,
+    pw: int | None = None,
+    ph: int | None = None,
+    scaletype: str = "stretch",
+) -> Iterator[Image]:
+    """Captures many frames (SPEC §3 modes ``default``/``avg``/``dhash``/``key``), in time order.
+
+    Parameters are validated before the iterator is returned; decoding happens as it is consumed.
+    """
+    request = SnapshotsRequest.from_kwargs(
+        dict(
+            f=f,
+            m=m,
+            thr=thr,
+            inter=inter,
+            num=num,
+            ss=ss,
+            w=w,
+            h=h,
+            pw=pw,
+            ph=ph,
+            scaletype=scaletype,
+        )
+    )
+    return capture(source, request)
+
+
+def frames(
+    source: Source,
+    m: str = "default",
+    thr: int = 0,
+    inter: int = 0,
+    num: int = 0,
+    ss: int = 0,
+    w: int | None = None,
+    h: int | None = None,
+    pw: int | None = None,
+    ph: int | None = None,
+    scaletype: str = "stretch",
+    output: str = "numpy",
+) -> Iterator[Frame]:
+    """Like :func:`snapshots`, but yields decoded RGB arrays (HxWx3 uint8) instead of images."""
+    if output != "numpy":
+        raise ValueError("output must be 'numpy'")
+    request = SnapshotsRequest.from_kwargs(
+        dict(m=m, thr=thr, inter=inter, num=num, ss=ss, w=w, h=h, pw=pw, ph=ph, scaletype=scaletype)
+    )
+    return _frames(source, request)
+
+
+def _frames(source: Source, request: SnapshotsRequest) -> Iterator[Frame]:
+    with VideoSource(source) as src:
+        for item in _select(src, request):
+            frame = item.frame
+            shape = geometry.for_snapshots(request, frame.width, frame.height)
+            array = transform.render(frame, shape)
+            yield Frame(
+                array,
+                src.index.time_ms(item.number),
+                src.index.is_keyframe(item.number),
+                item.number,
+                item.score,
+            )
+
+
+def capture(source: Source, request: CaptureRequest) -> Iterator[Image]:
+    """Runs a validated request on a source and yields its encoded images in time order."""
+    src = VideoSource(source)  # opened now, so an unreadable source fails at the call
+    return _capture(src, request)
+
+
+def _capture(src: VideoSource, request: CaptureRequest) -> Iterator[Image]:
+    with src:
+        for item in _select(src, request):
+            frame = item.frame
+            if isinstance(request, SnapshotRequest):
+                shape = geometry.for_snapshot(
+                    request, frame.width, frame.height, decode.rotation(frame)
+                )
+            else:
+                shape = geometry.for_snapshots(request, frame.width, frame.height)
+            bgr = transform.render(frame, shape, bgr=True)
+            yield Image(
+                data=encode.encode(bgr, request.f),
+                format=request.f,
+                width=bgr.shape[1],
+                height=bgr.shape[0],
+                time_ms=src.index.time_ms(item.number),
+                keyframe=src.index.is_keyframe(item.number),
+                index=item.number,
+                score=item.score,
+            )
+
+
+def _select(src: VideoSource, request: CaptureRequest) -> Iterator[_Selected]:
+    """The decoded frames a request outputs, in time order (repeated where a plan repeats one)."""
+    dhash_mode = isinstance(request, SnapshotsRequest) and request.m == "dhash"
+    if src.info.cover_art:  # audio with a cover picture: the cover, once, in every mode
+        for number, frame in src.decode(decode_runs(src.index, [0])):
+            yield _Selected(number, frame, 100.0 if dhash_mode else None)
+        return
+    check_against_media(request, src.info.width, src.info.height, float(src.index.duration * 1000))
+    plan = plan_capture(request, src.index)
+    if dhash_mode:
+        yield from _select_dhash(src, plan.runs, request)  # type: ignore[arg-type]
+        return
+    repeats = Counter(plan.frames)
+    for number, frame in src.decode(plan.runs):
+        for _ in range(repeats[number]):
+            yield _Selected(number, frame, None)
+
+
+def _select_dhash(src: VideoSource, runs: Any, request: SnapshotsRequest) -> Iterator[_Selected]:
+    """Hashes each candidate's luma; keeps score > thr; with num, the num best in time order."""
+    hold = request.num * src.info.width * src.info.height <= _DHASH_HOLD_PIXELS
+    best: list[tuple[float, int, Any]] = []  # min-heap of (score, -number, frame or None)
+    previous: int | None = None
+    for number, frame in src.decode(runs):
+        value = kernels.dhash(decode.luma_plane(frame))
+        score = 100.0 if previous is None else kernels.hash_distance(previous, value)
+        previous = value
+        if score <= request.thr:
+            continue
+        if not request.num:
+            yield _Selected(number, frame, score)
+            continue
+        # Ranking key (score, -number): higher score wins, on ties the earlier frame.
+        heapq.heappush(best, (score, -number, frame if hold else None))
+        if len(best) > request.num:
+            heapq.heappop(best)
+    winners = sorted(best, key=lambda entry: -entry[1])
+    if hold:
+        for score, neg_number, frame in winners:
+            yield _Selected(-neg_number, frame, score)
+        return
+    scores = {-neg_number: score for score, neg_number, _ in winners}
+    for number, frame in src.decode(decode_runs(src.index, list(scores))):
+        yield _Selected(number, frame, scores[number])
+
+
+def probe(source: Source) -> dict[str, Any]:
+    """Describes a source from its packets (and its first keyframe, for the rotation)."""
+    with VideoSource(source) as src:
+        index = src.index
+        keys = keyframe_numbers(index)
+        first = decode_runs(index, keys[:1] or [0], keyframes_only=bool(keys))
+        rotation = next((decode.rotation(frame) for _, frame in src.decode(first)), 0)
+        return {
+            "codec": src.info.codec,
+            "width": src.info.width,
+            "height": src.info.height,
+            "rotation": rotation,
+            "fps": round(src.info.fps, 6),
+            "frames": len(index),
+            "duration_ms": float(index.duration * 1000),
+            "start_ms": float(index.first_pts * index.time_base * 1000),
+            "keyframes_ms": [index.time_ms(i) for i in keys],
+            "cover_art": src.info.cover_art,
+        }

@@ -1,0 +1,101 @@
+"""``ossframe``: the command line (SPEC §6).
+
+Exit status: 0 success, 2 InvalidArgument, 3 MediaError, 1 anything else; errors are one line
+on stderr, ``ossframe: <ErrorName>: <message>``. Heavy modules are imported inside the commands
+so that start-up stays short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from .errors import FrameError, InvalidArgument, MediaError
+
+EXIT_CODES = {InvalidArgument: 2, MediaError: 3}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 itself; keep our one-line format
+        raise InvalidArgument("", f"{message} (see 'ossframe --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ossframe``."""
+    parser = _Parser(prog="ossframe", description="Exact, fast video frame capture (OSS style).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    process = commands.add_parser("process", help="run a process string on one source")
+    process.add_argument("source", help="video or audio file")
+    process.add_argument("spec", help="e.g. 'video/snapshot,t_7000,f_jpg'")
+    process.add_argument(
+        "-o",
+        "--output",
+        help="output file; with several outputs _1, _2, ... go before the extension",
+    )
+
+    probe = commands.add_parser("probe", help="print what a source holds, as JSON")
+    probe.add_argument("source")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "probe":
+            from .api import probe
+
+            print(json.dumps(probe(args.source)))
+            return 0
+        return _process(args)
+    except FrameError as exc:
+        print(f"ossframe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return next((code for cls, code in EXIT_CODES.items() if isinstance(exc, cls)), 1)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        print(f"ossframe: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _process(args: argparse.Namespace) -> int:
+    from .api import capture
+    from .params import parse_process
+
+    request = parse_process(args.spec)
+    if not args.output:
+        raise InvalidArgument("-o", "give an output file with -o OUT")
+    images = list(capture(args.source, request.action))
+    for path, image in zip(output_paths(args.output, len(images)), images):
+        write_atomic(path, image.data)
+    return 0
+
+
+def output_paths(output: str, count: int) -> list[str]:
+    """``out.jpg`` for one output; ``out_1.jpg``, ``out_2.jpg``, ... for several."""
+    if count == 1:
+        return [output]
+    stem, ext = os.path.splitext(output)
+    return [f"{stem}_{i}{ext}" for i in range(1, count + 1)]
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file, so ``path`` is never half written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ossframe-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Decoding with PyAV: the only module that imports ``av``.
+
+A :class:`VideoSource` demuxes the video stream once (packets only, no decoding) into a
+:class:`FrameIndex`; :meth:`VideoSource.decode` then executes the decode runs of a capture
+plan: for each run it positions the demuxer on the run's keyframe (a seek, or reading on when
+that is cheaper), feeds the packets the run needs and drains the decoder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, BinaryIO, Union
+
+import av
+import numpy as np
+
+from .errors import InvalidArgument, MediaError
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+# Reading on through this many packets is cheaper than a seek (which re-reads container headers
+# and may land early); beyond it, seek.
+_READ_ON_PACKETS = 64
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Every frame of the video stream, from demuxed packets (no decoding).
+
+    Arrays are in presentation order (sorted by ``pts``); ``decode_pos[i]`` is frame i's packet
+    position in decode (file) order and ``packet_key`` tells, per decode position, whether that
+    packet is a keyframe.
+    """
+
+    pts: np.ndarray  # int64, presentation order
+    decode_pos: np.ndarray  # int64, presentation order -> decode position
+    packet_key: np.ndarray  # bool, decode order
+    packet_pts: np.ndarray  # int64, decode order
+    packet_dts: np.ndarray  # int64, decode order (pts where the container gives no dts)
+    packet_ids: dict[tuple[int | None, int | None], int]  # (dts, pts) -> decode position
+    time_base: Fraction
+    end_pts: int  # presentation end of the last frame
+
+    @property
+    def first_pts(self) -> int:
+        return int(self.pts[0])
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def time_ms(self, i: int) -> int:
+        """Frame i's time from the first frame, rounded up to whole milliseconds."""
+        exact = (int(self.pts[i]) - self.first_pts) * self.time_base * 1000
+        return -((-exact.numerator) // exact.denominator)
+
+    def time_exact(self, i: int) -> Fraction:
+        """Frame i's time from the first frame, in seconds."""
+        return (int(self.pts[i]) - self.first_pts) * self.time_base
+
+    @property
+    def duration(self) -> Fraction:
+        """Seconds from the first frame's start to the last frame's end."""
+        return (self.end_pts - self.first_pts) * self.time_base
+
+    def frame_at(self, t: Fraction) -> int:
+        """The frame shown at ``t`` seconds: greatest time <= t, the last frame past the end."""
+        limit = self.first_pts + (t / self.time_base)
+        i = int(np.searchsorted(self.pts, int(limit // 1), side="right")) - 1
+        return max(i, 0)
+
+    def is_keyframe(self, i: int) -> bool:
+        return bool(self.packet_key[self.decode_pos[i]])
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the demuxer says about a source, without decoding."""
+
+    codec: str
+    width: int
+    height: int
+    fps: float
+    cover_art: bool  # the picture is an embedded cover image, not a video
+
+
+class VideoSource:
+    """One open source: its picture stream, frame index and decoder.
+
+    Use as a context manager. ``source`` is a path, ``bytes`` or a seekable binary file object.
+    """
+
+    def __init__(self, source: Source, threads: int | None = None) -> None:
+        self._source = source
+        self._threads = threads if threads is not None else _default_threads()
+        self._container = _open(source)
+        try:
+            self._stream, cover = _picture_stream(self._container)
+            ctx = self._stream.codec_context
+            self.info = MediaInfo(
+                codec=ctx.name,
+                width=ctx.width,
+                height=ctx.height,
+                fps=float(self._stream.average_rate or self._stream.guessed_rate or 0),
+                cover_art=cover,
+            )
+            self.index = _read_index(self._container, self._stream)
+        except BaseException:
+            self._container.close()
+            raise
+        self._configure_decoder(self._stream)
+        self._next_pos: int | None = None  # decode position of the next demuxed packet
+        self._packets: Iterator[Any] | None = None
+        self._pending: Any = None  # a packet read by a seek check, not yet handed out
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Releases the container and its decoder."""
+        self._container.close()
+
+    def _configure_decoder(self, stream: Any) -> None:
+        ctx = stream.codec_context
+        ctx.thread_type = "AUTO"
+        ctx.thread_count = self._threads
+
+    def decode(self, runs: Iterable[DecodeRun]) -> Iterator[tuple[int, Any]]:
+        """Yields ``(frame_number, av.VideoFrame)`` for every wanted frame of every run, in order.
+
+        Frames are numbered in presentation order, as in :class:`FrameIndex`.
+        """
+        for run in runs:
+            yield from self._decode_run(run)
+
+    def _decode_run(self, run: DecodeRun) -> Iterator[tuple[int, Any]]:
+        wanted = {int(self.index.pts[i]): i for i in run.frames}
+        ctx = self._stream.codec_context
+        self._position_at(run.start)
+        try:
+            for pos in range(run.start, run.end + 1):
+                packet = self._next_packet(pos)
+                if run.keyframes_only and not self.index.packet_key[pos]:
+                    continue
+                yield from _wanted(ctx.decode(packet), wanted)
+            yield from _wanted(ctx.decode(None), wanted)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
+        finally:
+            ctx.flush_buffers()  # after a drain the decoder only takes new packets once reset
+        if wanted:
+            missing = ", ".join(f"{self.index.time_ms(i)} ms" for i in sorted(wanted.values()))
+            raise MediaError(
+                f"the frames at {missing} could not be decoded; the file may be corrupt"
+            )
+
+    def _position_at(self, pos: int) -> None:
+        """Makes the next demuxed packet the one at decode position ``pos``."""
+        gap = None if self._next_pos is None else pos - self._next_pos
+        if gap is None or gap < 0 or gap > _READ_ON_PACKETS:
+            self._seek_near(pos)
+        while self._next_pos is not None and self._next_pos < pos:
+            self._next_packet(self._next_pos)
+        if self._next_pos != pos:  # the seek landed after the keyframe: read from the start
+            self._rewind()
+            while self._next_pos < pos:
+                self._next_packet(self._next_pos)
+
+    def _seek_near(self, pos: int) -> None:
+        # Seek by the keyframe's dts: demuxers order their seek index by dts.
+        dts = int(self.index.packet_dts[pos])
+        try:
+            self._container.seek(dts, stream=self._stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            self._rewind()
+            return
+        self._packets = self._demux()
+        first = next(self._packets, None)
+        if first is None:
+            self._rewind()
+            return
+        landed = self.index.packet_ids.get((first.dts, first.pts))
+        if landed is None or landed > pos:
+            self._rewind()
+            return
+        self._pending = first
+        self._next_pos = landed
+
+    def _rewind(self) -> None:
+        """Reopens the source and reads from its first packet (used when a seek misses)."""
+        self._container.close()
+        self._container = _open(self._source)
+        self._stream, _ = _picture_stream(self._container)
+        self._configure_decoder(self._stream)
+        self._packets = self._demux()
+        self._pending = None
+        self._next_pos = 0
+
+    def _demux(self) -> Iterator[Any]:
+        return (p for p in self._container.demux(self._stream) if p.size)
+
+    def _next_packet(self, pos: int) -> Any:
+        """Returns the packet at decode position ``pos``, which must be the next one."""
+        if self._packets is None or self._next_pos != pos:
+            raise AssertionError(f"demuxer at {self._next_pos}, asked for {pos}")
+        packet, self._pending = self._pending, None
+        if packet is None:
+            try:
+                packet = next(self._packets, None)
+            except av.FFmpegError as exc:
+                raise MediaError(f"cannot read the file past packet {pos} ({exc})") from exc
+        if packet is None:
+            raise MediaError(f"the file ends early, at packet {pos}; it may be truncated")
+        self._next_pos = pos + 1
+        return packet
+
+
+@dataclass(frozen=True)
+class DecodeRun:
+    """Decode packets ``start..end`` (decode positions) and keep ``frames`` (frame numbers).
+
+    ``start`` is a keyframe. With ``keyframes_only`` only keyframe packets are fed.
+    """
+
+    start: int
+    end: int
+    frames: tuple[int, ...]
+    keyframes_only: bool = False
+
+
+def _wanted(frames: Iterable[Any], wanted: dict[int, int]) -> Iterator[tuple[int, Any]]:
+    for frame in frames:
+        number = wanted.pop(frame.pts, None)
+        if number is not None:
+            yield number, frame
+
+
+def _default_threads() -> int:
+    value = os.environ.get("OSSFRAME_DECODE_THREADS", "")
+    return int(value) if value.isdigit() else 0  # 0: FFmpeg picks one per core
+
+
+def _open(source: Source) -> Any:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise MediaError("the source is empty (0 bytes)")
+        target: Any = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        target = os.fspath(source)
+        if not os.path.isfile(target):
+            raise MediaError(f"no such file: {target}")
+        if os.path.getsize(target) == 0:
+            raise MediaError(f"the file is empty (0 bytes): {target}")
+    elif hasattr(source, "read") and hasattr(source, "seek"):
+        target = source
+        target.seek(0)
+    else:
+        raise InvalidArgument(
+            "source",
+            f"must be a path, bytes or a seekable binary file object, got {type(source).__name__}",
+        )
+    try:
+        return av.open(target, mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot open the source as a media file ({exc.strerror or exc})") from exc
+
+
+def _picture_stream(container: Any) -> tuple[Any, bool]:
+    """The first real video stream, else an embedded cover picture; ``(stream, is_cover)``."""
+    videos = list(container.streams.video)
+    for stream in videos:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream, False
+    if videos:
+        return videos[0], True
+    raise MediaError("no video stream and no cover picture in the source")
+
+
+def _read_index(container: Any, stream: Any) -> FrameIndex:
+    pts_list: list[int] = []
+    dts_list: list[int] = []
+    key_list: list[bool] = []
+    ids: dict[tuple[int | None, int | None], int] = {}
+    frame_pts: list[int] = []
+    frame_pos: list[int] = []
+    end_pts = None
+    try:
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            pos = len(pts_list)
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                raise MediaError("the video stream has packets without timestamps; not supported")
+            pts_list.append(pts)
+            dts_list.append(packet.dts if packet.dts is not None else pts)
+            key_list.append(bool(packet.is_keyframe))
+            ids.setdefault((packet.dts, packet.pts), pos)
+            if not packet.is_discard:
+                frame_pts.append(pts)
+                frame_pos.append(pos)
+                end = pts + (packet.duration or 0)
+                end_pts = end if end_pts is None else max(end_pts, end)
+    except av.FFmpegError as exc:
+        if not frame_pts:
+            raise MediaError(f"cannot read the video stream ({exc})") from exc
+        # A damaged tail: index what could be read; decoding reports the damage if reached.
+    if not frame_pts:
+        raise MediaError("the video stream has no frames")
+    order = np.argsort(np.asarray(frame_pts, dtype=np.int64), kind="stable")
+    pts_sorted = np.asarray(frame_pts, dtype=np.int64)[order]
+    if len(pts_sorted) > 1 and np.any(np.diff(pts_sorted) == 0):
+        raise MediaError("the video stream has frames with duplicate timestamps; not supported")
+    if end_pts is None or end_pts <= pts_sorted[-1]:
+        step = int(np.median(np.diff(pts_sorted))) if len(pts_sorted) > 1 else 1
+        end_pts = int(pts_sorted[-1]) + step
+    return FrameIndex(
+        pts=pts_sorted,
+        decode_pos=np.asarray(frame_pos, dtype=np.int64)[order],
+        packet_key=np.asarray(key_list, dtype=bool),
+        packet_pts=np.asarray(pts_list, dtype=np.int64),
+        packet_dts=np.asarray(dts_list, dtype=np.int64),
+        packet_ids=ids,
+        time_base=Fraction(stream.time_base.numerator, stream.time_base.denominator),
+        end_pts=int(end_pts),
+    )
+
+
+def luma_plane(frame: Any) -> np.ndarray:
+    """A zero-copy (H, W) uint8 view of the frame's luma, converting only non-8-bit-YUV formats."""
+    if frame.format.name not in _EIGHT_BIT_YUV:
+        frame = frame.reformat(format="gray")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
+
+
+_EIGHT_BIT_YUV = frozenset(
+    {
+        "yuv420p",
+        "yuvj420p",
+        "yuv422p",
+        "yuvj422p",
+        "yuv444p",
+        "yuvj444p",
+        "nv12",
+        "nv21",
+        "gray",
+        "yuv440p",
+        "yuvj440p",
+        "yuv411p",
+        "yuv410p",
+    }
+)
+
+
+def to_rgb(frame: Any, bgr: bool = False) -> np.ndarray:
+    """The frame as an (H, W, 3) uint8 array (FFmpeg's swscale conversion)."""
+    return frame.to_ndarray(format="bgr24" if bgr else "rgb24")
+
+
+def rotation(frame: Any) -> int:
+    """Counter-clockwise display rotation of the frame in degrees: 0, 90, 180 or 270."""
+    return int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+
+
+def path_name(source: Source) -> str:
+    """A display name for the source (its path, or ``<bytes>`` / ``<file>``)."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    name = getattr(source, "name", None)
+    if isinstance(name, str):
+        return name
+    return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else "<file>"
+
+
+def bare_name(source: Source) -> str:
+    """The source file name without its extension (``{barename}``)."""
+    return pathlib.Path(path_name(source)).stem.strip("<>")

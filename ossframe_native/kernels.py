@@ -1,0 +1,57 @@
+"""The only module that imports the compiled ``_native`` kernels.
+
+Thin typed wrappers; the CPU/torch dispatch for tensors lives in ``torch_ops``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from . import _native
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "ossframe_native._native (the compiled kernels) could not be imported. Install the "
+        "package with `pip install .` so the C++ extension is built; when running from a source "
+        "checkout, run `pip install -e .` first. Original error: " + str(exc)
+    ) from exc
+
+__all__ = ["dhash", "hash_distance", "resize_into", "scene_score", "yuv420_to_rgb_into"]
+
+
+def dhash(plane: np.ndarray) -> int:
+    """64-bit difference hash of a (H, W) uint8 luma plane (SPEC §3, bit = left > right)."""
+    return _native.dhash(plane)
+
+
+def hash_distance(a: int, b: int) -> float:
+    """Percentage (0..100) of the 64 hash bits that differ between ``a`` and ``b``."""
+    return _native.hash_distance(a, b)
+
+
+def scene_score(a: np.ndarray, b: np.ndarray, grid_w: int = 64, grid_h: int = 36) -> float:
+    """Scene-change score 0..100 between two luma planes (mean abs difference on a grid)."""
+    return _native.scene_score(a, b, grid_w, grid_h)
+
+
+def resize_into(
+    src: np.ndarray,
+    crop: tuple[float, float, float, float],
+    dst: np.ndarray,
+    method: str = "auto",
+) -> None:
+    """Resizes the ``crop`` (x, y, w, h) rectangle of ``src`` onto all of ``dst`` (uint8)."""
+    _native.resize(src, tuple(float(v) for v in crop), dst, method)
+
+
+def yuv420_to_rgb_into(
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    crop: tuple[float, float, float, float],
+    dst: np.ndarray,
+    matrix: str = "bt601",
+    full_range: bool = False,
+    bgr: bool = False,
+) -> None:
+    """Converts planar 8-bit YUV 4:2:0 to RGB (or BGR) and resizes, in one pass."""
+    y, u, v = planes
+    _native.yuv420_to_rgb(y, u, v, tuple(float(c) for c in crop), dst, matrix, full_range, bgr)

@@ -1,0 +1,280 @@
+"""Process strings and keyword arguments -> validated, frozen requests.
+
+Every range of SPEC §1-3 lives in this module. Ranges that depend on the media (``w``/``h``
+of ``video/snapshot`` against the source size, ``ss`` against the duration) are checked by
+:func:`check_against_media` once the source is probed, still before any frame is decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Union
+
+from .errors import InvalidArgument
+
+MAX_INT = 2**53 - 1  # the largest integer a JSON consumer can hold exactly
+FORMATS = ("jpg", "png")
+SNAPSHOTS_MODES = ("default", "avg", "dhash", "key")
+SCALETYPES = ("stretch", "crop", "fill", "fit")
+ROTATIONS = ("auto", "w", "h")
+
+_DECIMAL = re.compile(r"[0-9]+\Z")
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer parameter: ``lo..hi`` inclusive."""
+
+    lo: int
+    hi: int
+
+    def describe(self) -> str:
+        return f"an integer in {self.lo}..{self.hi}"
+
+    def check(self, param: str, value: Any) -> int:
+        if isinstance(value, str):
+            if not _DECIMAL.match(value):
+                raise InvalidArgument(
+                    param,
+                    f"must be {self.describe()} written as plain decimal digits, got {value!r}",
+                )
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgument(param, f"must be {self.describe()}, got {value!r}")
+        if not self.lo <= value <= self.hi:
+            raise InvalidArgument(param, f"must be {self.describe()}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A parameter taking one of a few words."""
+
+    values: tuple[str, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.values)
+
+    def check(self, param: str, value: Any) -> str:
+        if value not in self.values:
+            raise InvalidArgument(param, f"must be {self.describe()}, got {value!r}")
+        return value
+
+
+def _param(rule: IntRange | Choice, default: Any = None) -> Any:
+    return field(default=default, metadata={"rule": rule})
+
+
+class _Validated:
+    """Checks every field against its rule; ``None`` means "not given" and keeps the default."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is not None:
+                object.__setattr__(self, f.name, f.metadata["rule"].check(f.name, value))
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Any:
+        """Builds the request from keyword arguments, rejecting unknown names."""
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        for name in kwargs:
+            if name not in known:
+                raise InvalidArgument(
+                    name, f"unknown parameter; allowed: {', '.join(sorted(known))}"
+                )
+        return cls(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class SnapshotRequest(_Validated):
+    """``video/snapshot``: one frame (SPEC §2)."""
+
+    t: int = _param(IntRange(0, MAX_INT), 0)
+    w: int = _param(IntRange(0, MAX_INT), 0)
+    h: int = _param(IntRange(0, MAX_INT), 0)
+    m: str | None = _param(Choice(("fast",)))
+    f: str = _param(Choice(FORMATS), "jpg")
+    ar: str | None = _param(Choice(ROTATIONS))
+
+    action = "video/snapshot"
+
+
+@dataclass(frozen=True)
+class SnapshotsRequest(_Validated):
+    """``video/snapshots``: many frames (SPEC §3)."""
+
+    ss: int = _param(IntRange(0, MAX_INT), 0)
+    f: str = _param(Choice(FORMATS), "jpg")
+    m: str = _param(Choice(SNAPSHOTS_MODES), "default")
+    thr: int = _param(IntRange(0, 100), 0)
+    num: int = _param(IntRange(0, MAX_INT), 0)
+    inter: int = _param(IntRange(0, MAX_INT), 0)
+    w: int | None = _param(IntRange(32, 4096))
+    h: int | None = _param(IntRange(32, 4096))
+    pw: int | None = _param(IntRange(1, 200))
+    ph: int | None = _param(IntRange(1, 200))
+    scaletype: str = _param(Choice(SCALETYPES), "stretch")
+
+    action = "video/snapshots"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.m == "avg" and self.num == 0:
+            raise InvalidArgument("num", "must be an integer in 1..9007199254740991 in avg mode")
+
+
+CaptureRequest = Union[SnapshotRequest, SnapshotsRequest]
+
+
+@dataclass(frozen=True)
+class SaveAs:
+    """``sys/saveas``: store each output as ``object`` in ``bucket`` (both base64-decoded)."""
+
+    bucket: str
+    object: str
+
+
+@dataclass(frozen=True)
+class Notify:
+    """``notify``: deliver the task result to ``topic`` (base64-decoded)."""
+
+    topic: str
+
+
+@dataclass(frozen=True)
+class ProcessRequest:
+    """A whole process string: the capture action and what to do with its outputs."""
+
+    action: CaptureRequest
+    saveas: SaveAs | None = None
+    notify: Notify | None = None
+
+
+_ACTIONS: dict[str, type[_Validated]] = {
+    SnapshotRequest.action: SnapshotRequest,
+    SnapshotsRequest.action: SnapshotsRequest,
+}
+
+
+def parse_process(spec: str) -> ProcessRequest:
+    """Parses and validates a process string; raises :class:`InvalidArgument` before anything runs.
+
+    >>> parse_process("video/snapshot,t_7000,f_jpg").action.t
+    7000
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidArgument("spec", "must be a process string such as 'video/snapshot,t_0,f_jpg'")
+    segments = spec.split("|")
+    action = _parse_action(segments[0])
+    saveas: SaveAs | None = None
+    notify: Notify | None = None
+    # After the action: "sys/saveas,..." then "notify,..." joined by "/" or "|". Base64url has
+    # neither "/" nor "|", so both split cleanly.
+    for step in _follow_on_steps(segments[1:]):
+        name, params = _split_step(step)
+        if name == "sys/saveas" and saveas is None and notify is None:
+            values = _key_values(name, params, allowed=("b", "o"), required=("b", "o"))
+            saveas = SaveAs(bucket=_b64("b", values["b"]), object=_b64("o", values["o"]))
+        elif name == "notify" and notify is None:
+            values = _key_values(name, params, allowed=("topic",), required=("topic",))
+            notify = Notify(topic=_b64("topic", values["topic"]))
+        else:
+            raise InvalidArgument(
+                "spec",
+                f"unexpected step {name!r}; after the action only 'sys/saveas,b_..,o_..' and then "
+                "'notify,topic_..' may follow, each once",
+            )
+    return ProcessRequest(action=action, saveas=saveas, notify=notify)
+
+
+def _parse_action(segment: str) -> CaptureRequest:
+    name, params = _split_step(segment)
+    cls = _ACTIONS.get(name)
+    if cls is None:
+        raise InvalidArgument("spec", f"unknown action {name!r}; allowed: {', '.join(_ACTIONS)}")
+    allowed = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    values = _key_values(name, params, allowed=allowed, required=("f",))
+    return cls(**values)  # type: ignore[return-value]
+
+
+def _follow_on_steps(segments: list[str]) -> list[str]:
+    steps: list[str] = []
+    for segment in segments:
+        if segment.startswith("sys/"):
+            head, _, rest = segment[4:].partition("/")
+            steps.append("sys/" + head)
+            steps.extend(rest.split("/") if rest else [])
+        else:
+            steps.extend(segment.split("/"))
+    return steps
+
+
+def _split_step(step: str) -> tuple[str, list[str]]:
+    name, *params = step.split(",")
+    return name.strip(), params
+
+
+def _key_values(
+    step: str, params: list[str], *, allowed: tuple[str, ...], required: tuple[str, ...]
+) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in params:
+        key, sep, value = item.partition("_")
+        if not sep or not key:
+            raise InvalidArgument(
+                key or "spec", f"parameters of {step} are written key_value, got {item!r}"
+            )
+        if key not in allowed:
+            raise InvalidArgument(
+                key, f"unknown parameter of {step}; allowed: {', '.join(sorted(allowed))}"
+            )
+        if key in values:
+            raise InvalidArgument(key, f"given more than once in {step}")
+        values[key] = value
+    for key in required:
+        if key not in values:
+            raise InvalidArgument(key, f"is required by {step}")
+    return values
+
+
+def _b64(param: str, text: str) -> str:
+    """Decodes URL-safe base64 with or without padding; drops one trailing newline."""
+    stripped = text.rstrip("=")
+    if len(stripped) % 4 == 1 or not re.fullmatch(r"[A-Za-z0-9_-]*", stripped) or not stripped:
+        raise InvalidArgument(param, f"must be non-empty URL-safe base64, got {text!r}")
+    try:
+        raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True)
+        decoded = raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidArgument(
+            param, f"must be URL-safe base64 of UTF-8 text, got {text!r}"
+        ) from exc
+    if decoded.endswith("\n"):
+        decoded = decoded[:-1]
+    if not decoded:
+        raise InvalidArgument(param, "decodes to an empty name")
+    return decoded
+
+
+def check_against_media(
+    request: CaptureRequest, width: int, height: int, duration_ms: float
+) -> None:
+    """Checks the ranges that depend on the source: snapshot w/h and snapshots ss."""
+    if isinstance(request, SnapshotRequest):
+        if request.ar is not None:  # rotation is known once a frame is decoded; see geometry
+            width = height = max(width, height)
+        for param, value, limit in (("w", request.w, width), ("h", request.h, height)):
+            if value > limit:
+                raise InvalidArgument(
+                    param, f"must be an integer in 0..{limit} for this source, got {value}"
+                )
+    elif request.ss >= duration_ms:
+        raise InvalidArgument(
+            "ss",
+            f"must be less than the duration ({duration_ms:.0f} ms) of this source, got {request.ss}",
+        )

@@ -1,0 +1,134 @@
+"""Capture plans: which frames each request outputs, and which packets must be decoded.
+
+Pure functions over a :class:`~ossframe_native.decode.FrameIndex`; nothing here decodes.
+Frames are numbered in presentation order. The rules of SPEC §2-3 on *which* frames come out
+live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .decode import DecodeRun, FrameIndex
+from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """The frames to output (time order, a frame may repeat in ``avg``) and how to decode them.
+
+    In ``dhash`` mode ``frames`` are the candidates; which of them are output is decided by
+    their hashes while decoding.
+    """
+
+    frames: tuple[int, ...]
+    runs: tuple[DecodeRun, ...]
+
+
+def plan_capture(request: CaptureRequest, index: FrameIndex) -> CapturePlan:
+    """The plan for a ``video/snapshot`` or ``video/snapshots`` request."""
+    keyframes_only = False
+    if isinstance(request, SnapshotRequest):
+        t = Fraction(request.t, 1000)
+        frames = [last_keyframe_at(index, t) if request.m == "fast" else index.frame_at(t)]
+        keyframes_only = request.m == "fast"
+    else:
+        frames = snapshots_frames(request, index)
+        keyframes_only = request.m == "key"
+    return CapturePlan(frames=tuple(frames), runs=decode_runs(index, frames, keyframes_only))
+
+
+def snapshots_frames(request: SnapshotsRequest, index: FrameIndex) -> list[int]:
+    """The frames ``video/snapshots`` outputs (``dhash``: its candidates), in time order."""
+    ss = Fraction(request.ss, 1000)
+    if request.m == "avg":
+        span = index.duration - ss
+        return [index.frame_at(ss + span * k / request.num) for k in range(request.num)]
+    if request.m == "key":
+        keys = [i for i in keyframe_numbers(index) if index.time_exact(i) >= ss]
+        return keys[: request.num] if request.num else keys
+    frames = sampled_frames(index, ss, Fraction(request.inter, 1000))
+    if request.m == "default" and request.num:
+        return frames[: request.num]
+    return frames
+
+
+def sampled_frames(index: FrameIndex, ss: Fraction, inter: Fraction) -> list[int]:
+    """Frames shown at ss, ss+inter, ... up to the last frame's time, each frame once.
+
+    A frame that several samples fall on is returned once, so an interval not longer than the
+    frame interval returns every frame from the one shown at ``ss`` on.
+    """
+    first = index.frame_at(ss)
+    if inter == 0:
+        return list(range(first, len(index)))
+    last_time = index.time_exact(len(index) - 1)
+    frames = [first]
+    while frames[-1] + 1 < len(index):
+        # Jump straight to the first sample that shows a later frame.
+        next_time = index.time_exact(frames[-1] + 1)
+        k = -((ss - next_time) // inter)  # ceil((next_time - ss) / inter)
+        sample = ss + k * inter
+        if sample > last_time:
+            break
+        frames.append(index.frame_at(sample))
+    return frames
+
+
+def keyframe_numbers(index: FrameIndex) -> list[int]:
+    """Frame numbers of the keyframes, in time order."""
+    return [int(i) for i in np.flatnonzero(index.packet_key[index.decode_pos])]
+
+
+def last_keyframe_at(index: FrameIndex, t: Fraction) -> int:
+    """The last keyframe at or before ``t`` (the first keyframe if none is)."""
+    shown = index.frame_at(t)
+    keys = keyframe_numbers(index)
+    before = [k for k in keys if k <= shown]
+    return before[-1] if before else (keys[0] if keys else 0)
+
+
+def decode_runs(
+    index: FrameIndex, frames: Sequence[int], keyframes_only: bool = False
+) -> tuple[DecodeRun, ...]:
+    """Groups frames into decode runs: each starts at the keyframe its first frame needs.
+
+    A frame whose keyframe lies inside (or right after) the packets an earlier run already
+    feeds joins that run, so frames of one GOP share one decode pass and nothing is decoded
+    twice or sought backwards.
+    """
+    if keyframes_only:
+        positions = sorted({int(index.decode_pos[i]): i for i in frames}.items())
+        return tuple(DecodeRun(pos, pos, (i,), keyframes_only=True) for pos, i in positions)
+    last_key = _last_keyframe_positions(index)
+    runs: list[list] = []  # [start, end, frames]
+    for i in sorted(set(frames), key=lambda n: int(index.pts[n])):
+        pos = int(index.decode_pos[i])
+        start = _start_keyframe(index, last_key, pos, int(index.pts[i]))
+        if runs and start <= runs[-1][1] + 1 and start >= runs[-1][0]:
+            runs[-1][1] = max(runs[-1][1], pos)
+            runs[-1][2].append(i)
+        else:
+            runs.append([start, pos, [i]])
+    return tuple(DecodeRun(start, end, tuple(nums)) for start, end, nums in runs)
+
+
+def _last_keyframe_positions(index: FrameIndex) -> np.ndarray:
+    positions = np.where(index.packet_key, np.arange(len(index.packet_key)), -1)
+    return np.maximum.accumulate(positions)
+
+
+def _start_keyframe(index: FrameIndex, last_key: np.ndarray, pos: int, pts: int) -> int:
+    """The last keyframe at or before decode position ``pos`` whose pts is not after ``pts``.
+
+    The pts test matters for open GOPs: a leading picture of keyframe K is presented before K
+    and needs the GOP before it.
+    """
+    k = int(last_key[pos])
+    while k > 0 and index.packet_pts[k] > pts:
+        k = int(last_key[k - 1])
+    return max(k, 0)
