@@ -71,7 +71,7 @@ def _process(args: argparse.Namespace) -> int:
     if not args.output:
         raise InvalidArgument("-o", "give an output file with -o OUT")
     images = list(capture(args.source, request.action))
-    for path, image in zip(output_paths(args.output, len(images)), images):
+    for path, image in zip(output_paths(args.output, len(images)), images, strict=True):
         write_atomic(path, image.data)
     return 0
 

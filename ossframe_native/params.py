@@ -12,7 +12,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Union
+from typing import Any
 
 from .errors import InvalidArgument
 
@@ -128,7 +128,7 @@ class SnapshotsRequest(_Validated):
             raise InvalidArgument("num", "must be an integer in 1..9007199254740991 in avg mode")
 
 
-CaptureRequest = Union[SnapshotRequest, SnapshotsRequest]
+CaptureRequest = SnapshotRequest | SnapshotsRequest
 
 
 @dataclass(frozen=True)
@@ -276,5 +276,5 @@ def check_against_media(
     elif request.ss >= duration_ms:
         raise InvalidArgument(
             "ss",
-            f"must be less than the duration ({duration_ms:.0f} ms) of this source, got {request.ss}",
+            f"must be less than the source's duration ({duration_ms:.0f} ms), got {request.ss}",
         )

@@ -1,4 +1,4 @@
-"""Decoded frame -> uint8 image at the output geometry (rotate, convert colour, crop, scale, pad)."""
+"""Decoded frame -> uint8 image at the output geometry: rotate, convert colour, crop, scale, pad."""
 
 from __future__ import annotations
 
