@@ -1,4 +1,8 @@
-"""The public capture API: ``snapshot``, ``snapshots``, ``frames``, ``probe`` and ``capture``."""
+"""The public capture API: ``snapshot``, ``snapshots``, ``probe`` and ``capture``.
+
+``select`` is the shared core: the decoded frames a request outputs. ``ml.py`` builds arrays
+and tensors on it.
+"""
 
 from __future__ import annotations
 
@@ -35,18 +39,7 @@ class Image:
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One decoded output as an array (no encoding): HxWx3 RGB uint8 unless asked otherwise."""
-
-    array: Any
-    time_ms: int
-    keyframe: bool
-    index: int
-    score: float | None = None
-
-
-@dataclass(frozen=True)
-class _Selected:
+class Selected:
     number: int
     frame: Any  # av.VideoFrame
     score: float | None
@@ -102,44 +95,6 @@ def snapshots(
     return capture(source, request)
 
 
-def frames(
-    source: Source,
-    m: str = "default",
-    thr: int = 0,
-    inter: int = 0,
-    num: int = 0,
-    ss: int = 0,
-    w: int | None = None,
-    h: int | None = None,
-    pw: int | None = None,
-    ph: int | None = None,
-    scaletype: str = "stretch",
-    output: str = "numpy",
-) -> Iterator[Frame]:
-    """Like :func:`snapshots`, but yields decoded RGB arrays (HxWx3 uint8) instead of images."""
-    if output != "numpy":
-        raise ValueError("output must be 'numpy'")
-    request = SnapshotsRequest.from_kwargs(
-        dict(m=m, thr=thr, inter=inter, num=num, ss=ss, w=w, h=h, pw=pw, ph=ph, scaletype=scaletype)
-    )
-    return _frames(source, request)
-
-
-def _frames(source: Source, request: SnapshotsRequest) -> Iterator[Frame]:
-    with VideoSource(source) as src:
-        for item in _select(src, request):
-            frame = item.frame
-            shape = geometry.for_snapshots(request, frame.width, frame.height)
-            array = transform.render(frame, shape)
-            yield Frame(
-                array,
-                src.index.time_ms(item.number),
-                src.index.is_keyframe(item.number),
-                item.number,
-                item.score,
-            )
-
-
 def capture(source: Source, request: CaptureRequest) -> Iterator[Image]:
     """Runs a validated request on a source and yields its encoded images in time order."""
     src = VideoSource(source)  # opened now, so an unreadable source fails at the call
@@ -148,7 +103,7 @@ def capture(source: Source, request: CaptureRequest) -> Iterator[Image]:
 
 def _capture(src: VideoSource, request: CaptureRequest) -> Iterator[Image]:
     with src:
-        for item in _select(src, request):
+        for item in select(src, request):
             frame = item.frame
             if isinstance(request, SnapshotRequest):
                 shape = geometry.for_snapshot(
@@ -169,12 +124,12 @@ def _capture(src: VideoSource, request: CaptureRequest) -> Iterator[Image]:
             )
 
 
-def _select(src: VideoSource, request: CaptureRequest) -> Iterator[_Selected]:
+def select(src: VideoSource, request: CaptureRequest) -> Iterator[Selected]:
     """The decoded frames a request outputs, in time order (repeated where a plan repeats one)."""
     dhash_mode = isinstance(request, SnapshotsRequest) and request.m == "dhash"
     if src.info.cover_art:  # audio with a cover picture: the cover, once, in every mode
         for number, frame in src.decode(decode_runs(src.index, [0])):
-            yield _Selected(number, frame, 100.0 if dhash_mode else None)
+            yield Selected(number, frame, 100.0 if dhash_mode else None)
         return
     check_against_media(request, src.info.width, src.info.height, float(src.index.duration * 1000))
     plan = plan_capture(request, src.index)
@@ -184,10 +139,10 @@ def _select(src: VideoSource, request: CaptureRequest) -> Iterator[_Selected]:
     repeats = Counter(plan.frames)
     for number, frame in src.decode(plan.runs):
         for _ in range(repeats[number]):
-            yield _Selected(number, frame, None)
+            yield Selected(number, frame, None)
 
 
-def _select_dhash(src: VideoSource, runs: Any, request: SnapshotsRequest) -> Iterator[_Selected]:
+def _select_dhash(src: VideoSource, runs: Any, request: SnapshotsRequest) -> Iterator[Selected]:
     """Hashes each candidate's luma; keeps score > thr; with num, the num best in time order."""
     hold = request.num * src.info.width * src.info.height <= _DHASH_HOLD_PIXELS
     best: list[tuple[float, int, Any]] = []  # min-heap of (score, -number, frame or None)
@@ -199,7 +154,7 @@ def _select_dhash(src: VideoSource, runs: Any, request: SnapshotsRequest) -> Ite
         if score <= request.thr:
             continue
         if not request.num:
-            yield _Selected(number, frame, score)
+            yield Selected(number, frame, score)
             continue
         # Ranking key (score, -number): higher score wins, on ties the earlier frame.
         heapq.heappush(best, (score, -number, frame if hold else None))
@@ -208,11 +163,11 @@ def _select_dhash(src: VideoSource, runs: Any, request: SnapshotsRequest) -> Ite
     winners = sorted(best, key=lambda entry: -entry[1])
     if hold:
         for score, neg_number, frame in winners:
-            yield _Selected(-neg_number, frame, score)
+            yield Selected(-neg_number, frame, score)
         return
     scores = {-neg_number: score for score, neg_number, _ in winners}
     for number, frame in src.decode(decode_runs(src.index, list(scores))):
-        yield _Selected(number, frame, scores[number])
+        yield Selected(number, frame, scores[number])
 
 
 def probe(source: Source) -> dict[str, Any]:
