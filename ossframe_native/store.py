@@ -1,0 +1,486 @@
+"""Where saved objects go: the ``Store`` interface, ``LocalStore`` and ``FsspecStore``.
+
+A store holds buckets; a bucket holds objects named by keys that may contain ``/``. Every name
+is validated here, before anything runs, so that nothing can be written outside the store:
+see :func:`validate_bucket` and :func:`validate_key` (SPEC §4, docs/TASKS.md).
+
+Besides user objects, a store keeps the project's own records under *system names* that start
+with a dot and so can never clash with a bucket (``.tasks/<key>.json`` for task results,
+``.notify/<topic>.jsonl`` for notifications). Only this package writes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+from ossframe_native.errors import FrameError, InvalidArgument
+
+__all__ = [
+    "FsspecStore",
+    "LocalStore",
+    "Store",
+    "StoreError",
+    "open_store",
+    "validate_bucket",
+    "validate_key",
+]
+
+MAX_KEY_BYTES = 1023
+TEMP_SUFFIX = ".ossframe-tmp"
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_SYSTEM_RE = re.compile(r"\.(?:tasks|notify)/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class StoreError(FrameError):
+    """Reading or writing the store failed (disk full, permissions, network, ...)."""
+
+    code = "StoreError"
+
+
+def validate_bucket(bucket: str, param: str = "b") -> str:
+    """Return ``bucket`` if it is a valid OSS bucket name, else raise ``InvalidArgument``.
+
+    OSS rules: 3 to 63 characters, lower-case letters, digits and hyphens, starting and ending
+    with a letter or digit.
+    """
+    if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
+        raise InvalidArgument(
+            param,
+            f"invalid bucket name {bucket!r}; a bucket name has 3 to 63 characters, only "
+            "lower-case letters, digits and hyphens, and starts and ends with a letter or digit",
+        )
+    return bucket
+
+
+def validate_key(key: str, param: str = "o") -> str:
+    """Return ``key`` if it is an object key that stays inside its bucket, else raise.
+
+    Refused: empty keys, keys over 1023 bytes of UTF-8, absolute keys (leading ``/``),
+    backslashes, NUL and other control characters, and empty, ``.`` or ``..`` segments.
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidArgument(param, "the object name is empty; give a name of 1 to 1023 bytes")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(param, f"object name {key!r} is not valid UTF-8 text") from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidArgument(
+            param, f"object name is {size} bytes of UTF-8; at most {MAX_KEY_BYTES} are allowed"
+        )
+    if "\\" in key:
+        raise InvalidArgument(
+            param, f"object name {key!r} contains a backslash; separate folders with '/'"
+        )
+    if _CONTROL_RE.search(key):
+        raise InvalidArgument(
+            param, f"object name {key!r} contains NUL or a control character; these are refused"
+        )
+    if key.startswith("/"):
+        raise InvalidArgument(
+            param, f"object name {key!r} is absolute; names are relative to their bucket"
+        )
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidArgument(
+                param,
+                f"object name {key!r} has an empty, '.' or '..' path segment; a name may not "
+                "leave its bucket or contain '//'",
+            )
+    return key
+
+
+def _check_system_name(name: str) -> str:
+    if not _SYSTEM_RE.fullmatch(name):
+        raise ValueError(f"not a system record name: {name!r}")
+    return name
+
+
+class Store(ABC):
+    """A place to save objects: buckets of keys, atomic whole-object writes.
+
+    Subclasses implement the ``_``-prefixed primitives; the public methods validate names.
+    A store must be picklable so that batch workers can use it.
+    """
+
+    #: A printable location of the store root (directory path or URL).
+    location: str
+
+    def put(self, bucket: str, key: str, data: bytes) -> int:
+        """Write ``data`` as object ``key`` of ``bucket``, atomically; return bytes written.
+
+        Readers see either the previous object or the whole new one, never a partial one.
+        """
+        validate_bucket(bucket)
+        validate_key(key)
+        self._put(f"{bucket}/{key}", bytes(data))
+        return len(data)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        """Read object ``key`` of ``bucket``; ``KeyError`` when it does not exist."""
+        validate_bucket(bucket)
+        validate_key(key)
+        data = self._get(f"{bucket}/{key}")
+        if data is None:
+            raise KeyError(f"{bucket}/{key}")
+        return data
+
+    def exists(self, bucket: str, key: str) -> bool:
+        validate_bucket(bucket)
+        validate_key(key)
+        return self._get(f"{bucket}/{key}") is not None
+
+    def list(self, bucket: str, prefix: str = "") -> list[str]:
+        """Sorted keys of ``bucket`` that start with ``prefix`` (temporary files excluded)."""
+        validate_bucket(bucket)
+        return sorted(k for k in self._list(bucket) if k.startswith(prefix))
+
+    def url(self, bucket: str, key: str) -> str:
+        """Where object ``key`` of ``bucket`` lives: a file path or a URL."""
+        validate_bucket(bucket)
+        validate_key(key)
+        return self._url(f"{bucket}/{key}")
+
+    # -- system records (task results, notifications) ---------------------------------------
+
+    def put_record(self, name: str, data: bytes) -> None:
+        """Atomically write the system record ``name`` (e.g. ``.tasks/<key>.json``)."""
+        self._put(_check_system_name(name), bytes(data))
+
+    def get_record(self, name: str) -> bytes | None:
+        """Read the system record ``name``; ``None`` when there is none."""
+        return self._get(_check_system_name(name))
+
+    @abstractmethod
+    def append_line(self, name: str, line: bytes) -> str:
+        """Append one JSON line to the stream ``name`` (``.notify/<topic>.jsonl``).
+
+        Concurrent appenders, in any number of processes, never interleave. Returns where the
+        line went (a path or URL).
+        """
+
+    @abstractmethod
+    def read_lines(self, name: str) -> list[bytes]:
+        """The lines of the stream ``name`` in the order they were appended (may be empty)."""
+
+    # -- primitives ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def _put(self, path: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _get(self, path: str) -> bytes | None: ...
+
+    @abstractmethod
+    def _list(self, bucket: str) -> Iterator[str]: ...
+
+    @abstractmethod
+    def _url(self, path: str) -> str: ...
+
+    @property
+    def in_process(self) -> bool:
+        """True when the store's data lives only in this process (``memory://``)."""
+        return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
+
+
+class LocalStore(Store):
+    """The embedded default: a directory; each bucket is a sub-directory of ``root``.
+
+    Buckets and sub-directories are created on demand. Writes go to a hidden temporary file in
+    the object's own directory (``.<name>.<random>.ossframe-tmp``), are fsynced, then renamed
+    over the final name with ``os.replace``; a crash leaves at most a hidden temporary file,
+    never a partial object under its final name.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.location = self.root
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LocalStore, (self.root,))
+
+    def _path(self, path: str) -> str:
+        return os.path.join(self.root, *path.split("/"))
+
+    def _url(self, path: str) -> str:
+        return self._path(path)
+
+    def _put(self, path: str, data: bytes) -> None:
+        final = self._path(path)
+        directory, name = os.path.split(final)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._check_inside(path, directory)
+            _atomic_write(directory, name, data)
+        except OSError as exc:
+            raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
+
+    def _check_inside(self, path: str, directory: str) -> None:
+        # The key is already free of '..'; this guards against a symbolic link inside the
+        # bucket (or .tasks/.notify) that points elsewhere.
+        top = os.path.realpath(os.path.join(self.root, path.split("/", 1)[0]))
+        real = os.path.realpath(directory)
+        if real != top and not real.startswith(top + os.sep):
+            raise StoreError(f"{directory} resolves to {real}, outside {top}; refusing to write")
+
+    def _get(self, path: str) -> bytes | None:
+        try:
+            with open(self._path(path), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self._path(path)}: {exc.strerror or exc}") from exc
+
+    def _list(self, bucket: str) -> Iterator[str]:
+        top = self._path(bucket)
+        for dirpath, _dirs, files in os.walk(top):
+            rel = os.path.relpath(dirpath, top)
+            for name in files:
+                if name.endswith(TEMP_SUFFIX):
+                    continue
+                yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
+
+    def append_line(self, name: str, line: bytes) -> str:
+        path = self._path(_check_system_name(name))
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            append_line_to_file(path, line)
+        except OSError as exc:
+            raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from exc
+        return path
+
+    def read_lines(self, name: str) -> list[bytes]:
+        data = self._get(_check_system_name(name))
+        return [] if data is None else [ln for ln in data.split(b"\n") if ln]
+
+
+def _atomic_write(directory: str, name: str, data: bytes) -> None:
+    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, os.path.join(directory, name))
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: str) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # pragma: no cover - e.g. some network file systems
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def append_line_to_file(path: str, line: bytes) -> None:
+    """Append ``line`` (a newline is added) to ``path`` so that appenders never interleave.
+
+    The file is opened with ``O_APPEND`` and the whole line is written while an exclusive
+    ``flock`` is held (which also covers lines longer than the kernel's atomic-write size and
+    short writes), then fsynced.
+    """
+    if b"\n" in line:
+        raise ValueError("a JSON line may not contain a newline")
+    data = line + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        _lock(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+try:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+except ImportError:  # pragma: no cover - Windows: O_APPEND single writes only
+
+    def _lock(fd: int) -> None:
+        pass
+
+    def _unlock(fd: int) -> None:
+        pass
+
+
+class FsspecStore(Store):
+    """A store on any fsspec URL: ``s3://``, ``oss://``, ``gs://``, ``memory://``, ``file://``.
+
+    Bucket ``b`` and key ``k`` map to ``<url>/b/k``. With a URL that names only the scheme
+    (``s3://``) the OSS bucket is the object-storage bucket itself. Object stores replace an
+    object in one request, so a reader never sees part of it; on a local file system the
+    object is written to a hidden temporary name and renamed. Object stores cannot append, so
+    each notification line is stored as its own object ``.notify/<topic>.jsonl.d/<time>-<id>``
+    and :meth:`read_lines` returns them in time order. ``storage_options`` go to fsspec
+    (e.g. ``client_kwargs={"endpoint_url": ...}`` for an S3-compatible server).
+    """
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        try:
+            import fsspec
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise InvalidArgument(
+                "store", "FsspecStore needs fsspec: pip install 'ossframe_native[fsspec]'"
+            ) from exc
+        self.base_url = url
+        self.storage_options = dict(storage_options)
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        except (ValueError, ImportError) as exc:
+            raise InvalidArgument("store", f"cannot open store URL {url!r}: {exc}") from exc
+        self.fs = fs
+        self.root = root.rstrip("/")
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        self._protocol = protocols[0]
+        self._local = "file" in protocols or "local" in protocols
+        self._memory = "memory" in protocols
+        self.location = url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_make_fsspec_store, (self.base_url, self.storage_options))
+
+    @property
+    def in_process(self) -> bool:
+        return self._memory
+
+    def _full(self, path: str) -> str:
+        return f"{self.root}/{path}" if self.root else path
+
+    def _url(self, path: str) -> str:
+        full = self._full(path)
+        return full if self._local else f"{self._protocol}://{full.lstrip('/')}"
+
+    def _put(self, path: str, data: bytes) -> None:
+        full = self._full(path)
+        try:
+            if self._local:
+                parent = full.rsplit("/", 1)[0]
+                self.fs.makedirs(parent, exist_ok=True)
+                _atomic_write(parent, full.rsplit("/", 1)[1], data)
+            else:
+                self.fs.pipe_file(full, data)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise StoreError(f"cannot write {self._url(path)}: {exc}") from exc
+
+    def _get(self, path: str) -> bytes | None:
+        full = self._full(path)
+        try:
+            return bytes(self.fs.cat_file(full))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self._url(path)}: {exc}") from exc
+
+    def _list(self, bucket: str) -> Iterator[str]:
+        top = self._full(bucket).rstrip("/")
+        self.fs.invalidate_cache(top)
+        try:
+            found = self.fs.find(top)
+        except FileNotFoundError:
+            return
+        for full in found:
+            full = full.lstrip("/") if not top.startswith("/") else full
+            if not full.startswith(top + "/"):
+                continue
+            key = full[len(top) + 1 :]
+            if key and not key.rsplit("/", 1)[-1].endswith(TEMP_SUFFIX):
+                yield key
+
+    def append_line(self, name: str, line: bytes) -> str:
+        _check_system_name(name)
+        if b"\n" in line:
+            raise ValueError("a JSON line may not contain a newline")
+        if self._local:
+            full = self._full(name)
+            try:
+                self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+                append_line_to_file(full, line)
+            except OSError as exc:
+                raise StoreError(f"cannot append to {full}: {exc}") from exc
+            return full
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        part = f"{name}.d/{stamp}{time.time_ns() % 1_000_000_000:09d}-{uuid.uuid4().hex[:12]}"
+        self._put(part, line + b"\n")
+        return self._url(part)
+
+    def read_lines(self, name: str) -> list[bytes]:
+        _check_system_name(name)
+        if self._local:
+            data = self._get(name)
+            return [] if data is None else [ln for ln in data.split(b"\n") if ln]
+        top = self._full(f"{name}.d")
+        self.fs.invalidate_cache(top)
+        try:
+            parts = sorted(self.fs.find(top))
+        except FileNotFoundError:
+            return []
+        lines: list[bytes] = []
+        for part in parts:
+            lines.extend(ln for ln in bytes(self.fs.cat_file(part)).split(b"\n") if ln)
+        return lines
+
+
+def _make_fsspec_store(url: str, storage_options: dict[str, Any]) -> FsspecStore:
+    return FsspecStore(url, **storage_options)
+
+
+def open_store(root: str | os.PathLike[str] | Store) -> Store:
+    """A store from a directory path, an fsspec URL (``scheme://...``) or a store itself."""
+    if isinstance(root, Store):
+        return root
+    text = os.fspath(root)
+    if not isinstance(text, str) or not text:
+        raise InvalidArgument("store", "give a directory path or a URL such as s3://bucket/prefix")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
+        if text.startswith("file://"):
+            return LocalStore(text[len("file://") :])
+        return FsspecStore(text)
+    return LocalStore(text)
+
+
+def dump_json_line(obj: Any) -> bytes:
+    """One compact JSON line (no newline inside; non-ASCII kept as UTF-8)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

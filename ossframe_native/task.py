@@ -1,0 +1,456 @@
+"""``process()``: a capture action plus ``sys/saveas`` and ``notify`` → a ``TaskResult``.
+
+The order of a task (SPEC §4, docs/TASKS.md):
+
+1. Everything that can be checked without the media is checked first: the process string, the
+   store, the bucket name, the object-name template (with the source's ``{barename}``), the
+   topic name and the webhook mapping. Any problem raises ``InvalidArgument``; nothing is
+   decoded and nothing is written.
+2. Outputs are streamed from ``capture()`` into the store one by one, each written atomically.
+3. A failure midway ends the task ``Failed`` with its error code and message; what was saved
+   stays and is listed, and no partial object exists under a final name.
+4. With ``notify``, the result is delivered as one JSON message to the topic.
+5. The result is recorded in the store as ``.tasks/<task key>.json`` (the key hashes the
+   source's absolute path and the process string), which is what a batch re-run reads to skip
+   finished sources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from ossframe_native import notify as _notify
+from ossframe_native.errors import FrameError, InvalidArgument
+from ossframe_native.naming import NameTemplate, barename_of, compile_template
+from ossframe_native.store import Store, open_store, validate_bucket
+
+__all__ = [
+    "SavedObject",
+    "TaskResult",
+    "add_cli_arguments",
+    "cli_main",
+    "exit_status",
+    "process",
+    "task_key",
+]
+
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+EXIT_STATUS = {"InvalidArgument": 2, "MediaError": 3}
+
+
+@dataclass(frozen=True)
+class SavedObject:
+    """One object in the store after the task: its key and the output it holds."""
+
+    key: str
+    index: int  # output number from 1 ({index})
+    time_ms: int  # the frame's time ({ms})
+    width: int
+    height: int
+    bytes: int  # size of the object in bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "index": self.index,
+            "time_ms": self.time_ms,
+            "width": self.width,
+            "height": self.height,
+            "bytes": self.bytes,
+        }
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a ``sys/saveas`` task did; ``to_dict()`` is the notify message and the record."""
+
+    task_id: str
+    state: str  # "Succeeded" or "Failed"
+    source: str
+    spec: str
+    store: str
+    bucket: str
+    objects: tuple[SavedObject, ...]  # the objects as they are in the store, in write order
+    outputs: int  # outputs written (more than len(objects) when names repeat)
+    overwritten: int  # outputs that replaced an earlier output of this task
+    bytes_written: int
+    error_code: str | None = None
+    error_message: str | None = None
+    timings: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    notify: Mapping[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == SUCCEEDED
+
+    @property
+    def keys(self) -> list[str]:
+        return [o.key for o in self.objects]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "state": self.state,
+            "source": self.source,
+            "spec": self.spec,
+            "store": self.store,
+            "bucket": self.bucket,
+            "objects": [o.to_dict() for o in self.objects],
+            "outputs": self.outputs,
+            "overwritten": self.overwritten,
+            "bytes_written": self.bytes_written,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "timings": dict(self.timings),
+            "notes": list(self.notes),
+            "notify": None if self.notify is None else dict(self.notify),
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskResult:
+        return cls(
+            task_id=data["task_id"],
+            state=data["state"],
+            source=data["source"],
+            spec=data["spec"],
+            store=data["store"],
+            bucket=data["bucket"],
+            objects=tuple(SavedObject(**o) for o in data["objects"]),
+            outputs=data["outputs"],
+            overwritten=data["overwritten"],
+            bytes_written=data["bytes_written"],
+            error_code=data.get("error_code"),
+            error_message=data.get("error_message"),
+            timings=dict(data.get("timings") or {}),
+            notes=tuple(data.get("notes") or ()),
+            notify=data.get("notify"),
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The spec-level part of a task, checked once (a batch checks it before any source)."""
+
+    spec: str
+    request: Any  # ProcessRequest
+    store: Store
+    bucket: str
+    template: NameTemplate
+    topic: str | None
+    topics: Mapping[str, _notify.Webhook]
+
+
+def process(
+    source: Any,
+    spec: str,
+    store: Store | str | os.PathLike[str] | None = None,
+    topics: Mapping[str, str | _notify.Webhook] | None = None,
+    task_id: str | None = None,
+) -> TaskResult | list[Any]:
+    """Runs a process string on ``source``.
+
+    Without ``sys/saveas`` the captured ``Image`` objects are returned as a list. With it, each
+    output is saved to ``store`` (a :class:`Store`, a directory path or an fsspec URL) and a
+    :class:`TaskResult` is returned, ``Failed`` rather than raised when the media or the store
+    fails midway. ``topics`` maps topic names to http(s) webhook URLs (or :class:`Webhook`);
+    unmapped topics are appended to ``.notify/<topic>.jsonl`` in the store.
+
+    Raises ``InvalidArgument`` before decoding anything when the process string, the store, the
+    bucket, the object name or the topic is not valid.
+    """
+    from ossframe_native.params import parse_process
+
+    request = parse_process(spec)
+    if request.saveas is None:
+        if request.notify is not None:
+            raise InvalidArgument(
+                "notify",
+                "notify needs sys/saveas: the message reports the saved objects; add "
+                "'|sys/saveas,b_..,o_..' before notify",
+            )
+        from ossframe_native import api
+
+        return list(api.capture(source, request.action))
+    plan = prepare(spec, request, store, topics)
+    return run_task(plan, source, task_id=task_id, raise_invalid=True)
+
+
+def prepare(
+    spec: str,
+    request: Any,
+    store: Store | str | os.PathLike[str] | None,
+    topics: Mapping[str, str | _notify.Webhook] | None,
+) -> _Plan:
+    """Checks everything about a saveas task that does not depend on the source."""
+    if request.saveas is None:
+        raise InvalidArgument(
+            "spec", "this needs a process string with '|sys/saveas,b_..,o_..' to store outputs"
+        )
+    if store is None:
+        raise InvalidArgument(
+            "store",
+            "sys/saveas needs a store: pass store=LocalStore(root), a directory path or an fsspec "
+            "URL (--root DIR on the command line)",
+        )
+    store = open_store(store)
+    bucket = validate_bucket(request.saveas.bucket)
+    template = compile_template(request.saveas.object)
+    # Catch names that escape the bucket now, with neutral values for the source-dependent parts.
+    template.render(index=1, ms=0, autoext=request.action.f, barename="x")
+    topic = None
+    if request.notify is not None:
+        topic = _notify.validate_topic(request.notify.topic)
+    webhooks = _notify.normalize_topics(topics)
+    return _Plan(spec, request, store, bucket, template, topic, webhooks)
+
+
+def task_key(source: Any, spec: str) -> str | None:
+    """The key under which a path source's result is recorded (``None`` for other sources)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = os.path.abspath(os.fsdecode(source))
+    return hashlib.sha256(f"{path}\n{spec}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def source_stat(source: Any) -> dict[str, Any] | None:
+    """Path, size and modification time of a path source, as recorded with its result."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = os.path.abspath(os.fsdecode(source))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def record_name(key: str) -> str:
+    return f".tasks/{key}.json"
+
+
+def _source_label(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fsdecode(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<bytes: {len(source)}>"
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else "<file object>"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None) if isinstance(exc, FrameError) else None
+    return code if isinstance(code, str) else type(exc).__name__
+
+
+def run_task(
+    plan: _Plan, source: Any, task_id: str | None = None, raise_invalid: bool = True
+) -> TaskResult:
+    """Runs one saveas task on ``source`` (see the module docstring for the order)."""
+    from ossframe_native import api
+
+    task_id = task_id or uuid.uuid4().hex
+    started_at = _now()
+    t0 = time.perf_counter()
+    barename = barename_of(source)
+    action = plan.request.action
+    objects: dict[str, SavedObject] = {}
+    outputs = overwritten = written = 0
+    write_s = 0.0
+    error: BaseException | None = None
+    last_key = ""
+    try:
+        # The one check that needs the source's name, still before any decode.
+        plan.template.render(index=1, ms=0, autoext=action.f, barename=barename)
+    except InvalidArgument as exc:
+        if raise_invalid:
+            raise
+        error = exc
+    if error is None:
+        images = None
+        try:
+            images = api.capture(source, action)
+            for image in images:
+                outputs += 1
+                key = plan.template.render(
+                    index=outputs, ms=image.time_ms, autoext=image.format, barename=barename
+                )
+                tw = time.perf_counter()
+                size = plan.store.put(plan.bucket, key, image.data)
+                write_s += time.perf_counter() - tw
+                written += size
+                if objects.pop(key, None) is not None:
+                    overwritten += 1
+                objects[key] = SavedObject(
+                    key, outputs, image.time_ms, image.width, image.height, size
+                )
+                last_key = key
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed result
+            error = exc
+        finally:
+            close = getattr(images, "close", None)
+            if close is not None:
+                close()
+    total_s = time.perf_counter() - t0
+    notes: list[str] = []
+    if overwritten:
+        notes.append(_overwrite_note(plan.template, outputs, overwritten, objects, last_key))
+    if error is None and outputs == 0:
+        notes.append("the action returned no output; nothing was saved")
+    result = TaskResult(
+        task_id=task_id,
+        state=SUCCEEDED if error is None else FAILED,
+        source=_source_label(source),
+        spec=plan.spec,
+        store=plan.store.location,
+        bucket=plan.bucket,
+        objects=tuple(objects.values()),
+        outputs=outputs,
+        overwritten=overwritten,
+        bytes_written=written,
+        error_code=None if error is None else _error_code(error),
+        error_message=None if error is None else str(error),
+        timings={
+            "started_at": started_at,
+            "finished_at": _now(),
+            "total_ms": round(total_s * 1000, 3),
+            "capture_ms": round((total_s - write_s) * 1000, 3),
+            "write_ms": round(write_s * 1000, 3),
+        },
+        notes=tuple(notes),
+    )
+    if plan.topic is not None:
+        tn = time.perf_counter()
+        delivery = _notify.deliver(plan.topic, result.to_dict(), plan.store, plan.topics)
+        timings = dict(result.timings, notify_ms=round((time.perf_counter() - tn) * 1000, 3))
+        result = replace(result, notify=delivery, timings=timings)
+    return _record(result, source, plan)
+
+
+def _overwrite_note(
+    template: NameTemplate,
+    outputs: int,
+    overwritten: int,
+    objects: Mapping[str, SavedObject],
+    last_key: str,
+) -> str:
+    if template.fixed and len(objects) == 1:
+        last = objects[last_key]
+        return (
+            f"object name {template.source!r} is the same for every output: {outputs} outputs "
+            f"were written to {last_key!r} in turn, each replacing the last (as OSS does); it "
+            f"holds output {last.index} (time_ms={last.time_ms}). Add {{index}} or {{ms}} to the "
+            "name to keep them all"
+        )
+    return (
+        f"{overwritten} of {outputs} outputs replaced an earlier output of this task with the "
+        f"same object name (template {template.source!r}); the objects listed are what remains"
+    )
+
+
+def _record(result: TaskResult, source: Any, plan: _Plan) -> TaskResult:
+    key = task_key(source, plan.spec)
+    if key is None:
+        return result
+    record = result.to_dict()
+    record["source_stat"] = source_stat(source)
+    try:
+        plan.store.put_record(record_name(key), json.dumps(record, ensure_ascii=False).encode())
+    except FrameError as exc:
+        return replace(result, notes=(*result.notes, f"the result was not recorded: {exc}"))
+    return result
+
+
+def load_record(store: Store, source: Any, spec: str) -> dict[str, Any] | None:
+    """The recorded result of ``source`` + ``spec`` in ``store``, or ``None``."""
+    key = task_key(source, spec)
+    if key is None:
+        return None
+    data = store.get_record(record_name(key))
+    if data is None:
+        return None
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_complete(record: Mapping[str, Any] | None, source: Any) -> bool:
+    """True when ``record`` says the task succeeded on the source as it is now (same size and
+    modification time), so a batch re-run may skip it."""
+    if not record or record.get("state") != SUCCEEDED:
+        return False
+    then = record.get("source_stat")
+    now = source_stat(source)
+    return bool(then and now and then == now)
+
+
+def exit_status(result: TaskResult) -> int:
+    """The command-line exit status for a result: 0, 2 InvalidArgument, 3 MediaError, else 1."""
+    if result.ok:
+        return 0
+    return EXIT_STATUS.get(result.error_code or "", 1)
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--root`` and ``--topic NAME=URL`` (for ``ossframe process`` and ``batch``)."""
+    parser.add_argument(
+        "--root",
+        metavar="DIR|URL",
+        help="store for sys/saveas: a directory (each bucket is a sub-directory) or an fsspec "
+        "URL such as s3://bucket/prefix",
+    )
+    parser.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="deliver notify messages of topic NAME by POST to an http(s) URL (repeatable); "
+        "other topics go to <root>/.notify/<topic>.jsonl",
+    )
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """``ossframe process SOURCE SPEC --root DIR`` for a spec with sys/saveas.
+
+    Prints the task result as JSON on stdout; on failure also one line on stderr. Returns the
+    exit status. Raises ``InvalidArgument`` (exit 2 in the CLI) for problems found before the
+    task starts.
+    """
+    if getattr(args, "output", None):
+        raise InvalidArgument(
+            "-o", "-o is for process strings without sys/saveas; the saveas object name is used"
+        )
+    if not getattr(args, "root", None):
+        raise InvalidArgument(
+            "--root", "sys/saveas needs a store: give --root DIR (or an fsspec URL)"
+        )
+    topics = _notify.parse_topic_args(getattr(args, "topic", None))
+    result = process(args.source, args.spec, store=args.root, topics=topics)
+    assert isinstance(result, TaskResult)
+    print(result.to_json(indent=2))
+    if not result.ok:
+        print(f"ossframe: {result.error_code}: {result.error_message}", file=sys.stderr)
+    return exit_status(result)
