@@ -370,7 +370,7 @@ def test_kill_mid_task_leaves_only_complete_images(tmp_path) -> None:
     frames = root / "my-bucket" / "frames"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if frames.is_dir() and len(os.listdir(frames)) >= 10:
+        if frames.is_dir() and sum(not n.startswith(".") for n in os.listdir(frames)) >= 10:
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
