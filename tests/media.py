@@ -118,10 +118,11 @@ def render_frame(
     style: str = "waves",
     seed: int = 0,
     noise: float = 20.0,
+    label: bool = False,
 ) -> np.ndarray:
     """Frame ``index`` of a clip: ``style`` background that moves with ``index``, a moving
     coloured square, +-``noise`` levels of uniform noise, and the number pattern for
-    ``number``."""
+    ``number``; with ``label``, also the number in digits for people (right of the blocks)."""
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     t = float(index)
@@ -157,6 +158,15 @@ def render_frame(
         rgb += rng.uniform(-noise, noise, size=rgb.shape).astype(np.float32)
     out = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     draw_number(out, number)
+    if label:
+        import cv2
+
+        scale = max(0.5, h / 240)
+        org = (CODE_W + 8, int(CODE_H * 0.75))
+        text = f"frame {number}"
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(out, text, org, font, scale, (0, 0, 0), 6, cv2.LINE_AA)
+        cv2.putText(out, text, org, font, scale, (255, 255, 255), 2, cv2.LINE_AA)
     return out
 
 
@@ -266,6 +276,7 @@ def make_clip(
     seed: int = 0,
     noise: float = 20.0,
     container_options: dict[str, str] | None = None,
+    label: bool = False,
 ) -> ClipTruth:
     """Writes a clip whose frame ``i`` shows the number ``i`` and returns its truth.
 
@@ -280,6 +291,7 @@ def make_clip(
     * ``options``: extra encoder options (override the defaults).
     * ``container_options``: muxer options (e.g. ``{"movflags": "faststart"}``).
     * ``noise``: amplitude of the per-pixel noise (0 for smooth content that resizes cleanly).
+    * ``label``: also print "frame N" in digits on every frame (for people looking at it).
     """
     path = Path(path)
     fps = Fraction(fps)
@@ -316,7 +328,7 @@ def make_clip(
         for i in range(n_frames):
             scene = sum(1 for c in cuts if c <= i)
             style = SCENE_STYLES[scene % len(SCENE_STYLES)] if cuts else "waves"
-            rgb = render_frame(i, i, size, style=style, seed=seed, noise=noise)
+            rgb = render_frame(i, i, size, style=style, seed=seed, noise=noise, label=label)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = pts_list[i]
             frame.time_base = tb

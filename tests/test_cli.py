@@ -92,11 +92,25 @@ def test_probe_json(clip_ts_offset: ClipTruth) -> None:
     assert info["rotation"] == 0 and info["cover_art"] is False
 
 
-def test_probe_rotation_and_cover(clip_rot270: ClipTruth, audio_m4a_cover: Path) -> None:
-    info = json.loads(ossframe("probe", clip_rot270.path).stdout)
+def test_probe_rotation(clip_rot270: ClipTruth) -> None:
+    proc = ossframe("probe", clip_rot270.path)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
     assert info["rotation"] == 270  # display matrix angle -90, counter-clockwise in 0..359
-    info = json.loads(ossframe("probe", audio_m4a_cover).stdout)
+    assert (info["width"], info["height"]) == (192, 108)  # stored size
+
+
+def test_probe_and_process_cover(audio_m4a_cover: Path, tmp_path: Path) -> None:
+    proc = ossframe("probe", audio_m4a_cover)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
     assert info["cover_art"] is True
+    assert (info["width"], info["height"]) == (120, 90)
+    out = tmp_path / "cover.png"
+    proc = ossframe("process", audio_m4a_cover, "video/snapshots,f_png,m_avg,num_4", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.png"]
+    assert read_frame_number(decode_image(out.read_bytes())) == 7
 
 
 @pytest.mark.parametrize(

@@ -256,3 +256,16 @@ def test_corrupt_middle_damage(corrupt_middle) -> None:
     assert 60 in numbers  # FFmpeg resumes at the next keyframe
     assert truth.keyframes == (0, 30, 60)
     assert all(r.pict_type != PICT_B for r in reference_frames(truth.path))
+
+
+def test_shipped_sample() -> None:
+    """``examples/sample.mp4`` (made by ``examples/make_sample.py``) is what its script says."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "sample.mp4"
+    assert path.stat().st_size < 1_000_000
+    refs = reference_frames(path)
+    assert [r.number for r in refs] == list(range(250))
+    assert [i for i, r in enumerate(refs) if r.key] == [0, 50, 100, 150, 200]
+    assert refs[0].rgb.shape == (360, 640, 3)
+    assert refs[-1].time == Fraction(249, 25)

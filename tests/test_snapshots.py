@@ -153,7 +153,7 @@ def avg_selection(refs, ss: int, num: int, duration_ms: Fraction) -> list[int]:
         ("clip_h264_b", 0, 7),
         ("clip_h264_b", 0, 16),
         ("clip_h264_b", 700, 5),
-        ("clip_h264_long_gop", 0, 9),
+        ("clip_h264_long_gop", 0, 8),
         ("clip_ts_offset", 300, 6),
         ("clip_vfr", 0, 8),
         ("clip_vp9", 0, 11),
@@ -172,6 +172,15 @@ def test_avg_mode(ofn, name: str, ss: int, num: int, request: pytest.FixtureRequ
         assert shown_at(refs, int(t)) == shown_at(refs, -(-t.numerator // t.denominator)), (k, t)
     images = list(ofn.snapshots(truth.path, f="jpg", m="avg", ss=ss, num=num))
     check_outputs(images, refs, expected)
+
+
+def test_avg_sample_exactly_on_a_frame(ofn, clip_h264_long_gop: ClipTruth) -> None:
+    """D = 10000 ms, num 9: sample 3 is at 10000/3 ms, exactly frame 100's time (100/30 s).
+    In exact arithmetic that is frame 100 (a sample rounded down to 3333 ms would give 99)."""
+    refs = reference_frames(clip_h264_long_gop.path)
+    assert refs[100].time == Fraction(10, 3)
+    images = list(ofn.snapshots(clip_h264_long_gop.path, f="jpg", m="avg", num=9))
+    assert [i.index for i in images] == [0, 33, 66, 100, 133, 166, 200, 233, 266]
 
 
 def test_avg_by_hand(ofn, clip_h264_b: ClipTruth) -> None:
