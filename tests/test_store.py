@@ -204,7 +204,7 @@ def test_append_line_refuses_newlines(tmp_path: Path) -> None:
 
 
 def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
-    """Four processes append 50 lines of ~20 KB each (far above the pipe atomic size)."""
+    """Three processes append 50 lines of ~20 KB each (far above the pipe atomic size)."""
     script = textwrap.dedent(
         """
         import json, sys
@@ -218,14 +218,14 @@ def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", script, str(tmp_path), w], env=child_env())
-        for w in "abcd"
+        for w in "abc"
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     raw = (tmp_path / ".notify" / "t.jsonl").read_bytes()
     assert raw.endswith(b"\n")
     lines = [json.loads(line) for line in raw.decode().splitlines()]
-    assert len(lines) == 200
-    for who in "abcd":
+    assert len(lines) == 150
+    for who in "abc":
         mine = [m for m in lines if m["who"] == who]
         assert [m["i"] for m in mine] == list(range(50))
         assert all(m["pad"] == who * (20000 + m["i"]) for m in mine)
