@@ -1,16 +1,21 @@
 """ossframe_native: exact, fast video frame capture with the OSS ``video/snapshot(s)`` interface."""
 
 from .api import Image, capture, probe, snapshot, snapshots
+from .batch import process_many
 from .errors import FrameError, InvalidArgument, MediaError
 from .ml import Frame, frames
 from .params import ProcessRequest, parse_process
+from .store import FsspecStore, LocalStore, Store
+from .task import TaskResult, process
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FsspecStore",
     "Frame",
     "FrameError",
     "Image",
+    "LocalStore",
     "InvalidArgument",
     "MediaError",
     "ProcessRequest",
@@ -18,6 +23,10 @@ __all__ = [
     "frames",
     "parse_process",
     "probe",
+    "process",
+    "process_many",
     "snapshot",
     "snapshots",
+    "Store",
+    "TaskResult",
 ]

@@ -128,8 +128,7 @@ def select(src: VideoSource, request: CaptureRequest) -> Iterator[Selected]:
     """The decoded frames a request outputs, in time order (repeated where a plan repeats one)."""
     dhash_mode = isinstance(request, SnapshotsRequest) and request.m == "dhash"
     if src.info.cover_art:  # audio with a cover picture: the cover, once, in every mode
-        for number, frame in src.decode(decode_runs(src.index, [0])):
-            yield Selected(number, frame, 100.0 if dhash_mode else None)
+        yield Selected(0, src.cover_frame(), 100.0 if dhash_mode else None)
         return
     check_against_media(request, src.info.width, src.info.height, float(src.index.duration * 1000))
     plan = plan_capture(request, src.index)
@@ -175,8 +174,11 @@ def probe(source: Source) -> dict[str, Any]:
     with VideoSource(source) as src:
         index = src.index
         keys = keyframe_numbers(index)
-        first = decode_runs(index, keys[:1] or [0], keyframes_only=bool(keys))
-        rotation = next((decode.rotation(frame) for _, frame in src.decode(first)), 0)
+        if src.info.cover_art:
+            rotation = 0
+        else:
+            first = decode_runs(index, keys[:1] or [0], keyframes_only=bool(keys))
+            rotation = next((decode.rotation(frame) for _, frame in src.decode(first)), 0)
         return {
             "codec": src.info.codec,
             "width": src.info.width,

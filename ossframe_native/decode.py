@@ -108,7 +108,7 @@ class VideoSource:
                 fps=float(self._stream.average_rate or self._stream.guessed_rate or 0),
                 cover_art=cover,
             )
-            self.index = _read_index(self._container, self._stream)
+            self.index = _cover_index() if cover else _read_index(self._container, self._stream)
         except BaseException:
             self._container.close()
             raise
@@ -131,6 +131,18 @@ class VideoSource:
         ctx = stream.codec_context
         ctx.thread_type = "AUTO"
         ctx.thread_count = self._threads
+
+    def cover_frame(self) -> Any:
+        """Decodes the embedded cover picture (the stream's one packet)."""
+        ctx = self._stream.codec_context
+        try:
+            self._container.seek(0)
+            for packet in self._container.demux(self._stream):
+                if packet.size:
+                    return next(iter([*ctx.decode(packet), *ctx.decode(None)]))
+        except (av.FFmpegError, StopIteration) as exc:
+            raise MediaError(f"cannot decode the cover picture ({exc})") from exc
+        raise MediaError("the cover picture stream holds no picture")
 
     def decode(self, runs: Iterable[DecodeRun]) -> Iterator[tuple[int, Any]]:
         """Yields ``(frame_number, av.VideoFrame)`` for every wanted frame of every run, in order.
@@ -281,6 +293,20 @@ def _picture_stream(container: Any) -> tuple[Any, bool]:
     if videos:
         return videos[0], True
     raise MediaError("no video stream and no cover picture in the source")
+
+
+def _cover_index() -> FrameIndex:
+    """The index of a cover picture: one keyframe at time 0."""
+    return FrameIndex(
+        pts=np.zeros(1, np.int64),
+        decode_pos=np.zeros(1, np.int64),
+        packet_key=np.ones(1, bool),
+        packet_pts=np.zeros(1, np.int64),
+        packet_dts=np.zeros(1, np.int64),
+        packet_ids={},
+        time_base=Fraction(1, 1000),
+        end_pts=1,
+    )
 
 
 def _read_index(container: Any, stream: Any) -> FrameIndex:

@@ -60,11 +60,11 @@ def snapshots_frames(request: SnapshotsRequest, index: FrameIndex) -> list[int]:
 def sampled_frames(index: FrameIndex, ss: Fraction, inter: Fraction) -> list[int]:
     """Frames shown at ss, ss+inter, ... up to the last frame's time, each frame once.
 
-    A frame that several samples fall on is returned once, so an interval not longer than the
-    frame interval returns every frame from the one shown at ``ss`` on.
+    A frame that several samples fall on is returned once. An interval of 0, or not longer than
+    the mean frame interval, returns every frame from the one shown at ``ss`` on (SPEC §3).
     """
     first = index.frame_at(ss)
-    if inter == 0:
+    if inter <= index.duration / len(index):
         return list(range(first, len(index)))
     last_time = index.time_exact(len(index) - 1)
     frames = [first]
