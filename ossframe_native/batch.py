@@ -181,11 +181,8 @@ def process_many(
                 "it: use workers=1 or a store on disk / object storage",
             )
         workers = 1
-    workers = max(1, min(workers or cores, len(paths) or 1))
-    if threads is None and workers > 1:
-        threads = max(1, cores // workers)
-
-    summary = BatchSummary(total=len(paths), workers=workers, threads=threads)
+    requested_workers, requested_threads = workers, threads
+    summary = BatchSummary(total=len(paths))
     started = time.perf_counter()
     own_report = report is not None and not hasattr(report, "write")
     out: IO[str] | None = (
@@ -237,6 +234,11 @@ def process_many(
             else:
                 pending.append(path)
         jobs = [(path, spec, plan.store, plan.topics) for path in pending]
+        workers = max(1, min(requested_workers or cores, len(jobs) or 1))
+        threads = requested_threads
+        if threads is None and workers > 1:
+            threads = max(1, cores // workers)
+        summary.workers, summary.threads = workers, threads
         if workers == 1:
             for line in _run_inline(jobs, threads):
                 emit(line, skipped=False)

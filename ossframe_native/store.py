@@ -11,6 +11,7 @@ with a dot and so can never clash with a bucket (``.tasks/<key>.json`` for task 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import json
@@ -141,7 +142,7 @@ class Store(ABC):
         validate_key(key)
         return self._get(f"{bucket}/{key}") is not None
 
-    def list(self, bucket: str, prefix: str = "") -> list[str]:
+    def list(self, bucket: str, prefix: str = "") -> builtins.list[str]:
         """Sorted keys of ``bucket`` that start with ``prefix`` (temporary files excluded)."""
         validate_bucket(bucket)
         return sorted(k for k in self._list(bucket) if k.startswith(prefix))
@@ -171,7 +172,7 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def read_lines(self, name: str) -> list[bytes]:
+    def read_lines(self, name: str) -> builtins.list[bytes]:
         """The lines of the stream ``name`` in the order they were appended (may be empty)."""
 
     # -- primitives ---------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class LocalStore(Store):
             raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from exc
         return path
 
-    def read_lines(self, name: str) -> list[bytes]:
+    def read_lines(self, name: str) -> builtins.list[bytes]:
         data = self._get(_check_system_name(name))
         return [] if data is None else [ln for ln in data.split(b"\n") if ln]
 
@@ -446,7 +447,7 @@ class FsspecStore(Store):
         self._put(part, line + b"\n")
         return self._url(part)
 
-    def read_lines(self, name: str) -> list[bytes]:
+    def read_lines(self, name: str) -> builtins.list[bytes]:
         _check_system_name(name)
         if self._local:
             data = self._get(name)
@@ -457,7 +458,7 @@ class FsspecStore(Store):
             parts = sorted(self.fs.find(top))
         except FileNotFoundError:
             return []
-        lines: list[bytes] = []
+        lines: builtins.list[bytes] = []
         for part in parts:
             lines.extend(ln for ln in bytes(self.fs.cat_file(part)).split(b"\n") if ln)
         return lines
