@@ -1,26 +1,119 @@
-"""Frames for ML pipelines: decoded frames as arrays, never through jpg/png."""
+"""Frames for ML pipelines: decoded frames as NumPy arrays or torch tensors, never through jpg/png.
+
+* :func:`frames` yields one :class:`Frame` per output of a ``video/snapshots`` request;
+  :func:`frames_batch` stacks them into one ``[N, ...]`` array or tensor (:class:`Batch`).
+* ``output="torch"`` on ``device="cpu"`` wraps the CPU result (the same pixels as NumPy). On
+  ``device="cuda"`` the decoded YUV planes go to the GPU as uint8 and are converted and resized
+  there by :mod:`torch_ops`; the stream itself is decoded by NVDEC when :mod:`hwdecode` allows.
+* :class:`FrameDataset` (a ``torch.utils.data.IterableDataset``, defined on first use so this
+  module imports without torch) reads a list of sources across DataLoader workers.
+
+torch is optional: nothing here imports it until torch output is asked for.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import geometry, transform
+import numpy as np
+
+from . import decode, geometry, transform
 from .api import select
 from .decode import Source, VideoSource
+from .errors import InvalidArgument, MediaError
+from .hwdecode import EIGHT_BIT_420
 from .params import SnapshotsRequest
+
+if TYPE_CHECKING:
+    import torch
+
+# FrameDataset is defined on first access (module __getattr__), so it is not listed here.
+__all__ = ["Batch", "ClipSample", "Frame", "FrameSample", "frames", "frames_batch"]
+
+OUTPUTS = ("numpy", "torch")
+LAYOUTS = ("HWC", "CHW")
+DEVICES = ("cpu", "cuda", "cuda:<index>", "auto")
+
+TORCH_MISSING = (
+    "{what} needs PyTorch, which is not installed; install it with "
+    "`pip install 'ossframe_native[torch]'` (or see https://pytorch.org for a CUDA build)"
+)
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded output as an array (no encoding): HxWx3 RGB uint8 unless asked otherwise."""
+    """One decoded output as an array (no encoding).
+
+    ``array`` is RGB uint8: an (H, W, 3) ``np.ndarray`` by default, a (3, H, W) ``torch.Tensor``
+    for ``output="torch"``; ``layout`` overrides either. Always C-contiguous.
+    """
 
     array: Any
-    time_ms: int
+    time_ms: int  # the frame's time from the first frame, rounded up to whole ms
     keyframe: bool
+    index: int  # the frame's number in presentation order, from 0
+    score: float | None = None  # dhash mode: percent of hash bits changed from the previous
+
+
+@dataclass(frozen=True)
+class Batch:
+    """All outputs of one source stacked: ``data`` is ``[N, H, W, 3]`` (HWC) or ``[N, 3, H, W]``
+    (CHW) uint8, an ``np.ndarray`` or a ``torch.Tensor``; the tuples hold each frame's values."""
+
+    data: Any
+    times_ms: tuple[int, ...]
+    indices: tuple[int, ...]
+    keyframes: tuple[bool, ...]
+    scores: tuple[float | None, ...]
+
+    def __len__(self) -> int:
+        return len(self.times_ms)
+
+
+class FrameSample(NamedTuple):
+    """One frame of :class:`FrameDataset`; ``default_collate`` batches each field."""
+
+    data: Any  # (3, H, W) tensor (CHW) or (H, W, 3)
+    source: int  # position of the source in the dataset's list
+    time_ms: int
     index: int
-    score: float | None = None
+    keyframe: bool
+    score: float  # dhash mode's score, NaN in other modes
+
+
+class ClipSample(NamedTuple):
+    """All frames of one source, from :class:`FrameDataset` with ``clips=True``."""
+
+    data: Any  # (N, 3, H, W) tensor (CHW) or (N, H, W, 3)
+    source: int
+    times_ms: Any  # (N,) int64 tensor
+    indices: Any  # (N,) int64 tensor
+
+
+@dataclass(frozen=True)
+class _Output:
+    """Resolved output options: ``device`` is ``"cpu"`` or ``"cuda:<index>"``.
+
+    ``on_device``: convert and resize with torch_ops on ``device`` (always for CUDA; tests set
+    it on the CPU to run the GPU pipeline where no GPU exists).
+    """
+
+    kind: str
+    device: str
+    layout: str
+    on_device: bool = False
+
+    @property
+    def cuda(self) -> bool:
+        return self.device != "cpu"
+
+
+# ---------------------------------------------------------------------------------------------
+# Public functions
 
 
 def frames(
@@ -36,26 +129,397 @@ def frames(
     ph: int | None = None,
     scaletype: str = "stretch",
     output: str = "numpy",
+    device: str = "cpu",
+    layout: str | None = None,
+    threads: int | None = None,
 ) -> Iterator[Frame]:
-    """Like :func:`snapshots`, but yields decoded RGB arrays (HxWx3 uint8) instead of images."""
-    if output != "numpy":
-        raise ValueError("output must be 'numpy'")
-    request = SnapshotsRequest.from_kwargs(
-        dict(m=m, thr=thr, inter=inter, num=num, ss=ss, w=w, h=h, pw=pw, ph=ph, scaletype=scaletype)
+    """Like :func:`snapshots`, but yields decoded RGB frames as arrays or tensors.
+
+    ``output``: ``"numpy"`` (default) or ``"torch"``. ``device``: ``"cpu"`` (default),
+    ``"cuda"`` / ``"cuda:<index>"`` (torch output only; an error where CUDA is unavailable) or
+    ``"auto"`` (CUDA when torch sees a GPU, else the CPU). ``layout``: ``"HWC"`` (the NumPy
+    default) or ``"CHW"`` (the torch default). ``threads``: decoder threads (default
+    ``OSSFRAME_DECODE_THREADS``, else one per core).
+
+    Every argument is checked, and the source opened, before this returns; decoding happens as
+    the iterator is consumed.
+    """
+    request, out = _validate(locals())
+    src = _open(source, request, out, threads)
+    return _frames(src, request, out)
+
+
+def frames_batch(
+    source: Source,
+    m: str = "default",
+    thr: int = 0,
+    inter: int = 0,
+    num: int = 0,
+    ss: int = 0,
+    w: int | None = None,
+    h: int | None = None,
+    pw: int | None = None,
+    ph: int | None = None,
+    scaletype: str = "stretch",
+    output: str = "numpy",
+    device: str = "cpu",
+    layout: str | None = None,
+    threads: int | None = None,
+) -> Batch:
+    """All frames :func:`frames` yields for these arguments, stacked into one :class:`Batch`.
+
+    With no frames (e.g. dhash with a high ``thr``) ``data`` has N = 0 and the size the frames
+    would have had. Frames must share one size: a source that changes resolution mid-stream
+    with a size-dependent geometry (``w``/``h`` not both given, or ``scaletype="fit"``) is a
+    :class:`MediaError`.
+    """
+    request, out = _validate(locals())
+    with _open(source, request, out, threads) as src:
+        items = list(_render_all(src, request, out))
+        if items:
+            shapes = {tuple(fr.array.shape) for fr in items}
+            if len(shapes) > 1:
+                raise MediaError(
+                    "the frames have different sizes "
+                    f"({', '.join(str(s) for s in sorted(shapes))}): the source changes "
+                    "resolution; give both w and h with scaletype stretch, crop or fill"
+                )
+            data = _stack([fr.array for fr in items], out)
+        else:
+            data = _empty(request, src.info.width, src.info.height, out)
+    return Batch(
+        data=data,
+        times_ms=tuple(fr.time_ms for fr in items),
+        indices=tuple(fr.index for fr in items),
+        keyframes=tuple(fr.keyframe for fr in items),
+        scores=tuple(fr.score for fr in items),
     )
-    return _frames(source, request)
 
 
-def _frames(source: Source, request: SnapshotsRequest) -> Iterator[Frame]:
-    with VideoSource(source) as src:
-        for item in select(src, request):
-            frame = item.frame
-            shape = geometry.for_snapshots(request, frame.width, frame.height)
-            array = transform.render(frame, shape)
-            yield Frame(
-                array,
-                src.index.time_ms(item.number),
-                src.index.is_keyframe(item.number),
-                item.number,
-                item.score,
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+# The video/snapshots parameters frames() takes (all but the image format f).
+PARAMS = ("m", "thr", "inter", "num", "ss", "w", "h", "pw", "ph", "scaletype")
+
+
+def _validate(args: dict[str, Any]) -> tuple[SnapshotsRequest, _Output]:
+    """Checks every argument of frames()/frames_batch() before anything is opened."""
+    request = _request({k: args[k] for k in PARAMS})
+    out = _resolve_output(args["output"], args["device"], args["layout"])
+    _check_threads(args["threads"])
+    return request, out
+
+
+def _request(params: dict[str, Any]) -> SnapshotsRequest:
+    for name in params:
+        if name not in PARAMS:
+            raise InvalidArgument(name, f"unknown parameter; allowed: {', '.join(PARAMS)}")
+    return SnapshotsRequest.from_kwargs(params)
+
+
+def _resolve_output(output: Any, device: Any, layout: Any) -> _Output:
+    if output not in OUTPUTS:
+        raise InvalidArgument("output", f"must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    if layout is None:
+        layout = "HWC" if output == "numpy" else "CHW"
+    elif layout not in LAYOUTS:
+        raise InvalidArgument("layout", f"must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    name = device if isinstance(device, str) else str(device)
+    match = re.fullmatch(r"cpu|auto|cuda(?::(\d+))?", name)
+    if match is None:
+        raise InvalidArgument("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
+    if output == "numpy":
+        if name not in ("cpu", "auto"):
+            raise InvalidArgument(
+                "device",
+                f"NumPy output is on the CPU; use output='torch' for device={name!r} "
+                "(or device='cpu')",
             )
+        return _Output("numpy", "cpu", layout)
+    torch = _import_torch()
+    if name == "cpu":
+        return _Output("torch", "cpu", layout)
+    available = torch.cuda.is_available()
+    if name == "auto" and not available:
+        return _Output("torch", "cpu", layout)
+    if not available:
+        raise InvalidArgument(
+            "device",
+            f"{name!r} was asked for but CUDA is not available (torch {torch.__version__}: "
+            "torch.cuda.is_available() is False - a CPU-only build of torch, or no GPU or "
+            "driver); use device='cpu', or device='auto' to take CUDA only where present",
+        )
+    count = torch.cuda.device_count()
+    index = int(match.group(1)) if match.group(1) else torch.cuda.current_device()
+    if index >= count:
+        raise InvalidArgument(
+            "device", f"{name!r}: only {count} CUDA device(s), cuda:0..cuda:{count - 1}"
+        )
+    return _Output("torch", f"cuda:{index}", layout, on_device=True)
+
+
+def _check_threads(threads: Any) -> None:
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise InvalidArgument(
+            "threads", f"must be None or an integer >= 0 (0: one per core), got {threads!r}"
+        )
+
+
+def _import_torch(what: str = "output='torch'") -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(TORCH_MISSING.format(what=what)) from exc
+    return torch
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding and rendering
+
+
+def _open(source: Source, request: SnapshotsRequest, out: _Output, threads: int | None) -> Any:
+    """Opens the source; on CUDA asks decode.py for GPU decode (it falls back with a reason).
+
+    dhash mode hashes decoded luma on the CPU (api.select), so it always decodes there.
+    """
+    if out.cuda and request.m != "dhash":
+        return VideoSource(source, threads=threads, hw=out.device)
+    return VideoSource(source, threads=threads)
+
+
+def _frames(src: VideoSource, request: SnapshotsRequest, out: _Output) -> Iterator[Frame]:
+    with src:
+        yield from _render_all(src, request, out)
+
+
+def _render_all(src: VideoSource, request: SnapshotsRequest, out: _Output) -> Iterator[Frame]:
+    for item in select(src, request):
+        frame = item.frame
+        shape = geometry.for_snapshots(request, frame.width, frame.height)
+        yield Frame(
+            _render(frame, shape, out),
+            src.index.time_ms(item.number),
+            src.index.is_keyframe(item.number),
+            item.number,
+            item.score,
+        )
+
+
+def _render(frame: Any, shape: geometry.Geometry, out: _Output) -> Any:
+    if out.on_device:
+        return _render_on_device(frame, shape, out)
+    rgb = transform.render(frame, shape)  # (H, W, 3), the same pixels as snapshots()
+    if out.kind == "numpy":
+        return rgb if out.layout == "HWC" else np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    torch = _import_torch()
+    tensor = torch.from_numpy(rgb)
+    return tensor if out.layout == "HWC" else tensor.permute(2, 0, 1).contiguous()
+
+
+def _render_on_device(frame: Any, shape: geometry.Geometry, out: _Output) -> torch.Tensor:
+    """The frame converted and resized by torch_ops on ``out.device``: 8-bit 4:2:0 planes go up
+    as uint8 (or are already there, from NVDEC); other formats go up as RGB from FFmpeg's
+    conversion."""
+    import torch
+
+    from . import torch_ops
+
+    if shape.rotate:  # never for snapshots geometry
+        raise AssertionError("rotation is not supported on the GPU path")
+    canvas_w, canvas_h = shape.canvas
+    width, height = shape.size
+    x, y = shape.offset
+    allocate = torch.zeros if shape.padded else torch.empty
+    canvas = allocate((3, canvas_h, canvas_w), dtype=torch.uint8, device=out.device)
+    region = canvas[:, y : y + height, x : x + width]
+    planes = _device_planes(frame, out.device)
+    if planes is not None:
+        matrix, full_range = _colour(frame)
+        region.copy_(torch_ops.yuv420_to_rgb(planes, shape.crop, shape.size, matrix, full_range))
+    else:
+        rgb = torch.from_numpy(decode.to_rgb(frame)).to(out.device).permute(2, 0, 1)
+        region.copy_(torch_ops.resize(rgb, shape.crop, shape.size, layout="CHW"))
+    return canvas if out.layout == "CHW" else canvas.permute(1, 2, 0).contiguous()
+
+
+def _device_planes(frame: Any, device: str) -> tuple[torch.Tensor, ...] | None:
+    """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
+
+    A frame NVDEC left in GPU memory (format ``cuda``, NV12) is taken through DLPack without a
+    copy; a frame in system memory is uploaded plane by plane.
+    """
+    import torch
+
+    fmt = frame.format.name
+    if fmt == "cuda":
+        sw = frame.sw_format.name if frame.sw_format is not None else None
+        if sw != "nv12":
+            raise MediaError(f"the GPU decoder returned {sw} frames; only nv12 is supported")
+        luma = torch.from_dlpack(frame.planes[0]).to(device)
+        chroma = torch.from_dlpack(frame.planes[1]).to(device)
+        return (_plane_2d(luma, frame.height, frame.width), *_split_nv12(chroma, frame))
+    if fmt not in EIGHT_BIT_420:
+        return None
+    samples = 2 if fmt == "nv12" else 1  # bytes per chroma sample: NV12 interleaves U and V
+    uploaded = [
+        torch.from_numpy(_host_plane(plane, 1 if k == 0 else samples)).to(device)
+        for k, plane in enumerate(frame.planes)
+    ]
+    if fmt == "nv12":
+        return uploaded[0], *_split_nv12(uploaded[1], frame)
+    return tuple(uploaded[:3])
+
+
+def _host_plane(plane: Any, samples: int) -> np.ndarray:
+    """A zero-copy (rows, bytes) view of one plane of a frame in system memory."""
+    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width * samples]
+
+
+def _plane_2d(tensor: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
+    """A DLPack plane as (rows, columns) uint8, dropping any row padding."""
+    return tensor.reshape(tensor.shape[0], -1)[:rows, :columns]
+
+
+def _split_nv12(chroma: torch.Tensor, frame: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The interleaved UV plane of an NV12 frame as separate U and V views."""
+    rows, columns = (frame.height + 1) // 2, (frame.width + 1) // 2
+    interleaved = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns]
+    pairs = interleaved.reshape(rows, columns, 2)
+    return pairs[..., 0], pairs[..., 1]
+
+
+def _colour(frame: Any) -> tuple[str, bool]:
+    """(matrix, full_range) as FFmpeg's own conversion reads them from the frame's tags:
+    BT.709 when tagged so, else BT.601; full range for yuvj formats or a JPEG range tag."""
+    matrix = "bt709" if int(frame.colorspace or 0) == 1 else "bt601"  # AVCOL_SPC_BT709
+    full = frame.format.name.startswith("yuvj") or int(frame.color_range or 0) == 2  # JPEG
+    return matrix, full
+
+
+def _stack(arrays: list[Any], out: _Output) -> Any:
+    if out.kind == "numpy":
+        return np.stack(arrays)
+    return _import_torch().stack(arrays)
+
+
+def _empty(request: SnapshotsRequest, width: int, height: int, out: _Output) -> Any:
+    """A 0-frame batch shaped as the frames of a ``width`` x ``height`` stream would be."""
+    shape = geometry.for_snapshots(request, width, height)
+    w, h = shape.canvas
+    dims = (0, h, w, 3) if out.layout == "HWC" else (0, 3, h, w)
+    if out.kind == "numpy":
+        return np.empty(dims, dtype=np.uint8)
+    torch = _import_torch()
+    return torch.empty(dims, dtype=torch.uint8, device=out.device)
+
+
+# ---------------------------------------------------------------------------------------------
+# The torch dataset
+
+
+def worker_threads(num_workers: int) -> int:
+    """Decoder threads for each of ``num_workers`` DataLoader workers: the CPUs this process
+    may use, shared evenly (at least 1), so workers x threads never exceeds the cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, num_workers))
+
+
+def _define_dataset() -> type:
+    torch = _import_torch("FrameDataset")
+
+    class FrameDataset(torch.utils.data.IterableDataset):
+        """The frames of many sources for a ``torch.utils.data.DataLoader``.
+
+        ``sources`` are paths or ``bytes`` (file objects do not cross process boundaries). The
+        remaining keywords are those of :func:`frames` (validated here, before any worker
+        starts). Each source is read by exactly one worker: worker ``k`` of ``n`` takes sources
+        ``k, k + n, k + 2n, ...``, in order, so every frame is produced exactly once.
+
+        Items are :class:`FrameSample` (one per frame) or, with ``clips=True``,
+        :class:`ClipSample` (one per source, all its frames stacked); both collate with the
+        default ``collate_fn``. In a worker the decoder gets ``threads`` threads; by default
+        ``OSSFRAME_DECODE_THREADS`` if set, else :func:`worker_threads` (cores / workers).
+        Decode on the CPU in workers (``device="cpu"``, the default): CUDA does not work in
+        forked workers; move batches to the GPU in the main process.
+        """
+
+        def __init__(
+            self,
+            sources: Sequence[Source],
+            *,
+            clips: bool = False,
+            output: str = "torch",
+            device: str = "cpu",
+            layout: str | None = None,
+            threads: int | None = None,
+            **params: Any,
+        ) -> None:
+            super().__init__()
+            if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence):
+                raise InvalidArgument("sources", "must be a list of paths or bytes objects")
+            self.sources = list(sources)
+            self.clips = bool(clips)
+            self.params = dict(params)
+            self.options = dict(output=output, device=device, layout=layout, threads=threads)
+            _request(self.params)  # unknown or bad parameters fail here, not in a worker
+            _resolve_output(output, device, layout)
+            _check_threads(threads)
+
+        def __len__(self) -> int:
+            """The number of sources (not frames: that is known only once they are read)."""
+            return len(self.sources)
+
+        def assigned(self) -> list[int]:
+            """The positions in ``sources`` this process reads: all of them outside a worker."""
+            info = torch.utils.data.get_worker_info()
+            if info is None:
+                return list(range(len(self.sources)))
+            return list(range(info.id, len(self.sources), info.num_workers))
+
+        def _threads(self) -> int | None:
+            threads = self.options["threads"]
+            info = torch.utils.data.get_worker_info()
+            if threads is not None or info is None:
+                return threads
+            if os.environ.get("OSSFRAME_DECODE_THREADS", "").isdigit():
+                return None  # VideoSource reads it
+            return worker_threads(info.num_workers)
+
+        def __iter__(self) -> Iterator[Any]:
+            options = {**self.options, "threads": self._threads()}
+            for position in self.assigned():
+                source = self.sources[position]
+                if self.clips:
+                    batch = frames_batch(source, **self.params, **options)
+                    yield ClipSample(
+                        batch.data,
+                        position,
+                        torch.tensor(batch.times_ms, dtype=torch.int64),
+                        torch.tensor(batch.indices, dtype=torch.int64),
+                    )
+                    continue
+                for fr in frames(source, **self.params, **options):
+                    score = float("nan") if fr.score is None else fr.score
+                    yield FrameSample(fr.array, position, fr.time_ms, fr.index, fr.keyframe, score)
+
+    FrameDataset.__module__ = __name__
+    FrameDataset.__qualname__ = "FrameDataset"
+    return FrameDataset
+
+
+def __getattr__(name: str) -> Any:
+    # FrameDataset subclasses a torch class, so it is defined on first access (importing torch).
+    # Cached in the module so pickling (DataLoader workers under spawn) finds the same class.
+    if name == "FrameDataset":
+        cls = _define_dataset()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

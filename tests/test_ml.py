@@ -1,0 +1,586 @@
+"""ml.py: frames / frames_batch as NumPy and torch, the GPU pipeline, FrameDataset; hwdecode.
+
+torch tests call ``pytest.importorskip("torch")`` themselves, so the NumPy and hwdecode tests also
+run where torch is not installed. CUDA cases skip without a GPU unless
+``OSSFRAME_REQUIRE_CUDA=1`` (then they fail).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from media import psnr, reference_frames
+
+import ossframe_native as ofn
+from ossframe_native import hwdecode, kernels, ml
+from ossframe_native.decode import VideoSource
+from ossframe_native.errors import InvalidArgument, MediaError
+from ossframe_native.params import SnapshotsRequest
+
+ML_SPEC = dict(m="avg", num=16, w=224, h=224, scaletype="crop")
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _require_cuda() -> None:
+    """Skips without CUDA, or fails when OSSFRAME_REQUIRE_CUDA=1 (GPU runs must not skip)."""
+    torch = _torch()
+    if not torch.cuda.is_available():
+        if os.environ.get("OSSFRAME_REQUIRE_CUDA") == "1":
+            pytest.fail("OSSFRAME_REQUIRE_CUDA=1 but torch.cuda.is_available() is False")
+        pytest.skip("no CUDA device (set OSSFRAME_REQUIRE_CUDA=1 to make this a failure)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset clips: the content of every frame says which clip and which frame it is
+
+CLIP_FRAMES = (10, 17, 24, 30, 13)  # frames per clip; clip k has CLIP_FRAMES[k] frames
+
+
+def _clip_level(clip: int) -> int:
+    return 30 + 40 * clip  # left half of every frame of clip k
+
+
+def _frame_level(index: int) -> int:
+    return 16 + 8 * index  # right half of frame i
+
+
+def _read_ids(rgb: np.ndarray) -> tuple[int, int]:
+    """(clip, frame index) from an (H, W, 3) frame at source size: the mean of each half's
+    centre, far from the edge where the encoder blends the two halves."""
+    h, w = rgb.shape[:2]
+    left = float(rgb[h // 4 : 3 * h // 4, 4 : w // 2 - 8].mean())
+    right = float(rgb[h // 4 : 3 * h // 4, w // 2 + 8 : w - 4].mean())
+    return round((left - 30) / 40), round((right - 16) / 8)
+
+
+@pytest.fixture(scope="module")
+def id_clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Five H.264 MP4 clips, 64x48 yuv420p, 30 fps, GOP 8, 2 B-frames, 10..30 frames
+    (CLIP_FRAMES). Frame i of clip k: left half grey 30 + 40k, right half grey 16 + 8i."""
+    root = tmp_path_factory.mktemp("ml_clips")
+    paths = []
+    for clip, count in enumerate(CLIP_FRAMES):
+        path = root / f"clip{clip}.mp4"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream(
+                "libx264", rate=30, options={"crf": "10", "x264-params": "log-level=error"}
+            )
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            stream.codec_context.gop_size = 8
+            stream.codec_context.max_b_frames = 2
+            for i in range(count):
+                rgb = np.empty((48, 64, 3), dtype=np.uint8)
+                rgb[:, :32] = _clip_level(clip)
+                rgb[:, 32:] = _frame_level(i)
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = i
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        paths.append(path)
+    return paths
+
+
+def test_id_clips_read_back(id_clips: list[Path]) -> None:
+    for clip, path in enumerate(id_clips):
+        frames = list(ml.frames(path))
+        assert [_read_ids(f.array) for f in frames] == [(clip, i) for i in range(len(frames))]
+        assert len(frames) == CLIP_FRAMES[clip]
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy output
+
+
+def test_numpy_frames_are_ffmpeg_frames_at_source_size(clip_h264_b) -> None:
+    refs = reference_frames(clip_h264_b.path)
+    frames = list(ml.frames(clip_h264_b.path, m="avg", num=6))
+    assert len(frames) == 6
+    for fr in frames:
+        assert fr.array.shape == (108, 192, 3) and fr.array.dtype == np.uint8
+        assert fr.array.flags.c_contiguous
+        assert np.array_equal(fr.array, refs[fr.index].rgb)
+        assert fr.keyframe == (fr.index % 30 == 0)
+
+
+def test_numpy_layouts(clip_h264_b) -> None:
+    hwc = ml.frames_batch(clip_h264_b.path, **ML_SPEC)
+    chw = ml.frames_batch(clip_h264_b.path, **ML_SPEC, layout="CHW")
+    assert hwc.data.shape == (16, 224, 224, 3)
+    assert chw.data.shape == (16, 3, 224, 224)
+    assert np.array_equal(chw.data, hwc.data.transpose(0, 3, 1, 2))
+    assert chw.times_ms == hwc.times_ms and chw.indices == hwc.indices
+
+
+@pytest.mark.parametrize("scaletype", ["stretch", "crop", "fill", "fit"])
+def test_frames_equal_snapshots_pixels_and_times(clip_h264_b, scaletype: str) -> None:
+    """frames() is snapshots() without the encoding: same frames, times, sizes; png is lossless."""
+    spec = dict(m="default", inter=500, w=100, h=80, scaletype=scaletype)
+    frames = list(ml.frames(clip_h264_b.path, **spec))
+    images = list(ofn.snapshots(clip_h264_b.path, f="png", **spec))
+    assert [(f.time_ms, f.index, f.keyframe) for f in frames] == [
+        (i.time_ms, i.index, i.keyframe) for i in images
+    ]
+    import cv2
+
+    for fr, img in zip(frames, images, strict=True):
+        decoded = cv2.imdecode(np.frombuffer(img.data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        assert np.array_equal(fr.array, decoded)
+
+
+def test_dhash_scores_and_batch_fields(clip_cuts) -> None:
+    spec = dict(m="dhash", thr=30, w=64, h=36)
+    frames = list(ml.frames(clip_cuts.path, **spec))
+    images = list(ofn.snapshots(clip_cuts.path, f="png", **spec))
+    assert [(f.index, f.score) for f in frames] == [(i.index, i.score) for i in images]
+    batch = ml.frames_batch(clip_cuts.path, **spec)
+    assert batch.indices == tuple(f.index for f in frames)
+    assert batch.scores == tuple(f.score for f in frames)
+    assert batch.keyframes == tuple(f.keyframe for f in frames)
+    assert len(batch) == len(frames) == batch.data.shape[0]
+
+
+def test_empty_batch_has_the_frame_shape(clip_h264_b) -> None:
+    """dhash keeps score > thr; thr=100 keeps nothing: N = 0, the rest of the shape as usual."""
+    batch = ml.frames_batch(clip_h264_b.path, m="dhash", thr=100, w=64, scaletype="fit")
+    assert batch.data.shape == (0, 36, 64, 3) and batch.data.dtype == np.uint8
+    assert batch.times_ms == () and len(batch) == 0
+
+
+def test_bytes_and_file_sources(clip_h264_b) -> None:
+    data = clip_h264_b.path.read_bytes()
+    expected = ml.frames_batch(clip_h264_b.path, m="key")
+    with open(clip_h264_b.path, "rb") as handle:
+        from_file = ml.frames_batch(handle, m="key")
+    from_bytes = ml.frames_batch(data, m="key")
+    for batch in (from_file, from_bytes):
+        assert np.array_equal(batch.data, expected.data)
+        assert batch.times_ms == expected.times_ms == (0, 1000, 2000)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch output
+
+
+def test_torch_equals_numpy(clip_h264_b) -> None:
+    torch = _torch()
+    spec = dict(m="avg", num=5, w=120, h=90, scaletype="fill")
+    arrays = list(ml.frames(clip_h264_b.path, **spec))
+    tensors = list(ml.frames(clip_h264_b.path, **spec, output="torch"))
+    hwc = list(ml.frames(clip_h264_b.path, **spec, output="torch", layout="HWC"))
+    for a, t, t_hwc in zip(arrays, tensors, hwc, strict=True):
+        assert isinstance(t.array, torch.Tensor) and t.array.dtype == torch.uint8
+        assert t.array.shape == (3, 90, 120) and t.array.is_contiguous()
+        assert t.array.device.type == "cpu"
+        assert np.array_equal(t.array.permute(1, 2, 0).numpy(), a.array)
+        assert np.array_equal(t_hwc.array.numpy(), a.array)
+        assert (t.time_ms, t.index, t.keyframe) == (a.time_ms, a.index, a.keyframe)
+
+
+def test_frames_batch_is_stacked_frames(clip_h264_b) -> None:
+    torch = _torch()
+    batch = ml.frames_batch(clip_h264_b.path, **ML_SPEC, output="torch")
+    frames = list(ml.frames(clip_h264_b.path, **ML_SPEC, output="torch"))
+    assert batch.data.shape == (16, 3, 224, 224) and batch.data.dtype == torch.uint8
+    assert torch.equal(batch.data, torch.stack([f.array for f in frames]))
+    assert batch.times_ms == tuple(f.time_ms for f in frames)
+    assert batch.indices == tuple(f.index for f in frames)
+    # avg: 16 evenly spaced times over the 3 s clip; the frame shown at each.
+    assert list(batch.indices) == [k * 3000 // 16 * 30 // 1000 for k in range(16)]
+    numpy_batch = ml.frames_batch(clip_h264_b.path, **ML_SPEC, layout="CHW")
+    assert np.array_equal(batch.data.numpy(), numpy_batch.data)
+
+
+def test_auto_device_is_cuda_only_where_present(clip_h264_b) -> None:
+    torch = _torch()
+    batch = ml.frames_batch(clip_h264_b.path, m="key", output="torch", device="auto")
+    assert batch.data.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    numpy_batch = ml.frames_batch(clip_h264_b.path, m="key", device="auto")
+    assert isinstance(numpy_batch.data, np.ndarray)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: at call time, before the source is opened (a missing file would be MediaError)
+
+
+@pytest.mark.parametrize(
+    "kwargs, param, allowed",
+    [
+        (dict(output="jax"), "output", "numpy, torch"),
+        (dict(layout="NHWC"), "layout", "HWC, CHW"),
+        (dict(device="gpu"), "device", "cpu, cuda, cuda:<index>, auto"),
+        (dict(device="cuda:x"), "device", "cpu, cuda, cuda:<index>, auto"),
+        (dict(device="cuda"), "device", "output='torch'"),
+        (dict(threads=-1), "threads", "integer >= 0"),
+        (dict(threads=1.5), "threads", "integer >= 0"),
+        (dict(m="fast"), "m", "default, avg, dhash, key"),
+        (dict(m="avg"), "num", "1.."),
+        (dict(w=16), "w", "32..4096"),
+        (dict(scaletype="zoom"), "scaletype", "stretch, crop, fill, fit"),
+    ],
+)
+def test_invalid_arguments_fail_before_opening(kwargs: dict, param: str, allowed: str) -> None:
+    for call in (ml.frames, ml.frames_batch):
+        with pytest.raises(InvalidArgument) as info:
+            call("/nonexistent/clip.mp4", **kwargs)
+        assert info.value.param == param
+        assert allowed in str(info.value)
+
+
+def test_unknown_keyword_is_rejected() -> None:
+    with pytest.raises(TypeError):
+        ml.frames("/nonexistent/clip.mp4", f="jpg")  # frames have no output format
+
+
+def test_cuda_without_cuda_is_an_error_not_a_cpu_run() -> None:
+    torch = _torch()
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    for device in ("cuda", "cuda:0", "cuda:3"):
+        with pytest.raises(InvalidArgument, match="CUDA is not available") as info:
+            ml.frames("/nonexistent/clip.mp4", output="torch", device=device)
+        assert info.value.param == "device"
+
+
+def test_bad_source_is_media_error_at_call_time(random_file) -> None:
+    with pytest.raises(MediaError):
+        ml.frames(random_file)
+
+
+def test_torch_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch, clip_h264_b) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    monkeypatch.delitem(ml.__dict__, "FrameDataset", raising=False)  # as before first use
+    with pytest.raises(ImportError, match=r"pip install 'ossframe_native\[torch\]'"):
+        ml.frames(clip_h264_b.path, output="torch")
+    with pytest.raises(ImportError, match=r"^FrameDataset needs PyTorch.*ossframe_native\[torch\]"):
+        ml.FrameDataset  # noqa: B018
+    assert len(list(ml.frames(clip_h264_b.path, m="key"))) == 3  # NumPy is unaffected
+
+
+def test_package_imports_and_runs_without_torch(clip_h264_b) -> None:
+    """In a fresh interpreter, importing the package and every non-torch feature (frames,
+    frames_batch, snapshots) never imports torch, so they work where it is not installed."""
+    path = str(clip_h264_b.path)
+    script = (
+        "import sys\n"
+        "import ossframe_native as ofn\n"
+        "from ossframe_native.ml import frames_batch\n"
+        f"b = frames_batch({path!r}, m='avg', num=3, w=64, h=64)\n"
+        "assert b.data.shape == (3, 64, 64, 3), b.data.shape\n"
+        f"assert len(list(ofn.frames({path!r}, m='key', layout='CHW'))) == 3\n"
+        f"assert len(list(ofn.snapshots({path!r}, m='key'))) == 3\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(ofn.__file__).parent.parent)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# The GPU pipeline (torch_ops on the device), run on CPU torch here and on CUDA where present
+
+
+def _on_device(device: str, layout: str = "CHW") -> ml._Output:
+    return ml._Output("torch", device, layout, on_device=True)
+
+
+def _device_frames(path: Path, device: str, **spec) -> list[ml.Frame]:
+    request = SnapshotsRequest.from_kwargs(spec)
+    with VideoSource(path) as src:
+        return list(ml._render_all(src, request, _on_device(device)))
+
+
+@pytest.mark.parametrize("scaletype", ["stretch", "crop", "fill", "fit"])
+def test_device_pipeline_matches_native_fused_kernel(clip_smooth, scaletype: str) -> None:
+    """On the device, 8-bit 4:2:0 frames are converted and resized from their planes; this is
+    the native fused kernel's definition (within one level)."""
+    _torch()
+    spec = dict(m="avg", num=4, w=112, h=100, scaletype=scaletype)
+    frames = _device_frames(clip_smooth.path, "cpu", **spec)
+    request = SnapshotsRequest.from_kwargs(spec)
+    with av.open(str(clip_smooth.path)) as container:
+        decoded = list(container.decode(video=0))
+    for fr in frames:
+        frame = decoded[fr.index]
+        shape = ml.geometry.for_snapshots(request, frame.width, frame.height)
+        planes = tuple(ml._host_plane(p, 1) for p in frame.planes)
+        canvas = np.zeros((shape.canvas[1], shape.canvas[0], 3), dtype=np.uint8)
+        (x, y), (w, h) = shape.offset, shape.size
+        kernels.yuv420_to_rgb_into(planes, shape.crop, canvas[y : y + h, x : x + w])
+        got = fr.array.permute(1, 2, 0).numpy()
+        assert got.shape == canvas.shape
+        assert np.abs(got.astype(int) - canvas).max() <= 1
+        # ... and close to FFmpeg's own conversion (its chroma is nearest, ours bilinear).
+        assert psnr(got, ml.transform.render(frame, shape)) > 35
+
+
+def test_device_pipeline_nv12_equals_yuv420p(clip_smooth) -> None:
+    """NV12 frames (what NVDEC returns) give the same pixels as planar yuv420p."""
+    _torch()
+    with av.open(str(clip_smooth.path)) as container:
+        frame = next(container.decode(video=0))
+    nv12 = frame.reformat(format="nv12")
+    shape = ml.geometry.scaled(frame.width, frame.height, (128, 96), "crop")
+    out = _on_device("cpu")
+    import torch
+
+    assert torch.equal(ml._render(nv12, shape, out), ml._render(frame, shape, out))
+
+
+def test_device_pipeline_other_formats_go_through_rgb(clip_odd444) -> None:
+    """Not 8-bit 4:2:0 (here yuv444p): FFmpeg's RGB, resized by torch_ops."""
+    torch = _torch()
+    from ossframe_native import torch_ops
+
+    frames = _device_frames(clip_odd444.path, "cpu", m="key", w=100, h=64, scaletype="crop")
+    refs = reference_frames(clip_odd444.path)
+    request = SnapshotsRequest.from_kwargs(dict(m="key", w=100, h=64, scaletype="crop"))
+    shape = ml.geometry.for_snapshots(request, 321, 241)
+    for fr in frames:
+        rgb = torch.from_numpy(refs[fr.index].rgb.copy()).permute(2, 0, 1)
+        assert torch.equal(fr.array, torch_ops.resize(rgb, shape.crop, shape.size, layout="CHW"))
+
+
+def test_colour_tags_pick_matrix_and_range() -> None:
+    frame = av.VideoFrame(64, 48, "yuv420p")
+    assert ml._colour(frame) == ("bt601", False)
+    frame.colorspace = 1  # BT.709
+    assert ml._colour(frame) == ("bt709", False)
+    frame.color_range = 2  # JPEG
+    assert ml._colour(frame) == ("bt709", True)
+    assert ml._colour(av.VideoFrame(64, 48, "yuvj420p")) == ("bt601", True)
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA (skipped without a GPU; OSSFRAME_REQUIRE_CUDA=1 makes the skip a failure)
+
+
+@pytest.mark.cuda
+def test_cuda_frames_match_cpu(clip_h264_b) -> None:
+    _require_cuda()
+    gpu = ml.frames_batch(clip_h264_b.path, **ML_SPEC, output="torch", device="cuda")
+    cpu = ml.frames_batch(clip_h264_b.path, **ML_SPEC, output="torch")
+    assert gpu.data.device.type == "cuda" and gpu.data.shape == cpu.data.shape
+    assert gpu.indices == cpu.indices and gpu.times_ms == cpu.times_ms
+    for g, c in zip(gpu.data.cpu().numpy(), cpu.data.numpy(), strict=True):
+        assert psnr(g, c) >= 35  # bilinear vs FFmpeg's nearest chroma; luma agrees to 1 level
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("clip", ["clip_h264_b", "clip_hevc", "clip_vfr"])
+def test_gpu_decode_is_exact(request: pytest.FixtureRequest, clip: str) -> None:
+    """GPU decode vs CPU decode of the same frames: same indices and times, PSNR >= 40 dB."""
+    _require_cuda()
+    truth = request.getfixturevalue(clip)
+    with VideoSource(truth.path, hw="cuda") as src:
+        assert src.hw is not None, "the GPU decoder was not used"
+    spec = dict(m="default", inter=0)
+    gpu = ml.frames_batch(truth.path, **spec, output="torch", device="cuda", layout="HWC")
+    cpu = ml.frames_batch(truth.path, **spec, output="torch", layout="HWC")
+    assert gpu.indices == cpu.indices and gpu.times_ms == cpu.times_ms
+    for g, c in zip(gpu.data.cpu().numpy(), cpu.data.numpy(), strict=True):
+        assert psnr(g, c) >= 40
+
+
+def test_gpu_decode_falls_back_with_a_reason(
+    clip_h264_b, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a usable GPU, VideoSource(hw="cuda") decodes on the CPU and logs why."""
+    if "hw" not in inspect.signature(VideoSource).parameters:
+        pytest.skip("decode.VideoSource has no hw= yet (see docs/ML.md, GPU decode)")
+    torch = _torch()
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    monkeypatch.setattr(hwdecode, "_logged", set())
+    request = SnapshotsRequest.from_kwargs(dict(m="key"))
+    with (
+        caplog.at_level(logging.DEBUG, logger="ossframe_native.hwdecode"),
+        VideoSource(clip_h264_b.path, hw="cuda") as src,
+    ):
+        assert src.hw is None
+        frames = list(ml._render_all(src, request, ml._Output("numpy", "cpu", "HWC")))
+    assert [f.index for f in frames] == [0, 30, 60]
+    assert "decoding on the CPU" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# hwdecode: the selection rules (pure; no GPU needed)
+
+BOTH = dict(hwaccel_devices=("cuda", "drm"), decoders=("h264", "h264_cuvid", "hevc_cuvid"))
+CUVID_ONLY = dict(hwaccel_devices=("drm",), decoders=("h264_cuvid", "hevc_cuvid"))
+
+
+@pytest.mark.parametrize(
+    "stream, offer, method, name",
+    [
+        (("h264", "yuv420p", 1920, 1080), BOTH, "hwaccel", "cuda"),
+        (("hevc", "yuvj420p", 3840, 2160), BOTH, "hwaccel", "cuda"),
+        (("h264", "nv12", 64, 48), CUVID_ONLY, "cuvid", "h264_cuvid"),
+        (("hevc", "yuv420p", 1280, 720), CUVID_ONLY, "cuvid", "hevc_cuvid"),
+    ],
+)
+def test_hwdecode_picks_a_gpu_decoder(stream: tuple, offer: dict, method: str, name: str) -> None:
+    choice = hwdecode.choose(*stream, **offer, device=1)
+    assert choice.decoder == hwdecode.HwDecoder(method, name, 1)
+
+
+@pytest.mark.parametrize(
+    "stream, offer, reason",
+    [
+        (("h264", "yuv420p10le", 1920, 1080), BOTH, "more than 8 bits"),
+        (("hevc", "p010le", 1920, 1080), BOTH, "more than 8 bits"),
+        (("h264", "yuv444p", 1920, 1080), BOTH, "not 8-bit 4:2:0"),
+        (("h264", "yuv422p", 1920, 1080), BOTH, "not 8-bit 4:2:0"),
+        (("h264", "yuv420p", 1921, 1080), BOTH, "odd"),
+        (("h264", "yuv420p", 318, 179), BOTH, "odd"),
+        (("hevc", "yuv420p", 128, 72), BOTH, "from 144x144"),
+        (("h264", "yuv420p", 8192, 4320), BOTH, "to 4096x4096"),
+        (("prores", "yuv422p10le", 1920, 1080), BOTH, "no decoder for codec 'prores'"),
+        (("png", "rgb24", 120, 90), BOTH, "no decoder for codec 'png'"),
+        (("h264", None, 1920, 1080), BOTH, "pixel format is unknown"),
+        (("vp9", "yuv420p", 1280, 720), CUVID_ONLY, "neither the cuda hwaccel nor the vp9_cuvid"),
+        (("h264", "yuv420p", 1280, 720), dict(), "neither the cuda hwaccel nor the h264_cuvid"),
+    ],
+)
+def test_hwdecode_falls_back_with_a_reason(stream: tuple, offer: dict, reason: str) -> None:
+    choice = hwdecode.choose(*stream, **offer)
+    assert choice.decoder is None
+    assert reason in choice.reason
+    assert choice.reason.startswith(f"decoding {stream[0]} {stream[2]}x{stream[3]} on the CPU: ")
+
+
+def test_hwdecode_cover_art_stays_on_the_cpu() -> None:
+    choice = hwdecode.choose("mjpeg", "yuvj420p", 120, 90, **BOTH, cover_art=True)
+    assert choice.decoder is None and "cover image" in choice.reason
+
+
+def test_hwdecode_logs_each_reason_once_at_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(hwdecode, "_logged", set())
+    with caplog.at_level(logging.DEBUG, logger="ossframe_native.hwdecode"):
+        for _ in range(3):
+            hwdecode.choose("h264", "yuv420p10le", 1920, 1080, **BOTH)
+        hwdecode.choose("h264", "yuv420p", 1921, 1080, **BOTH)
+        hwdecode.choose("h264", "yuv420p", 1920, 1080, **BOTH)
+    levels = [(r.levelname, "8 bits" in r.message, "odd" in r.message) for r in caplog.records]
+    assert levels == [
+        ("WARNING", True, False),
+        ("DEBUG", True, False),
+        ("DEBUG", True, False),
+        ("WARNING", False, True),
+        ("DEBUG", False, False),  # the GPU choice itself
+    ]
+
+
+def test_hwdecode_device_failure_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(hwdecode, "_logged", set())
+    with caplog.at_level(logging.WARNING, logger="ossframe_native.hwdecode"):
+        hwdecode.device_failed(hwdecode.HwDecoder("hwaccel", "cuda"), PermissionError(1, "EPERM"))
+    assert "could not be opened (PermissionError" in caplog.text
+    assert "decoding on the CPU" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# FrameDataset
+
+
+def test_dataset_workers_read_every_frame_exactly_once(id_clips: list[Path]) -> None:
+    torch = _torch()
+
+    class Tagged(ml.FrameDataset):
+        """Adds the worker id and the decode threads the worker chose to every sample."""
+
+        def __iter__(self):
+            worker = torch.utils.data.get_worker_info().id
+            for sample in super().__iter__():
+                yield worker, self._threads(), sample
+
+    dataset = Tagged([str(p) for p in id_clips])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+    seen: list[tuple[int, int]] = []
+    workers_of: dict[int, set[int]] = {}
+    for worker, threads, sample in loader:
+        assert threads == ml.worker_threads(2)
+        assert sample.data.shape == (3, 48, 64)
+        clip, index = _read_ids(sample.data.permute(1, 2, 0).numpy())
+        assert (clip, index) == (sample.source, sample.index)  # content agrees with metadata
+        seen.append((clip, index))
+        workers_of.setdefault(sample.source, set()).add(worker)
+    expected = [(c, i) for c, n in enumerate(CLIP_FRAMES) for i in range(n)]
+    assert sorted(seen) == expected  # every frame, none twice
+    assert all(len(w) == 1 for w in workers_of.values())  # each source read by one worker
+    assert {next(iter(w)) for w in workers_of.values()} == {0, 1}  # both workers read
+    assert workers_of[0] == workers_of[2] == workers_of[4] != workers_of[1]
+
+
+def test_dataset_batches_and_clips(id_clips: list[Path]) -> None:
+    torch = _torch()
+    frames = ml.FrameDataset(id_clips, m="avg", num=4, w=32, h=32, scaletype="crop")
+    batches = list(torch.utils.data.DataLoader(frames, batch_size=4, num_workers=2))
+    assert sum(len(b.source) for b in batches) == 4 * len(id_clips)
+    assert all(b.data.shape[1:] == (3, 32, 32) for b in batches)
+    clips = ml.FrameDataset(id_clips, clips=True, m="avg", num=4, w=32, h=32, scaletype="crop")
+    loader = torch.utils.data.DataLoader(clips, batch_size=2, num_workers=2)
+    got = {}
+    for batch in loader:
+        assert batch.data.shape[1:] == (4, 3, 32, 32)
+        for k, source in enumerate(batch.source.tolist()):
+            got[source] = batch.indices[k].tolist()
+    assert sorted(got) == list(range(len(id_clips)))
+    for source, indices in got.items():
+        expected = ml.frames_batch(id_clips[source], m="avg", num=4, w=32, h=32).indices
+        assert tuple(indices) == expected
+
+
+def test_dataset_in_the_main_process_and_threads(
+    id_clips: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _torch()
+    dataset = ml.FrameDataset(id_clips[:2], m="key")
+    assert len(dataset) == 2
+    assert dataset.assigned() == [0, 1] and dataset._threads() is None
+    assert [s.source for s in dataset] == [0, 0, 1, 1, 1]  # keyframes every 8 frames
+    assert ml.FrameDataset(id_clips, threads=3)._threads() == 3
+    assert ml.worker_threads(1) >= 1 and ml.worker_threads(10_000) == 1
+
+
+def test_dataset_validates_before_any_worker(id_clips: list[Path]) -> None:
+    _torch()
+    with pytest.raises(InvalidArgument) as info:
+        ml.FrameDataset(id_clips, m="avg")
+    assert info.value.param == "num"
+    with pytest.raises(InvalidArgument, match="unknown parameter"):
+        ml.FrameDataset(id_clips, f="jpg")
+    with pytest.raises(InvalidArgument) as info:
+        ml.FrameDataset(id_clips, layout="NCHW")
+    assert info.value.param == "layout"
+    with pytest.raises(InvalidArgument) as info:
+        ml.FrameDataset(str(id_clips[0]))
+    assert info.value.param == "sources"
+
+
+def test_dataset_pickles(id_clips: list[Path]) -> None:
+    """DataLoader workers started with spawn/forkserver receive the dataset pickled."""
+    _torch()
+    dataset = ml.FrameDataset([str(p) for p in id_clips], m="key", w=32, h=32)
+    clone = pickle.loads(pickle.dumps(dataset))
+    assert type(clone) is ml.FrameDataset
+    assert [s.index for s in clone] == [s.index for s in dataset]
