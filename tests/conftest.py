@@ -66,6 +66,23 @@ def clip_hevc(media_dir: Path) -> ClipTruth:
 
 
 @pytest.fixture(scope="session")
+def clip_hevc_open_gop(media_dir: Path) -> ClipTruth:
+    """HEVC (libx265) in MP4, 192x108, 24 fps, 60 frames, OPEN GOP 24: frames 24 and 48 are
+    CRA pictures (flagged keyframes by demuxer and decoder) and the 3 B-frames presented just
+    before each CRA (21-23, 45-47) are decoded after it and reference the previous GOP."""
+    params = "log-level=error:scenecut=0:open-gop=1:keyint=24:min-keyint=24:bframes=3:b-adapt=0"
+    return make_clip(
+        media_dir / "hevc_open_gop.mp4",
+        codec="libx265",
+        n_frames=60,
+        fps=24,
+        gop=24,
+        bframes=3,
+        options={"x265-params": params},
+    )
+
+
+@pytest.fixture(scope="session")
 def clip_vp9(media_dir: Path) -> ClipTruth:
     """VP9 in WebM, odd size 193x109 yuv420p, 30 fps, 60 frames, GOP 30 (keyframes 0, 30).
     WebM stores ms timestamps: 0, 33, 67, 100, ... (rounded 1/30 s steps)."""
@@ -240,6 +257,7 @@ VIDEO_CLIPS = (
     "clip_h264_b",
     "clip_h264_long_gop",
     "clip_hevc",
+    "clip_hevc_open_gop",
     "clip_vp9",
     "clip_mpeg4",
     "clip_mpeg4_avi",

@@ -52,6 +52,7 @@ EXPECTED = {
     "clip_h264_b": ((192, 108), 90, (0, 30, 60), True, "h264"),
     "clip_h264_long_gop": ((160, 96), 300, (0, 250), True, "h264"),
     "clip_hevc": ((192, 108), 60, (0, 24, 48), True, "hevc"),
+    "clip_hevc_open_gop": ((192, 108), 60, (0, 24, 48), True, "hevc"),
     "clip_vp9": ((193, 109), 60, (0, 30), False, "vp9"),
     "clip_mpeg4": ((192, 108), 60, None, True, "mpeg4"),
     "clip_mpeg4_avi": ((192, 108), 50, (0, 10, 20, 30, 40), False, "mpeg4"),
@@ -82,6 +83,18 @@ def test_clip_truth_matches_docstring(name: str, request: pytest.FixtureRequest)
 def test_long_gop_is_long(clip_h264_long_gop) -> None:
     keys = clip_h264_long_gop.keyframes
     assert max(b - a for a, b in zip(keys, keys[1:], strict=False)) >= 250
+
+
+def test_open_gop_has_leading_pictures(clip_hevc_open_gop) -> None:
+    """Frames 21-23 are presented before CRA 24 but decoded after it."""
+    with av.open(str(clip_hevc_open_gop.path)) as c:
+        stream = c.streams.video[0]
+        order = [p.pts for p in c.demux(stream) if p.size]
+    tb = Fraction(stream.time_base)
+    frame_of = {pts: round(pts * tb * 24) for pts in order}
+    decode_order = [frame_of[p] for p in order]
+    cra = decode_order.index(24)
+    assert set(decode_order[cra + 1 : cra + 4]) == {21, 22, 23}
 
 
 def test_pixel_formats(clip_odd444, clip_odd420, clip_vp9) -> None:

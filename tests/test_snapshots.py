@@ -110,6 +110,8 @@ def test_default_mode_examples_by_hand(ofn, clip_h264_b: ClipTruth) -> None:
         ("clip_vp9", 250, 100, 0),
         ("clip_hevc", 0, 0, 0),
         ("clip_hevc", 300, 250, 0),
+        ("clip_hevc_open_gop", 0, 0, 0),
+        ("clip_hevc_open_gop", 850, 0, 0),
         ("clip_mpeg4", 0, 0, 0),
         ("clip_mpeg4_avi", 0, 120, 0),
         ("clip_odd444", 0, 0, 0),
