@@ -217,13 +217,13 @@ def process_many(
                 out.flush()
             if bar is not None:
                 elapsed = max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix(
-                    frames=summary.frames,
-                    fps=f"{summary.frames / elapsed:.1f}",
-                    failed=summary.failed,
-                    skipped=summary.skipped,
-                    refresh=False,
-                )
+                postfix = {
+                    "frames": summary.frames,
+                    "fps": f"{summary.frames / elapsed:.1f}",
+                    "failed": summary.failed,
+                    "skipped": summary.skipped,
+                }
+                bar.set_postfix(ordered_dict=postfix, refresh=False)
                 bar.update(1)
 
         pending: list[str] = []
