@@ -38,8 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file; with several outputs _1, _2, ... go before the extension",
     )
 
+    from . import batch, task  # light modules: they import the engine lazily
+
+    task.add_cli_arguments(process)  # --root DIR|URL, --topic NAME=URL
+
     probe = commands.add_parser("probe", help="print what a source holds, as JSON")
     probe.add_argument("source")
+
+    batch_command = commands.add_parser(
+        "batch", help="run a process string with sys/saveas on many sources (resumable)"
+    )
+    batch.add_cli_arguments(batch_command)
     return parser
 
 
@@ -47,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "batch":
+            from .batch import cli_main
+
+            return cli_main(args)
         if args.command == "probe":
             from .api import probe
 
@@ -68,6 +81,10 @@ def _process(args: argparse.Namespace) -> int:
     from .params import parse_process
 
     request = parse_process(args.spec)
+    if request.saveas is not None:
+        from .task import cli_main
+
+        return cli_main(args)  # prints the task result as JSON
     if not args.output:
         raise InvalidArgument("-o", "give an output file with -o OUT")
     images = list(capture(args.source, request.action))
