@@ -11,7 +11,10 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -149,29 +152,84 @@ class VideoSource:
 
         Frames are numbered in presentation order, as in :class:`FrameIndex`.
         """
+        runs = list(runs)
+        if len(runs) > 1 and all(run.keyframes_only for run in runs):
+            yield from self._decode_keyframes(runs)
+            return
         for run in runs:
             yield from self._decode_run(run)
 
     def _decode_run(self, run: DecodeRun) -> Iterator[tuple[int, Any]]:
         wanted = {int(self.index.pts[i]): i for i in run.frames}
+        wanted_positions = {int(self.index.decode_pos[i]) for i in run.frames}
         ctx = self._stream.codec_context
         self._position_at(run.start)
+        skipping = False
         try:
             for pos in range(run.start, run.end + 1):
                 packet = self._next_packet(pos)
                 if run.keyframes_only and not self.index.packet_key[pos]:
                     continue
+                # A frame nothing refers to is needed only if it is wanted: let FFmpeg skip the
+                # others (per packet; frame threads copy the setting when a packet is submitted).
+                if skipping != (pos not in wanted_positions):
+                    skipping = not skipping
+                    ctx.skip_frame = "NONREF" if skipping else "DEFAULT"
                 yield from _wanted(ctx.decode(packet), wanted)
             yield from _wanted(ctx.decode(None), wanted)
         except av.FFmpegError as exc:
             raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
         finally:
+            ctx.skip_frame = "DEFAULT"
             ctx.flush_buffers()  # after a drain the decoder only takes new packets once reset
+        self._check_all_decoded(wanted)
+
+    def _check_all_decoded(self, wanted: dict[int, int]) -> None:
         if wanted:
             missing = ", ".join(f"{self.index.time_ms(i)} ms" for i in sorted(wanted.values()))
             raise MediaError(
                 f"the frames at {missing} could not be decoded; the file may be corrupt"
             )
+
+    def _decode_keyframes(self, runs: list[DecodeRun]) -> Iterator[tuple[int, Any]]:
+        """Decodes lone keyframes on parallel single-threaded decoders, yielding in order.
+
+        Each keyframe is decoded from a fresh decoder state (as after a seek), so the result is
+        the same as decoding them one by one, while several cores work at once.
+        """
+        workers = self._threads or os.cpu_count() or 1
+        local = threading.local()
+
+        def decode_alone(packet: Any) -> list[Any]:
+            ctx = getattr(local, "ctx", None)
+            if ctx is None:
+                ctx = local.ctx = _fresh_decoder(self._stream)
+            try:
+                return [*ctx.decode(packet), *ctx.decode(None)]
+            finally:
+                ctx.flush_buffers()
+
+        with ThreadPoolExecutor(workers) as pool:
+            pending: deque[tuple[DecodeRun, Future]] = deque()
+            try:
+                for run in runs:
+                    self._position_at(run.start)
+                    pending.append((run, pool.submit(decode_alone, self._next_packet(run.start))))
+                    if len(pending) > 2 * workers:
+                        yield from self._collect(*pending.popleft())
+                while pending:
+                    yield from self._collect(*pending.popleft())
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def _collect(self, run: DecodeRun, future: Future) -> Iterator[tuple[int, Any]]:
+        wanted = {int(self.index.pts[i]): i for i in run.frames}
+        try:
+            yield from _wanted(future.result(), wanted)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
+        self._check_all_decoded(wanted)
 
     def _position_at(self, pos: int) -> None:
         """Makes the next demuxed packet the one at decode position ``pos``."""
@@ -252,6 +310,14 @@ def _wanted(frames: Iterable[Any], wanted: dict[int, int]) -> Iterator[tuple[int
         number = wanted.pop(frame.pts, None)
         if number is not None:
             yield number, frame
+
+
+def _fresh_decoder(stream: Any) -> Any:
+    """A single-threaded decoder for ``stream``, independent of the stream's own."""
+    ctx = av.CodecContext.create(stream.codec_context.name, "r")
+    ctx.extradata = stream.codec_context.extradata
+    ctx.thread_count = 1
+    return ctx
 
 
 def _default_threads() -> int:
