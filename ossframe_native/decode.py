@@ -429,7 +429,26 @@ def luma_plane(frame: Any) -> np.ndarray:
     """A zero-copy (H, W) uint8 view of the frame's luma, converting only non-8-bit-YUV formats."""
     if frame.format.name not in _EIGHT_BIT_YUV:
         frame = frame.reformat(format="gray")
-    plane = frame.planes[0]
+    return _plane_view(frame.planes[0])
+
+
+def yuv420_planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Zero-copy Y, U, V views of an 8-bit planar 4:2:0 frame; None for any other format."""
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        return None
+    y, u, v = (_plane_view(plane) for plane in frame.planes)
+    return y, u, v
+
+
+def colour(frame: Any) -> tuple[str, bool]:
+    """(matrix, full_range) as FFmpeg's conversion reads the frame's tags: BT.709 when tagged
+    so, else BT.601; full range for yuvj formats or a JPEG range tag."""
+    matrix = "bt709" if int(frame.colorspace or 0) == 1 else "bt601"  # AVCOL_SPC_BT709
+    full = frame.format.name.startswith("yuvj") or int(frame.color_range or 0) == 2  # JPEG
+    return matrix, full
+
+
+def _plane_view(plane: Any) -> np.ndarray:
     rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
     return rows[:, : plane.width]
 
