@@ -7,16 +7,19 @@ and tensors on it.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from . import decode, encode, geometry, kernels, transform
-from .decode import Source, VideoSource
+from .decode import FrameIndex, Source, VideoSource
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest, check_against_media
 from .plan import decode_runs, keyframe_numbers, plan_capture
 
+# Frames decoded ahead of the encoder at most (bounds memory while keeping both busy).
+_ENCODE_AHEAD = 2
 # dhash with num > 0 holds its best candidates' decoded frames while it hashes the rest when
 # they fit in this many pixels; otherwise it keeps scores only and decodes the winners again.
 _DHASH_HOLD_PIXELS = 64 * 1024 * 1024
@@ -102,26 +105,35 @@ def capture(source: Source, request: CaptureRequest) -> Iterator[Image]:
 
 
 def _capture(src: VideoSource, request: CaptureRequest) -> Iterator[Image]:
-    with src:
+    # Rendering and encoding run on a worker thread (both release the GIL) while the decoder
+    # works on the next frames; outputs keep their order.
+    with src, ThreadPoolExecutor(1) as encoder:
+        pending: deque[Future[Image]] = deque()
         for item in select(src, request):
-            frame = item.frame
-            if isinstance(request, SnapshotRequest):
-                shape = geometry.for_snapshot(
-                    request, frame.width, frame.height, decode.rotation(frame)
-                )
-            else:
-                shape = geometry.for_snapshots(request, frame.width, frame.height)
-            bgr = transform.render(frame, shape, bgr=True)
-            yield Image(
-                data=encode.encode(bgr, request.f),
-                format=request.f,
-                width=bgr.shape[1],
-                height=bgr.shape[0],
-                time_ms=src.index.time_ms(item.number),
-                keyframe=src.index.is_keyframe(item.number),
-                index=item.number,
-                score=item.score,
-            )
+            pending.append(encoder.submit(_image, src.index, request, item))
+            if len(pending) > _ENCODE_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _image(index: FrameIndex, request: CaptureRequest, item: Selected) -> Image:
+    frame = item.frame
+    if isinstance(request, SnapshotRequest):
+        shape = geometry.for_snapshot(request, frame.width, frame.height, decode.rotation(frame))
+    else:
+        shape = geometry.for_snapshots(request, frame.width, frame.height)
+    bgr = transform.render(frame, shape, bgr=True)
+    return Image(
+        data=encode.encode(bgr, request.f),
+        format=request.f,
+        width=bgr.shape[1],
+        height=bgr.shape[0],
+        time_ms=index.time_ms(item.number),
+        keyframe=index.is_keyframe(item.number),
+        index=item.number,
+        score=item.score,
+    )
 
 
 def select(src: VideoSource, request: CaptureRequest) -> Iterator[Selected]:
