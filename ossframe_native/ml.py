@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -293,7 +293,8 @@ def _open(source: Source, request: SnapshotsRequest, out: _Output, threads: int 
 
 def _frames(src: VideoSource, request: SnapshotsRequest, out: _Output) -> Iterator[Frame]:
     with src:
-        yield from _render_all(src, request, out)
+        for fr in _render_all(src, request, out):
+            yield replace(fr, array=_wrap(fr.array, out))
 
 
 def _render_all(src: VideoSource, request: SnapshotsRequest, out: _Output) -> Iterator[Frame]:
@@ -310,14 +311,24 @@ def _render_all(src: VideoSource, request: SnapshotsRequest, out: _Output) -> It
 
 
 def _render(frame: Any, shape: geometry.Geometry, out: _Output) -> Any:
+    """The frame in ``out.layout``: a tensor on the device pipeline, else a NumPy array (CPU
+    torch output wraps it at the end, see _wrap)."""
     if out.on_device:
         return _render_on_device(frame, shape, out)
     rgb = transform.render(frame, shape)  # (H, W, 3), the same pixels as snapshots()
-    if out.kind == "numpy":
-        return rgb if out.layout == "HWC" else np.ascontiguousarray(rgb.transpose(2, 0, 1))
-    torch = _import_torch()
-    tensor = torch.from_numpy(rgb)
-    return tensor if out.layout == "HWC" else tensor.permute(2, 0, 1).contiguous()
+    return rgb if out.layout == "HWC" else np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def _wrap(array: Any, out: _Output) -> Any:
+    """CPU results stay NumPy until here: torch output shares their memory (no copy).
+
+    Copies, transposes and stacks are done in NumPy, single-threaded: torch's CPU ops run on its
+    intra-op thread pool, which competes with the decoder's threads and was measured 10-100x
+    slower than NumPy for these small copies on a loaded 2-core machine.
+    """
+    if out.kind == "torch" and isinstance(array, np.ndarray):
+        return _import_torch().from_numpy(array)
+    return array
 
 
 def _render_on_device(frame: Any, shape: geometry.Geometry, out: _Output) -> torch.Tensor:
@@ -402,8 +413,8 @@ def _colour(frame: Any) -> tuple[str, bool]:
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
-    if out.kind == "numpy":
-        return np.stack(arrays)
+    if isinstance(arrays[0], np.ndarray):
+        return _wrap(np.stack(arrays), out)
     return _import_torch().stack(arrays)
 
 

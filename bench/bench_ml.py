@@ -1,0 +1,310 @@
+"""ML loading benchmark: 20 clips -> one [16, 3, 224, 224] uint8 tensor each, on the CPU.
+
+The question (issue 5): how fast does ``frames_batch(m="avg", num=16, w=224, h=224,
+scaletype="crop", output="torch")`` turn clips into model input, against
+
+* decord: ``VideoReader.get_batch`` of the same 16 frame indices, then torch resize + centre
+  crop (``F.interpolate``, bilinear with antialias: torchvision's ``Resize(224)`` +
+  ``CenterCrop(224)`` on a tensor);
+* plain PyAV, the obvious way: decode sequentially (``thread_type="AUTO"``) until the last
+  wanted frame, ``to_ndarray("rgb24")`` the wanted ones, ``cv2.resize`` (INTER_AREA) to cover
+  224x224 and crop the centre.
+
+Before timing, every competitor must return the same 16 frame indices per clip and pictures
+that agree with ours (PSNR >= 30 dB: the resize filters differ, the frames must not). Then each
+run times all 20 clips per competitor, competitors alternating (the order rotates every run);
+the tables report medians over the runs.
+
+    python bench/bench_ml.py                 # makes bench/media/ml/ on first use, then runs
+    python bench/bench_ml.py --runs 7 --profile
+
+Media (git-ignored, made with PyAV): 20 clips of 1280x720 H.264 (libx264 preset fast,
+CRF 23, keyframe every 2 s, 3 B-frames), 30 fps, 10 s, each a different camera pan over
+textured content with moving objects and light noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDIA = ROOT / "bench" / "media" / "ml"
+RESULTS = ROOT / "bench" / "RESULTS_ML.md"
+CLIPS, WIDTH, HEIGHT, FPS, SECONDS, GOP = 20, 1280, 720, 30, 10, 60
+NUM, SIZE = 16, 224
+
+sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------------------------------------
+# Media
+
+
+def make_media(gop: int = GOP, directory: Path = MEDIA) -> list[Path]:
+    """Writes the clips that are missing; returns all paths."""
+    import av
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"clip_{k:02d}_gop{gop}.mp4" for k in range(CLIPS)]
+    for k, path in enumerate(paths):
+        if path.exists():
+            continue
+        started = time.perf_counter()
+        tmp = path.with_suffix(".tmp.mp4")
+        rng = np.random.default_rng(k)
+        # A textured world twice the frame size; the camera pans across it.
+        wh, ww = HEIGHT * 2, WIDTH * 2
+        yy, xx = np.mgrid[0:wh, 0:ww].astype(np.float32)
+        phase = rng.uniform(0, 6.3, 6).astype(np.float32)
+        world = np.stack(
+            [
+                128
+                + 60
+                * np.sin(xx / (23 + 5 * c) + phase[c])
+                * np.cos(yy / (31 + 7 * c) + phase[c + 3])
+                + 40 * np.sin((xx + yy) / (97 + 11 * c))
+                for c in range(3)
+            ],
+            axis=-1,
+        )
+        for _ in range(40):  # blobs of colour
+            cy, cx, r = rng.integers(0, wh), rng.integers(0, ww), rng.integers(20, 160)
+            colour = rng.integers(0, 256, 3)
+            y0, y1, x0, x1 = max(cy - r, 0), min(cy + r, wh), max(cx - r, 0), min(cx + r, ww)
+            world[y0:y1, x0:x1] = 0.4 * world[y0:y1, x0:x1] + 0.6 * colour
+        world = np.clip(world, 0, 255).astype(np.uint8)
+        noise = [rng.integers(-6, 7, (HEIGHT, WIDTH, 3), dtype=np.int16) for _ in range(7)]
+        vx, vy = rng.uniform(-3, 3, 2)
+        with av.open(str(tmp), "w", format="mp4") as out:
+            params = f"keyint={gop}:min-keyint={min(gop, 25)}:bframes=3:log-level=error"
+            stream = out.add_stream(
+                "libx264", rate=FPS, options={"preset": "fast", "crf": "23", "x264-params": params}
+            )
+            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+            for i in range(FPS * SECONDS):
+                x = int(WIDTH / 2 + vx * i) % (ww - WIDTH)
+                y = int(HEIGHT / 2 + vy * i) % (wh - HEIGHT)
+                rgb = world[y : y + HEIGHT, x : x + WIDTH].astype(np.int16) + noise[i % 7]
+                bx, by = (40 + 9 * i) % (WIDTH - 120), (80 + 4 * i) % (HEIGHT - 120)
+                rgb[by : by + 120, bx : bx + 120] = (230, 40 + i % 200, 40)
+                frame = av.VideoFrame.from_ndarray(np.clip(rgb, 0, 255).astype(np.uint8), "rgb24")
+                frame.pts = i
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        tmp.rename(path)
+        print(f"made {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Competitors: path -> (uint8 tensor [16, 3, 224, 224], frame indices)
+
+
+def avg_indices(n_frames: int) -> list[int]:
+    """m=avg on a constant-rate clip: the frames shown at k * D / 16, k = 0..15."""
+    return [k * n_frames // NUM for k in range(NUM)]
+
+
+def ours(path: Path):
+    import ossframe_native.ml as ml
+
+    batch = ml.frames_batch(
+        path, m="avg", num=NUM, w=SIZE, h=SIZE, scaletype="crop", output="torch"
+    )
+    return batch.data, list(batch.indices)
+
+
+def decord_get_batch(path: Path):
+    import decord
+    import torch
+    import torch.nn.functional as F
+
+    vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
+    indices = avg_indices(len(vr))
+    frames = torch.from_numpy(vr.get_batch(indices).asnumpy()).permute(0, 3, 1, 2)  # N,3,H,W
+    h, w = frames.shape[-2:]
+    scale = SIZE / min(h, w)
+    size = (max(SIZE, round(h * scale)), max(SIZE, round(w * scale)))
+    resized = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True)
+    top, left = (size[0] - SIZE) // 2, (size[1] - SIZE) // 2
+    crop = resized[:, :, top : top + SIZE, left : left + SIZE]
+    return crop.round_().clamp_(0, 255).to(torch.uint8), indices
+
+
+def pyav_decode_resize(path: Path):
+    import av
+    import cv2
+    import torch
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        indices = avg_indices(stream.frames)
+        wanted = set(indices)
+        out = []
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                rgb = frame.to_ndarray(format="rgb24")
+                h, w = rgb.shape[:2]
+                scale = SIZE / min(h, w)
+                size = (max(SIZE, round(w * scale)), max(SIZE, round(h * scale)))
+                small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                top, left = (size[1] - SIZE) // 2, (size[0] - SIZE) // 2
+                out.append(small[top : top + SIZE, left : left + SIZE])
+            if i >= indices[-1]:
+                break
+    data = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+    return data, indices
+
+
+COMPETITORS: dict[str, Callable] = {
+    "ossframe_native": ours,
+    "decord get_batch + torch resize": decord_get_batch,
+    "PyAV decode + cv2.resize": pyav_decode_resize,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification, timing, report
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def verify(paths: list[Path]) -> None:
+    """All competitors: same indices, [16, 3, 224, 224] uint8, pictures that agree with ours."""
+    for path in paths:
+        results = {name: fn(path) for name, fn in COMPETITORS.items()}
+        ref_data, ref_indices = results["ossframe_native"]
+        for name, (data, indices) in results.items():
+            assert indices == ref_indices, f"{path.name}: {name} took {indices}, ours {ref_indices}"
+            assert tuple(data.shape) == (NUM, 3, SIZE, SIZE), (name, tuple(data.shape))
+            assert str(data.dtype) == "torch.uint8", (name, data.dtype)
+            for k in range(NUM):
+                value = psnr(data[k].numpy(), ref_data[k].numpy())
+                assert value >= 30, f"{path.name}: {name} frame {indices[k]}: {value:.1f} dB"
+    print(f"verified: {len(COMPETITORS)} competitors agree on {len(paths)} clips", file=sys.stderr)
+
+
+def time_all(paths: list[Path], runs: int) -> dict[str, list[float]]:
+    names = list(COMPETITORS)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for run in range(runs):
+        order = names[run % len(names) :] + names[: run % len(names)]
+        for name in order:
+            fn = COMPETITORS[name]
+            started = time.perf_counter()
+            for path in paths:
+                fn(path)
+            seconds[name].append(time.perf_counter() - started)
+        line = ", ".join(f"{n}: {seconds[n][-1]:.2f} s" for n in names)
+        print(f"run {run + 1}/{runs}: {line}", file=sys.stderr)
+    return seconds
+
+
+def table(seconds: dict[str, list[float]], n_clips: int) -> str:
+    base = statistics.median(seconds["ossframe_native"])
+    rows = [
+        "| competitor | clips/s | frames/s | median s (20 clips) | min .. max s | ours is |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        ratio = "-" if name == "ossframe_native" else f"{median / base:.2f}x faster"
+        rows.append(
+            f"| {name} | {n_clips / median:.2f} | {n_clips * NUM / median:.1f} | {median:.2f} | "
+            f"{min(values):.2f} .. {max(values):.2f} | {ratio} |"
+        )
+    return "\n".join(rows)
+
+
+def profile_ours(paths: list[Path]) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for path in paths:
+        ours(path)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
+    return text.getvalue()
+
+
+def environment() -> list[str]:
+    import av
+    import cv2
+    import decord
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return [
+        f"* machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} "
+        f"{platform.release()}; load average at the end {load[0]:.1f}",
+        f"* Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__} "
+        f"(FFmpeg {av.ffmpeg_version_info}), decord {decord.__version__}, "
+        f"OpenCV {cv2.__version__}, NumPy {np.__version__}",
+        f"* commit {commit}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per competitor (>= 5)")
+    parser.add_argument("--gop", type=int, default=GOP, help="keyframe interval of the clips")
+    parser.add_argument("--profile", action="store_true", help="cProfile ours over the clips")
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS_ML.md")
+    args = parser.parse_args()
+    paths = make_media(args.gop)
+    verify(paths)
+    seconds = time_all(paths, args.runs)
+    report = table(seconds, len(paths))
+    command = "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]])
+    lines = [
+        "# ML loading benchmark (issue 5)",
+        "",
+        f"{len(paths)} clips of {WIDTH}x{HEIGHT} H.264 (libx264 preset fast, CRF 23, keyframe "
+        f"every {args.gop} frames, 3 B-frames), {FPS} fps, {SECONDS} s -> one [16, 3, 224, 224] "
+        "uint8 tensor per clip (`m_avg,num_16,w_224,h_224,scaletype_crop`), CPU only. "
+        f"Medians of {args.runs} runs, competitors alternating; every competitor was first "
+        "checked to return the same 16 frame indices per clip and pictures within 30 dB PSNR "
+        "of ours.",
+        "",
+        report,
+        "",
+        f"Command: `{command}`",
+        "",
+        *environment(),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.profile:
+        print(profile_ours(paths[:5]))
+    if not args.no_write:
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
