@@ -118,11 +118,16 @@ inline void store32(void* p, __m128i v) {
     std::memcpy(p, &x, sizeof x);
 }
 
-// (acc + rnd) >> sh on int32 lanes.
+// (acc + rnd) >> sh on int32 lanes; Shifter: acc >> sh, for sums that already hold the rounding.
 struct Rounder {
     __m128i rnd, sh;
     Rounder(int32_t r, int shift) : rnd(_mm_set1_epi32(r)), sh(_mm_cvtsi32_si128(shift)) {}
     __m128i operator()(__m128i acc) const { return _mm_sra_epi32(_mm_add_epi32(acc, rnd), sh); }
+};
+struct Shifter {
+    __m128i sh;
+    explicit Shifter(int shift) : sh(_mm_cvtsi32_si128(shift)) {}
+    __m128i operator()(__m128i acc) const { return _mm_sra_epi32(acc, sh); }
 };
 
 // Stores 8 signed 16-bit values (saturated to the output type).
@@ -258,8 +263,8 @@ int vblend_i16_simd(const int16_t* const* rows, const int16_t* w, int n, int32_t
 }
 
 // One channel, two taps: the pair (in[ofs], in[ofs + 1]) is one 32-bit load.
-template <class Out>
-int hblend_c1_t2(const int16_t* in, const int32_t* ofs, const int16_t* w, const Rounder& round,
+template <class Round, class Out>
+int hblend_c1_t2(const int16_t* in, const int32_t* ofs, const int16_t* w, const Round& round,
                  int dw, Out* out) {
     int d = 0;
     for (; d + 8 <= dw; d += 8) {
@@ -277,8 +282,8 @@ int hblend_c1_t2(const int16_t* in, const int32_t* ofs, const int16_t* w, const 
 }
 
 // One channel, up to four taps: one 64-bit load per output, two outputs per multiply.
-template <class Out>
-int hblend_c1_t4(const int16_t* in, const int32_t* ofs, const int16_t* w, const Rounder& round,
+template <class Round, class Out>
+int hblend_c1_t4(const int16_t* in, const int32_t* ofs, const int16_t* w, const Round& round,
                  int dw, Out* out) {
     int d = 0;
     for (; d + 8 <= dw; d += 8) {
@@ -294,9 +299,9 @@ int hblend_c1_t4(const int16_t* in, const int32_t* ofs, const int16_t* w, const 
 }
 
 // One channel, a multiple of eight taps.
-template <class Out>
+template <class Round, class Out>
 int hblend_c1_t8(const int16_t* in, const int32_t* ofs, const int16_t* w, int taps,
-                 const Rounder& round, int dw, Out* out) {
+                 const Round& round, int dw, Out* out) {
     int d = 0;
     for (; d + 8 <= dw; d += 8) {
         __m128i acc[8];
@@ -317,9 +322,9 @@ int hblend_c1_t8(const int16_t* in, const int32_t* ofs, const int16_t* w, int ta
 // Two channels, even taps: the 64-bit load at tap pair k holds a_k b_k a_k+1 b_k+1; reordered to
 // a_k a_k+1 b_k b_k+1, two pixels fill one register. wb holds, per output pair (d, d + 1) and tap
 // pair k, (w_k, w_k+1, w_k, w_k+1) of d then of d + 1.
-template <bool kTwoTaps, class Out>
+template <bool kTwoTaps, class Round, class Out>
 int hblend_c2(const int16_t* in, const int32_t* ofs, const int16_t* wb, int taps,
-              const Rounder& round, int dw, Out* out) {
+              const Round& round, int dw, Out* out) {
     const int pairs = kTwoTaps ? 1 : taps / 2;
     const auto reorder = [](__m128i x) {
         return _mm_shufflehi_epi16(_mm_shufflelo_epi16(x, _MM_SHUFFLE(3, 1, 2, 0)),
@@ -345,9 +350,9 @@ int hblend_c2(const int16_t* in, const int32_t* ofs, const int16_t* wb, int taps
 // elements are loaded per tap, so rows need 4 elements of padding). wb holds (w_k, w_k+1) x 4
 // per output and tap pair. 8-bit output is written exactly (4 pixels = 12 or 16 bytes); 16-bit
 // output with C = 3 writes one element past each pixel, so it is only for padded internal rows.
-template <int C, bool kTwoTaps, class Out>
+template <int C, bool kTwoTaps, class Round, class Out>
 int hblend_c34(const int16_t* in, const int32_t* ofs, const int16_t* wb, int taps,
-               const Rounder& round, int dw, Out* out) {
+               const Round& round, int dw, Out* out) {
     const int pairs = kTwoTaps ? 1 : taps / 2;
     const auto one = [&](int d) {
         const int16_t* p = in + ofs[d];
@@ -360,6 +365,22 @@ int hblend_c34(const int16_t* in, const int32_t* ofs, const int16_t* wb, int tap
         return round(acc);
     };
     int d = 0;
+    if constexpr (sizeof(Out) == 1 && C == 3) {
+        // 16 pixels = 48 bytes, written as three 16-byte stores.
+        const auto twelve = [&](int e) {  // pixels e..e+3 in bytes 0..11
+            const __m128i v01 = _mm_packs_epi32(one(e), one(e + 1));
+            const __m128i v23 = _mm_packs_epi32(one(e + 2), one(e + 3));
+            return compact_4x3(_mm_packus_epi16(v01, v23));
+        };
+        for (; d + 16 <= dw; d += 16) {
+            const __m128i p0 = twelve(d), p1 = twelve(d + 4), p2 = twelve(d + 8);
+            const __m128i p3 = twelve(d + 12);
+            uint8_t* o = reinterpret_cast<uint8_t*>(out) + d * C;
+            storeu(o, _mm_or_si128(p0, _mm_slli_si128(p1, 12)));
+            storeu(o + 16, _mm_or_si128(_mm_srli_si128(p1, 4), _mm_slli_si128(p2, 8)));
+            storeu(o + 32, _mm_or_si128(_mm_srli_si128(p2, 8), _mm_slli_si128(p3, 4)));
+        }
+    }
     for (; d + 4 <= dw; d += 4) {
         const __m128i v01 = _mm_packs_epi32(one(d), one(d + 1));
         const __m128i v23 = _mm_packs_epi32(one(d + 2), one(d + 3));
@@ -415,31 +436,37 @@ struct HTable {
     int taps;
 };
 
+#ifdef __SSE2__
+// The SIMD kernel for C and taps; returns how many outputs it did (the rest is scalar).
+template <class Round, class Out>
+int hblend_simd(const int16_t* in, const HTable& t, int C, const Round& round, int dw, Out* out) {
+    switch (C) {
+        case 1:
+            if (t.taps == 2) return hblend_c1_t2(in, t.ofs, t.w, round, dw, out);
+            if (t.taps == 4) return hblend_c1_t4(in, t.ofs, t.w, round, dw, out);
+            if (t.taps % 8 == 0) return hblend_c1_t8(in, t.ofs, t.w, t.taps, round, dw, out);
+            return 0;
+        case 2:
+            if (t.taps == 2) return hblend_c2<true>(in, t.ofs, t.bcast, 2, round, dw, out);
+            return hblend_c2<false>(in, t.ofs, t.bcast, t.taps, round, dw, out);
+        case 3:
+            if (t.taps == 2) return hblend_c34<3, true>(in, t.ofs, t.bcast, 2, round, dw, out);
+            return hblend_c34<3, false>(in, t.ofs, t.bcast, t.taps, round, dw, out);
+        default:
+            if (t.taps == 2) return hblend_c34<4, true>(in, t.ofs, t.bcast, 2, round, dw, out);
+            return hblend_c34<4, false>(in, t.ofs, t.bcast, t.taps, round, dw, out);
+    }
+}
+#endif
+
 // Input rows must be readable (zero padded) for `taps * C + 4` elements past the last output's
 // first tap.
 template <class Out>
 void hblend(const int16_t* in, const HTable& t, int C, int32_t rnd, int shift, int dw, Out* out) {
     int d = 0;
 #ifdef __SSE2__
-    const Rounder round(rnd, shift);
-    if (C == 1 && t.taps == 2)
-        d = hblend_c1_t2(in, t.ofs, t.w, round, dw, out);
-    else if (C == 1 && t.taps == 4)
-        d = hblend_c1_t4(in, t.ofs, t.w, round, dw, out);
-    else if (C == 1 && t.taps % 8 == 0)
-        d = hblend_c1_t8(in, t.ofs, t.w, t.taps, round, dw, out);
-    else if (C == 2 && t.taps == 2)
-        d = hblend_c2<true>(in, t.ofs, t.bcast, 2, round, dw, out);
-    else if (C == 2)
-        d = hblend_c2<false>(in, t.ofs, t.bcast, t.taps, round, dw, out);
-    else if (C == 3 && t.taps == 2)
-        d = hblend_c34<3, true>(in, t.ofs, t.bcast, 2, round, dw, out);
-    else if (C == 3)
-        d = hblend_c34<3, false>(in, t.ofs, t.bcast, t.taps, round, dw, out);
-    else if (C == 4 && t.taps == 2)
-        d = hblend_c34<4, true>(in, t.ofs, t.bcast, 2, round, dw, out);
-    else if (C == 4)
-        d = hblend_c34<4, false>(in, t.ofs, t.bcast, t.taps, round, dw, out);
+    d = rnd == 0 ? hblend_simd(in, t, C, Shifter(shift), dw, out)
+                 : hblend_simd(in, t, C, Rounder(rnd, shift), dw, out);
 #endif
     hblend_scalar(in, t.ofs, t.w, t.taps, C, rnd, shift, d, dw, out);
 }
