@@ -11,6 +11,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from . import decode, encode, geometry, kernels, transform
@@ -100,7 +101,9 @@ def snapshots(
 
 def capture(source: Source, request: CaptureRequest) -> Iterator[Image]:
     """Runs a validated request on a source and yields its encoded images in time order."""
-    src = VideoSource(source)  # opened now, so an unreadable source fails at the call
+    # Opened now, so an unreadable source fails at the call. One snapshot indexes only its GOP.
+    around = Fraction(request.t, 1000) if isinstance(request, SnapshotRequest) else None
+    src = VideoSource(source, around=around)
     return _capture(src, request)
 
 
@@ -131,7 +134,7 @@ def _image(index: FrameIndex, request: CaptureRequest, item: Selected) -> Image:
         height=bgr.shape[0],
         time_ms=index.time_ms(item.number),
         keyframe=index.is_keyframe(item.number),
-        index=item.number,
+        index=index.number(item.number),
         score=item.score,
     )
 

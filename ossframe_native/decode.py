@@ -8,6 +8,7 @@ that is cheaper), feeds the packets the run needs and drains the decoder.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pathlib
@@ -48,10 +49,12 @@ class FrameIndex:
     packet_ids: dict[tuple[int | None, int | None], int]  # (dts, pts) -> decode position
     time_base: Fraction
     end_pts: int  # presentation end of the last frame
+    first_pts: int  # the stream's first frame (a window of the stream may start later)
+    first_number: int = 0  # the stream's frame number of this index's frame 0
 
-    @property
-    def first_pts(self) -> int:
-        return int(self.pts[0])
+    def number(self, i: int) -> int:
+        """Frame i's number in the whole stream, in presentation order from 0."""
+        return self.first_number + i
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -95,9 +98,13 @@ class VideoSource:
     """One open source: its picture stream, frame index and decoder.
 
     Use as a context manager. ``source`` is a path, ``bytes`` or a seekable binary file object.
+    With ``around=t`` (seconds) only the GOP that shows ``t`` is demuxed and indexed, and its
+    packets are kept for decoding: what one snapshot needs.
     """
 
-    def __init__(self, source: Source, threads: int | None = None) -> None:
+    def __init__(
+        self, source: Source, threads: int | None = None, around: Fraction | None = None
+    ) -> None:
         self._source = source
         self._threads = threads if threads is not None else _default_threads()
         self._container = _open(source)
@@ -111,7 +118,15 @@ class VideoSource:
                 fps=float(self._stream.average_rate or self._stream.guessed_rate or 0),
                 cover_art=cover,
             )
-            self.index = _cover_index() if cover else _read_index(self._container, self._stream)
+            self._window: list[Any] | None = None  # demuxed packets of a windowed index
+            if cover:
+                self.index = _cover_index()
+            elif around is not None and (window := _read_window(self._stream, around)):
+                self._window, self.index = window
+            else:
+                if around is not None:  # the window was tried and moved the demuxer
+                    self._reopen()
+                self.index = _read_index(self._container, self._stream)
         except BaseException:
             self._container.close()
             raise
@@ -233,6 +248,9 @@ class VideoSource:
 
     def _position_at(self, pos: int) -> None:
         """Makes the next demuxed packet the one at decode position ``pos``."""
+        if self._window is not None:
+            self._next_pos = pos
+            return
         gap = None if self._next_pos is None else pos - self._next_pos
         if gap is None or gap < 0 or gap > _READ_ON_PACKETS:
             self._seek_near(pos)
@@ -263,11 +281,14 @@ class VideoSource:
         self._pending = first
         self._next_pos = landed
 
-    def _rewind(self) -> None:
-        """Reopens the source and reads from its first packet (used when a seek misses)."""
+    def _reopen(self) -> None:
         self._container.close()
         self._container = _open(self._source)
         self._stream, _ = _picture_stream(self._container)
+
+    def _rewind(self) -> None:
+        """Reopens the source and reads from its first packet (used when a seek misses)."""
+        self._reopen()
         self._configure_decoder(self._stream)
         self._packets = self._demux()
         self._pending = None
@@ -278,6 +299,9 @@ class VideoSource:
 
     def _next_packet(self, pos: int) -> Any:
         """Returns the packet at decode position ``pos``, which must be the next one."""
+        if self._window is not None and pos < len(self._window):
+            self._next_pos = pos + 1
+            return self._window[pos]
         if self._packets is None or self._next_pos != pos:
             raise AssertionError(f"demuxer at {self._next_pos}, asked for {pos}")
         packet, self._pending = self._pending, None
@@ -372,10 +396,102 @@ def _cover_index() -> FrameIndex:
         packet_ids={},
         time_base=Fraction(1, 1000),
         end_pts=1,
+        first_pts=0,
     )
 
 
 def _read_index(container: Any, stream: Any) -> FrameIndex:
+    """Indexes every packet of the stream (demuxing only)."""
+    return _index_from(container.demux(stream), _time_base(stream))
+
+
+def _read_window(stream: Any, t: Fraction) -> tuple[list[Any], FrameIndex] | None:
+    """The packets from the keyframe that ``t`` needs up to the last one that can show ``t``.
+
+    Seeks to the last keyframe at or before t; packets are then demuxed until one's dts passes
+    t, since every later packet is presented after it. Only for containers whose demuxer holds
+    every sample in its index (MP4/MOV), which numbers the frames before the window. None
+    otherwise, and the caller indexes the whole stream instead.
+    """
+    container = stream.container
+    entries = stream.index_entries
+    mov = "mp4" in container.format.name.split(",")
+    if not mov or not stream.frames or len(entries) != stream.frames:
+        return None
+    time_base = _time_base(stream)
+    first_pts = _first_pts(container, stream)
+    if first_pts is None:
+        return None
+    target = first_pts + int(t / time_base // 1)
+    seek_to = target
+    for _ in range(4):  # each try steps back one keyframe
+        try:
+            container.seek(seek_to, stream=stream, backward=True, any_frame=False)
+            packets = []
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                if packet.pts is None or packet.dts is None or not (packets or packet.is_keyframe):
+                    return None
+                packets.append(packet)
+                if packet.dts > target:
+                    break
+        except av.FFmpegError:
+            return None
+        if not packets:
+            return None
+        if packets[0].pts <= target:
+            before = _frames_before(entries, packets[0])
+            if before is None:
+                return None
+            index = _index_from(packets, time_base, first_pts)
+            return packets, dataclasses.replace(index, first_number=before)
+        if packets[0].dts <= first_pts:
+            return None
+        seek_to = packets[0].dts - 1
+    return None
+
+
+def _frames_before(entries: Any, keyframe: Any) -> int | None:
+    """How many frames precede ``keyframe`` in decode order, from the demuxer's sample index
+    (sorted by dts); None if the packet is not found there."""
+    lo, hi = 0, len(entries)
+    while lo < hi:  # first entry with timestamp >= the keyframe's dts
+        mid = (lo + hi) // 2
+        if entries[mid].timestamp < keyframe.dts:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == len(entries) or entries[lo].pos != keyframe.pos:
+        return None
+    return sum(1 for j in range(lo) if not entries[j].is_discard)
+
+
+def _first_pts(container: Any, stream: Any) -> int | None:
+    """The smallest pts of the stream's frames, read from its first packets."""
+    first = None
+    try:
+        for packet in container.demux(stream):
+            if not packet.size or packet.is_discard:
+                continue
+            if packet.pts is None or packet.dts is None:
+                return None
+            first = packet.pts if first is None else min(first, packet.pts)
+            if packet.dts >= first:  # every later packet is presented at or after its dts
+                return first
+    except av.FFmpegError:
+        return None
+    return first
+
+
+def _time_base(stream: Any) -> Fraction:
+    return Fraction(stream.time_base.numerator, stream.time_base.denominator)
+
+
+def _index_from(
+    packets: Iterable[Any], time_base: Fraction, first_pts: int | None = None
+) -> FrameIndex:
+    """Builds the index of a run of packets in decode order (a whole stream or a window)."""
     pts_list: list[int] = []
     dts_list: list[int] = []
     key_list: list[bool] = []
@@ -384,7 +500,7 @@ def _read_index(container: Any, stream: Any) -> FrameIndex:
     frame_pos: list[int] = []
     end_pts = None
     try:
-        for packet in container.demux(stream):
+        for packet in packets:
             if not packet.size:
                 continue
             pos = len(pts_list)
@@ -420,8 +536,9 @@ def _read_index(container: Any, stream: Any) -> FrameIndex:
         packet_pts=np.asarray(pts_list, dtype=np.int64),
         packet_dts=np.asarray(dts_list, dtype=np.int64),
         packet_ids=ids,
-        time_base=Fraction(stream.time_base.numerator, stream.time_base.denominator),
+        time_base=time_base,
         end_pts=int(end_pts),
+        first_pts=int(pts_sorted[0]) if first_pts is None else first_pts,
     )
 
 
