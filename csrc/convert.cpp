@@ -61,7 +61,7 @@ inline __m128i compact_4x3(__m128i x) {
 // dst[3 * i ..] = RGB (or BGR) of luma y[i] and chroma uv[2 * i], uv[2 * i + 1] (7 fraction bits).
 void convert_row(const int16_t* y, const int16_t* uv, int n, const Coefficients& k, bool bgr,
                  uint8_t* dst) {
-    int i = 0;
+    ptrdiff_t i = 0;
 #ifdef __SSE2__
     const __m128i yoff = _mm_set1_epi16(k.y_offset);
     const __m128i czero = _mm_set1_epi16(kChromaZero);

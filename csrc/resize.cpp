@@ -56,7 +56,7 @@ constexpr int kFastTaps = 8;
 
 void vblend_u8_scalar(const uint8_t* const* rows, const int16_t* w, int n, int32_t bias, int i0,
                       int i1, int16_t* out) {
-    for (int i = i0; i < i1; ++i) {
+    for (ptrdiff_t i = i0; i < i1; ++i) {
         int32_t acc = 0;
         if (n <= kFastTaps) {
             for (int k = 0; k < n; ++k) acc += (static_cast<int32_t>(rows[k][i]) * (2 * w[k])) >> 8;
@@ -72,7 +72,7 @@ void vblend_u8_scalar(const uint8_t* const* rows, const int16_t* w, int n, int32
 template <class Out>
 void vblend_i16_scalar(const int16_t* const* rows, const int16_t* w, int n, int32_t rnd, int shift,
                        int i0, int i1, Out* out) {
-    for (int i = i0; i < i1; ++i) {
+    for (ptrdiff_t i = i0; i < i1; ++i) {
         int32_t acc = rnd;
         for (int k = 0; k < n; ++k) acc += static_cast<int32_t>(rows[k][i]) * w[k];
         put(out + i, acc >> shift);
@@ -83,7 +83,7 @@ void vblend_i16_scalar(const int16_t* const* rows, const int16_t* w, int n, int3
 template <class Out>
 void hblend_scalar(const int16_t* in, const int32_t* ofs, const int16_t* w, int taps, int C,
                    int32_t rnd, int shift, int d0, int d1, Out* out) {
-    for (int d = d0; d < d1; ++d) {
+    for (ptrdiff_t d = d0; d < d1; ++d) {
         const int16_t* base = in + ofs[d];
         const int16_t* wd = w + static_cast<ptrdiff_t>(d) * taps;
         for (int c = 0; c < C; ++c) {
@@ -170,7 +170,7 @@ int vblend_u8_fast(const uint8_t* const* rows, const int16_t* w, int n, int32_t 
         wv[k] = _mm_set1_epi16(static_cast<int16_t>(2 * w[k]));
         r[k] = rows[k];
     }
-    int i = 0;
+    ptrdiff_t i = 0;
     for (; i + 16 <= len; i += 16) {
         __m128i lo = b, hi = b;
         for (int k = 0; k < n; ++k) {
@@ -181,7 +181,7 @@ int vblend_u8_fast(const uint8_t* const* rows, const int16_t* w, int n, int32_t 
         storeu(out + i, lo);
         storeu(out + i + 8, hi);
     }
-    return i;
+    return static_cast<int>(i);
 }
 
 int vblend_u8_simd(const uint8_t* const* rows, const int16_t* w, int n, int32_t bias, int len,
@@ -199,7 +199,7 @@ int vblend_u8_simd(const uint8_t* const* rows, const int16_t* w, int n, int32_t 
             if (n <= kFastTaps) return vblend_u8_fast<0>(rows, w, n, bias, len, out);
     }
     const __m128i zero = _mm_setzero_si128();
-    int i = 0;
+    ptrdiff_t i = 0;
     const Rounder round(1 << (kWeightBits - kMidBits - 1), kWeightBits - kMidBits);
     const __m128i b = _mm_set1_epi16(static_cast<int16_t>(bias));
     for (; i + 16 <= len; i += 16) {
@@ -219,14 +219,14 @@ int vblend_u8_simd(const uint8_t* const* rows, const int16_t* w, int n, int32_t 
         storeu(out + i, _mm_add_epi16(_mm_packs_epi32(round(s0), round(s1)), b));
         storeu(out + i + 8, _mm_add_epi16(_mm_packs_epi32(round(s2), round(s3)), b));
     }
-    return i;
+    return static_cast<int>(i);
 }
 
 template <class Out>
 int vblend_i16_simd(const int16_t* const* rows, const int16_t* w, int n, int32_t rnd, int shift,
                     int len, Out* out) {
     const Rounder round(rnd, shift);
-    int i = 0;
+    ptrdiff_t i = 0;
     if (n == 2) {
         const __m128i wk = _mm_set1_epi32(weight_pair(w));
         const int16_t* r0 = rows[0];
@@ -237,7 +237,7 @@ int vblend_i16_simd(const int16_t* const* rows, const int16_t* w, int n, int32_t
             const __m128i s1 = _mm_madd_epi16(_mm_unpackhi_epi16(a, b), wk);
             store8(out + i, _mm_packs_epi32(round(s0), round(s1)));
         }
-        return i;
+        return static_cast<int>(i);
     }
     // Rows in pairs; an odd last row is paired with itself at weight 0.
     const int pairs = (n + 1) / 2;
@@ -259,14 +259,14 @@ int vblend_i16_simd(const int16_t* const* rows, const int16_t* w, int n, int32_t
         }
         store8(out + i, _mm_packs_epi32(round(s0), round(s1)));
     }
-    return i;
+    return static_cast<int>(i);
 }
 
 // One channel, two taps: the pair (in[ofs], in[ofs + 1]) is one 32-bit load.
 template <class Round, class Out>
 int hblend_c1_t2(const int16_t* in, const int32_t* ofs, const int16_t* w, const Round& round,
                  int dw, Out* out) {
-    int d = 0;
+    ptrdiff_t d = 0;
     for (; d + 8 <= dw; d += 8) {
         const int32_t* o = ofs + d;
         const auto four = [&](const int32_t* q) {
@@ -278,14 +278,14 @@ int hblend_c1_t2(const int16_t* in, const int32_t* ofs, const int16_t* w, const 
         const __m128i s1 = _mm_madd_epi16(b, loadu(w + 2 * d + 8));
         store8(out + d, _mm_packs_epi32(round(s0), round(s1)));
     }
-    return d;
+    return static_cast<int>(d);
 }
 
 // One channel, up to four taps: one 64-bit load per output, two outputs per multiply.
 template <class Round, class Out>
 int hblend_c1_t4(const int16_t* in, const int32_t* ofs, const int16_t* w, const Round& round,
                  int dw, Out* out) {
-    int d = 0;
+    ptrdiff_t d = 0;
     for (; d + 8 <= dw; d += 8) {
         const int32_t* o = ofs + d;
         const int16_t* wd = w + 4 * d;
@@ -295,14 +295,14 @@ int hblend_c1_t4(const int16_t* in, const int32_t* ofs, const int16_t* w, const 
         const __m128i s0 = round(sum_pairs(m[0], m[1])), s1 = round(sum_pairs(m[2], m[3]));
         store8(out + d, _mm_packs_epi32(s0, s1));
     }
-    return d;
+    return static_cast<int>(d);
 }
 
 // One channel, a multiple of eight taps.
 template <class Round, class Out>
 int hblend_c1_t8(const int16_t* in, const int32_t* ofs, const int16_t* w, int taps,
                  const Round& round, int dw, Out* out) {
-    int d = 0;
+    ptrdiff_t d = 0;
     for (; d + 8 <= dw; d += 8) {
         __m128i acc[8];
         for (int j = 0; j < 8; ++j) {
@@ -316,7 +316,7 @@ int hblend_c1_t8(const int16_t* in, const int32_t* ofs, const int16_t* w, int ta
         store8(out + d, _mm_packs_epi32(round(sum4(acc[0], acc[1], acc[2], acc[3])),
                                         round(sum4(acc[4], acc[5], acc[6], acc[7]))));
     }
-    return d;
+    return static_cast<int>(d);
 }
 
 // Two channels, even taps: the 64-bit load at tap pair k holds a_k b_k a_k+1 b_k+1; reordered to
@@ -330,7 +330,7 @@ int hblend_c2(const int16_t* in, const int32_t* ofs, const int16_t* wb, int taps
         return _mm_shufflehi_epi16(_mm_shufflelo_epi16(x, _MM_SHUFFLE(3, 1, 2, 0)),
                                    _MM_SHUFFLE(3, 1, 2, 0));
     };
-    const auto two = [&](int d) {  // a_d b_d a_d+1 b_d+1; d is even
+    const auto two = [&](ptrdiff_t d) {  // a_d b_d a_d+1 b_d+1; d is even
         const int16_t* p0 = in + ofs[d];
         const int16_t* p1 = in + ofs[d + 1];
         const int16_t* w = wb + static_cast<ptrdiff_t>(d) * pairs * 4;
@@ -341,9 +341,9 @@ int hblend_c2(const int16_t* in, const int32_t* ofs, const int16_t* wb, int taps
         }
         return round(acc);
     };
-    int d = 0;
+    ptrdiff_t d = 0;
     for (; d + 4 <= dw; d += 4) store8(out + 2 * d, _mm_packs_epi32(two(d), two(d + 2)));
-    return d;
+    return static_cast<int>(d);
 }
 
 // Three or four channels, even taps: one pixel per multiply, its channels in the lanes (4
@@ -354,7 +354,7 @@ template <int C, bool kTwoTaps, class Round, class Out>
 int hblend_c34(const int16_t* in, const int32_t* ofs, const int16_t* wb, int taps,
                const Round& round, int dw, Out* out) {
     const int pairs = kTwoTaps ? 1 : taps / 2;
-    const auto one = [&](int d) {
+    const auto one = [&](ptrdiff_t d) {
         const int16_t* p = in + ofs[d];
         const int16_t* w = wb + static_cast<ptrdiff_t>(d) * pairs * 8;
         __m128i acc = _mm_madd_epi16(_mm_unpacklo_epi16(load4(p), load4(p + C)), loadu(w));
@@ -364,10 +364,10 @@ int hblend_c34(const int16_t* in, const int32_t* ofs, const int16_t* wb, int tap
         }
         return round(acc);
     };
-    int d = 0;
+    ptrdiff_t d = 0;
     if constexpr (sizeof(Out) == 1 && C == 3) {
         // 16 pixels = 48 bytes, written as three 16-byte stores.
-        const auto twelve = [&](int e) {  // pixels e..e+3 in bytes 0..11
+        const auto twelve = [&](ptrdiff_t e) {  // pixels e..e+3 in bytes 0..11
             const __m128i v01 = _mm_packs_epi32(one(e), one(e + 1));
             const __m128i v23 = _mm_packs_epi32(one(e + 2), one(e + 3));
             return compact_4x3(_mm_packus_epi16(v01, v23));
@@ -404,7 +404,7 @@ int hblend_c34(const int16_t* in, const int32_t* ofs, const int16_t* wb, int tap
             storel(out + d * C + 3 * C, _mm_srli_si128(v23, 8));
         }
     }
-    return d;
+    return static_cast<int>(d);
 }
 
 #endif  // __SSE2__
@@ -473,7 +473,7 @@ void hblend(const int16_t* in, const HTable& t, int C, int32_t rnd, int shift, i
 
 // out = a (widened to 16 bits), or with b: a0 b0 a1 b1 ...
 void widen(const uint8_t* a, const uint8_t* b, int len, int16_t* out) {
-    int i = 0;
+    ptrdiff_t i = 0;
 #ifdef __SSE2__
     const __m128i zero = _mm_setzero_si128();
     if (b == nullptr) {
@@ -505,7 +505,7 @@ void widen(const uint8_t* a, const uint8_t* b, int len, int16_t* out) {
 
 // out = a0 b0 a1 b1 ... of two 16-bit rows.
 void interleave(const int16_t* a, const int16_t* b, int len, int16_t* out) {
-    int i = 0;
+    ptrdiff_t i = 0;
 #ifdef __SSE2__
     for (; i + 8 <= len; i += 8) {
         const __m128i va = loadu(a + i), vb = loadu(b + i);
