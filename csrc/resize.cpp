@@ -97,6 +97,12 @@ void hblend_scalar(const int16_t* in, const int32_t* ofs, const int16_t* w, int 
 #ifdef __SSE2__
 
 inline __m128i loadu(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+// Weight tables: std::vector storage is 16-byte aligned (operator new), and every kernel reads
+// them at multiples of 8 elements, so the loads are aligned and fold into pmaddwd.
+static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ >= 16, "weight tables need 16-byte alignment");
+inline __m128i loadw(const int16_t* p) {
+    return _mm_load_si128(static_cast<const __m128i*>(static_cast<const void*>(p)));
+}
 inline void storeu(void* p, __m128i v) { _mm_storeu_si128(static_cast<__m128i*>(p), v); }
 inline void storel(void* p, __m128i v) { _mm_storel_epi64(static_cast<__m128i*>(p), v); }
 inline __m128i load2(const int16_t* p) {
@@ -274,8 +280,8 @@ int hblend_c1_t2(const int16_t* in, const int32_t* ofs, const int16_t* w, const 
                                       _mm_unpacklo_epi32(load2(in + q[2]), load2(in + q[3])));
         };
         const __m128i a = four(o), b = four(o + 4);
-        const __m128i s0 = _mm_madd_epi16(a, loadu(w + 2 * d));
-        const __m128i s1 = _mm_madd_epi16(b, loadu(w + 2 * d + 8));
+        const __m128i s0 = _mm_madd_epi16(a, loadw(w + 2 * d));
+        const __m128i s1 = _mm_madd_epi16(b, loadw(w + 2 * d + 8));
         store8(out + d, _mm_packs_epi32(round(s0), round(s1)));
     }
     return static_cast<int>(d);
@@ -291,7 +297,7 @@ int hblend_c1_t4(const int16_t* in, const int32_t* ofs, const int16_t* w, const 
         const int16_t* wd = w + 4 * d;
         __m128i m[4];
         for (int j = 0; j < 4; ++j)
-            m[j] = _mm_madd_epi16(load4x2(in + o[2 * j], in + o[2 * j + 1]), loadu(wd + 8 * j));
+            m[j] = _mm_madd_epi16(load4x2(in + o[2 * j], in + o[2 * j + 1]), loadw(wd + 8 * j));
         const __m128i s0 = round(sum_pairs(m[0], m[1])), s1 = round(sum_pairs(m[2], m[3]));
         store8(out + d, _mm_packs_epi32(s0, s1));
     }
@@ -308,9 +314,9 @@ int hblend_c1_t8(const int16_t* in, const int32_t* ofs, const int16_t* w, int ta
         for (int j = 0; j < 8; ++j) {
             const int16_t* src = in + ofs[d + j];
             const int16_t* wd = w + static_cast<ptrdiff_t>(d + j) * taps;
-            __m128i a = _mm_madd_epi16(loadu(src), loadu(wd));
+            __m128i a = _mm_madd_epi16(loadu(src), loadw(wd));
             for (int k = 8; k < taps; k += 8)
-                a = _mm_add_epi32(a, _mm_madd_epi16(loadu(src + k), loadu(wd + k)));
+                a = _mm_add_epi32(a, _mm_madd_epi16(loadu(src + k), loadw(wd + k)));
             acc[j] = a;
         }
         store8(out + d, _mm_packs_epi32(round(sum4(acc[0], acc[1], acc[2], acc[3])),
@@ -334,10 +340,10 @@ int hblend_c2(const int16_t* in, const int32_t* ofs, const int16_t* wb, int taps
         const int16_t* p0 = in + ofs[d];
         const int16_t* p1 = in + ofs[d + 1];
         const int16_t* w = wb + static_cast<ptrdiff_t>(d) * pairs * 4;
-        __m128i acc = _mm_madd_epi16(reorder(load4x2(p0, p1)), loadu(w));
+        __m128i acc = _mm_madd_epi16(reorder(load4x2(p0, p1)), loadw(w));
         for (int k = 1; k < pairs; ++k) {
             const __m128i x = reorder(load4x2(p0 + 4 * k, p1 + 4 * k));
-            acc = _mm_add_epi32(acc, _mm_madd_epi16(x, loadu(w + 8 * k)));
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(x, loadw(w + 8 * k)));
         }
         return round(acc);
     };
@@ -357,10 +363,10 @@ int hblend_c34(const int16_t* in, const int32_t* ofs, const int16_t* wb, int tap
     const auto one = [&](ptrdiff_t d) {
         const int16_t* p = in + ofs[d];
         const int16_t* w = wb + static_cast<ptrdiff_t>(d) * pairs * 8;
-        __m128i acc = _mm_madd_epi16(_mm_unpacklo_epi16(load4(p), load4(p + C)), loadu(w));
+        __m128i acc = _mm_madd_epi16(_mm_unpacklo_epi16(load4(p), load4(p + C)), loadw(w));
         for (int k = 1; k < pairs; ++k) {
             const __m128i x = _mm_unpacklo_epi16(load4(p + 2 * k * C), load4(p + (2 * k + 1) * C));
-            acc = _mm_add_epi32(acc, _mm_madd_epi16(x, loadu(w + 8 * k)));
+            acc = _mm_add_epi32(acc, _mm_madd_epi16(x, loadw(w + 8 * k)));
         }
         return round(acc);
     };
