@@ -134,6 +134,7 @@ class VideoSource:
         self._next_pos: int | None = None  # decode position of the next demuxed packet
         self._packets: Iterator[Any] | None = None
         self._pending: Any = None  # a packet read by a seek check, not yet handed out
+        self.decoded = 0  # frames the decoders returned (skipped frames return none)
 
     def __enter__(self) -> VideoSource:
         return self
@@ -190,14 +191,22 @@ class VideoSource:
                 if skipping != (pos not in wanted_positions):
                     skipping = not skipping
                     ctx.skip_frame = "NONREF" if skipping else "DEFAULT"
-                yield from _wanted(ctx.decode(packet), wanted)
-            yield from _wanted(ctx.decode(None), wanted)
+                yield from self._wanted(ctx.decode(packet), wanted)
+            yield from self._wanted(ctx.decode(None), wanted)
         except av.FFmpegError as exc:
             raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
         finally:
             ctx.skip_frame = "DEFAULT"
             ctx.flush_buffers()  # after a drain the decoder only takes new packets once reset
         self._check_all_decoded(wanted)
+
+    def _wanted(self, frames: Iterable[Any], wanted: dict[int, int]) -> Iterator[tuple[int, Any]]:
+        """The decoded frames that are wanted (popped from ``wanted``), counting all."""
+        for frame in frames:
+            self.decoded += 1
+            number = wanted.pop(frame.pts, None)
+            if number is not None:
+                yield number, frame
 
     def _check_all_decoded(self, wanted: dict[int, int]) -> None:
         if wanted:
@@ -241,7 +250,7 @@ class VideoSource:
     def _collect(self, run: DecodeRun, future: Future) -> Iterator[tuple[int, Any]]:
         wanted = {int(self.index.pts[i]): i for i in run.frames}
         try:
-            yield from _wanted(future.result(), wanted)
+            yield from self._wanted(future.result(), wanted)
         except av.FFmpegError as exc:
             raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
         self._check_all_decoded(wanted)
@@ -327,13 +336,6 @@ class DecodeRun:
     end: int
     frames: tuple[int, ...]
     keyframes_only: bool = False
-
-
-def _wanted(frames: Iterable[Any], wanted: dict[int, int]) -> Iterator[tuple[int, Any]]:
-    for frame in frames:
-        number = wanted.pop(frame.pts, None)
-        if number is not None:
-            yield number, frame
 
 
 def _fresh_decoder(stream: Any) -> Any:
