@@ -17,6 +17,8 @@ the tables report medians over the runs.
 
     python bench/bench_ml.py                 # makes bench/media/ml/ on first use, then runs
     python bench/bench_ml.py --runs 7 --profile
+    python bench/bench_ml.py --gpu --size 3840x2160 --clips 5   # GPU machine: + ours and
+                                             # torchcodec on CUDA -> bench/RESULTS_ML_GPU.md
 
 Media (git-ignored, made with PyAV): 20 clips of 1280x720 H.264 (libx264 preset fast,
 CRF 23, keyframe every 2 s, 3 B-frames), 30 fps, 10 s, each a different camera pan over
@@ -53,12 +55,16 @@ sys.path.insert(0, str(ROOT))
 # Media
 
 
-def make_media(gop: int = GOP, directory: Path = MEDIA) -> list[Path]:
-    """Writes the clips that are missing; returns all paths."""
+def make_media(
+    gop: int = GOP, clips: int = CLIPS, size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> list[Path]:
+    """Writes the clips that are missing into bench/media/ml/; returns all paths."""
     import av
 
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"clip_{k:02d}_gop{gop}.mp4" for k in range(CLIPS)]
+    MEDIA.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    stem = "clip" if size == (WIDTH, HEIGHT) else f"clip{height}p"
+    paths = [MEDIA / f"{stem}_{k:02d}_gop{gop}.mp4" for k in range(clips)]
     for k, path in enumerate(paths):
         if path.exists():
             continue
@@ -66,7 +72,7 @@ def make_media(gop: int = GOP, directory: Path = MEDIA) -> list[Path]:
         tmp = path.with_suffix(".tmp.mp4")
         rng = np.random.default_rng(k)
         # A textured world twice the frame size; the camera pans across it.
-        wh, ww = HEIGHT * 2, WIDTH * 2
+        wh, ww = height * 2, width * 2
         yy, xx = np.mgrid[0:wh, 0:ww].astype(np.float32)
         phase = rng.uniform(0, 6.3, 6).astype(np.float32)
         world = np.stack(
@@ -86,19 +92,19 @@ def make_media(gop: int = GOP, directory: Path = MEDIA) -> list[Path]:
             y0, y1, x0, x1 = max(cy - r, 0), min(cy + r, wh), max(cx - r, 0), min(cx + r, ww)
             world[y0:y1, x0:x1] = 0.4 * world[y0:y1, x0:x1] + 0.6 * colour
         world = np.clip(world, 0, 255).astype(np.uint8)
-        noise = [rng.integers(-6, 7, (HEIGHT, WIDTH, 3), dtype=np.int16) for _ in range(7)]
+        noise = [rng.integers(-6, 7, (height, width, 3), dtype=np.int16) for _ in range(7)]
         vx, vy = rng.uniform(-3, 3, 2)
         with av.open(str(tmp), "w", format="mp4") as out:
             params = f"keyint={gop}:min-keyint={min(gop, 25)}:bframes=3:log-level=error"
             stream = out.add_stream(
                 "libx264", rate=FPS, options={"preset": "fast", "crf": "23", "x264-params": params}
             )
-            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             for i in range(FPS * SECONDS):
-                x = int(WIDTH / 2 + vx * i) % (ww - WIDTH)
-                y = int(HEIGHT / 2 + vy * i) % (wh - HEIGHT)
-                rgb = world[y : y + HEIGHT, x : x + WIDTH].astype(np.int16) + noise[i % 7]
-                bx, by = (40 + 9 * i) % (WIDTH - 120), (80 + 4 * i) % (HEIGHT - 120)
+                x = int(width / 2 + vx * i) % (ww - width)
+                y = int(height / 2 + vy * i) % (wh - height)
+                rgb = world[y : y + height, x : x + width].astype(np.int16) + noise[i % 7]
+                bx, by = (40 + 9 * i) % (width - 120), (80 + 4 * i) % (height - 120)
                 rgb[by : by + 120, bx : bx + 120] = (230, 40 + i % 200, 40)
                 frame = av.VideoFrame.from_ndarray(np.clip(rgb, 0, 255).astype(np.uint8), "rgb24")
                 frame.pts = i
@@ -144,6 +150,24 @@ def decord_get_batch(path: Path):
     return crop.round_().clamp_(0, 255).to(torch.uint8), indices
 
 
+def decord_scaled(path: Path):
+    """decord's best case: it scales while converting (FFmpeg's swscale), then a centre crop."""
+    import decord
+    import torch
+
+    probe = decord.VideoReader(str(path), ctx=decord.cpu(0), width=-1, height=-1)
+    h, w = probe[0].shape[:2]
+    del probe
+    scale = SIZE / min(h, w)
+    size = (max(SIZE, round(w * scale)), max(SIZE, round(h * scale)))
+    vr = decord.VideoReader(str(path), ctx=decord.cpu(0), width=size[0], height=size[1])
+    indices = avg_indices(len(vr))
+    frames = vr.get_batch(indices).asnumpy()  # N, H, W, 3
+    top, left = (size[1] - SIZE) // 2, (size[0] - SIZE) // 2
+    crop = frames[:, top : top + SIZE, left : left + SIZE].transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(crop)), indices
+
+
 def pyav_decode_resize(path: Path):
     import av
     import cv2
@@ -170,9 +194,38 @@ def pyav_decode_resize(path: Path):
     return data, indices
 
 
+def ours_cuda(path: Path):
+    """Ours on the GPU: NVDEC where hwdecode allows, conversion and resize in torch_ops."""
+    import ossframe_native.ml as ml
+
+    batch = ml.frames_batch(
+        path, m="avg", num=NUM, w=SIZE, h=SIZE, scaletype="crop", output="torch", device="cuda"
+    )
+    return batch.data, list(batch.indices)
+
+
+def torchcodec_cuda(path: Path):
+    """torchcodec on the GPU (NVDEC), then torch resize + centre crop on the GPU."""
+    import torch
+    import torch.nn.functional as F
+    from torchcodec.decoders import VideoDecoder
+
+    decoder = VideoDecoder(str(path), device="cuda")
+    indices = avg_indices(decoder.metadata.num_frames)
+    frames = decoder.get_frames_at(indices=indices).data  # N, 3, H, W uint8 on cuda
+    h, w = frames.shape[-2:]
+    scale = SIZE / min(h, w)
+    size = (max(SIZE, round(h * scale)), max(SIZE, round(w * scale)))
+    resized = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True)
+    top, left = (size[0] - SIZE) // 2, (size[1] - SIZE) // 2
+    crop = resized[:, :, top : top + SIZE, left : left + SIZE]
+    return crop.round_().clamp_(0, 255).to(torch.uint8), indices
+
+
 COMPETITORS: dict[str, Callable] = {
     "ossframe_native": ours,
     "decord get_batch + torch resize": decord_get_batch,
+    "decord get_batch, scaled by decord": decord_scaled,
     "PyAV decode + cv2.resize": pyav_decode_resize,
 }
 
@@ -186,6 +239,21 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def add_gpu_competitors() -> None:
+    """--gpu: ours on CUDA, and torchcodec on CUDA where it imports (not run on CPU machines)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--gpu: torch.cuda.is_available() is False")
+    COMPETITORS["ossframe_native cuda"] = ours_cuda
+    try:
+        import torchcodec  # noqa: F401
+    except ImportError as exc:
+        print(f"torchcodec not available ({exc}); comparing without it", file=sys.stderr)
+    else:
+        COMPETITORS["torchcodec cuda"] = torchcodec_cuda
+
+
 def verify(paths: list[Path]) -> None:
     """All competitors: same indices, [16, 3, 224, 224] uint8, pictures that agree with ours."""
     for path in paths:
@@ -195,6 +263,7 @@ def verify(paths: list[Path]) -> None:
             assert indices == ref_indices, f"{path.name}: {name} took {indices}, ours {ref_indices}"
             assert tuple(data.shape) == (NUM, 3, SIZE, SIZE), (name, tuple(data.shape))
             assert str(data.dtype) == "torch.uint8", (name, data.dtype)
+            data = data.cpu()
             for k in range(NUM):
                 value = psnr(data[k].numpy(), ref_data[k].numpy())
                 assert value >= 30, f"{path.name}: {name} frame {indices[k]}: {value:.1f} dB"
@@ -210,7 +279,11 @@ def time_all(paths: list[Path], runs: int) -> dict[str, list[float]]:
             fn = COMPETITORS[name]
             started = time.perf_counter()
             for path in paths:
-                fn(path)
+                data, _ = fn(path)
+            if data.is_cuda:  # GPU work is asynchronous: count it in
+                import torch
+
+                torch.cuda.synchronize()
             seconds[name].append(time.perf_counter() - started)
         line = ", ".join(f"{n}: {seconds[n][-1]:.2f} s" for n in names)
         print(f"run {run + 1}/{runs}: {line}", file=sys.stderr)
@@ -244,7 +317,7 @@ def profile_ours(paths: list[Path]) -> str:
     return text.getvalue()
 
 
-def environment() -> list[str]:
+def environment(load_before: float) -> list[str]:
     import av
     import cv2
     import decord
@@ -256,17 +329,24 @@ def environment() -> list[str]:
             cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
     except (OSError, StopIteration):
         pass
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout
+
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    dirty = git("status", "--porcelain", "--", "ossframe_native", "csrc").strip()
+    state = " with uncommitted changes in ossframe_native/ or csrc/" if dirty else ""
+    gpu = ""
+    if torch.cuda.is_available():
+        gpu = f"; GPU {torch.cuda.get_device_name()}"
     return [
-        f"* machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} "
-        f"{platform.release()}; load average at the end {load[0]:.1f}",
+        f"* machine: {cpu}, {os.cpu_count()} logical CPUs{gpu}, {platform.system()} "
+        f"{platform.release()}; 1-minute load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (other work shared the machine when it is above 0)",
         f"* Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__} "
         f"(FFmpeg {av.ffmpeg_version_info}), decord {decord.__version__}, "
         f"OpenCV {cv2.__version__}, NumPy {np.__version__}",
-        f"* commit {commit}",
+        f"* commit {commit}{state}",
     ]
 
 
@@ -274,10 +354,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per competitor (>= 5)")
     parser.add_argument("--gop", type=int, default=GOP, help="keyframe interval of the clips")
+    parser.add_argument("--clips", type=int, default=CLIPS, help="number of clips")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="clip size, e.g. 3840x2160")
+    parser.add_argument("--gpu", action="store_true", help="add ours and torchcodec on CUDA")
     parser.add_argument("--profile", action="store_true", help="cProfile ours over the clips")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS_ML.md")
     args = parser.parse_args()
-    paths = make_media(args.gop)
+    width, height = (int(v) for v in args.size.split("x"))
+    load_before = os.getloadavg()[0]
+    paths = make_media(args.gop, args.clips, (width, height))
+    if args.gpu:
+        add_gpu_competitors()
     verify(paths)
     seconds = time_all(paths, args.runs)
     report = table(seconds, len(paths))
@@ -285,9 +372,10 @@ def main() -> None:
     lines = [
         "# ML loading benchmark (issue 5)",
         "",
-        f"{len(paths)} clips of {WIDTH}x{HEIGHT} H.264 (libx264 preset fast, CRF 23, keyframe "
+        f"{len(paths)} clips of {width}x{height} H.264 (libx264 preset fast, CRF 23, keyframe "
         f"every {args.gop} frames, 3 B-frames), {FPS} fps, {SECONDS} s -> one [16, 3, 224, 224] "
-        "uint8 tensor per clip (`m_avg,num_16,w_224,h_224,scaletype_crop`), CPU only. "
+        "uint8 tensor per clip (`m_avg,num_16,w_224,h_224,scaletype_crop`)"
+        f"{', GPU and CPU' if args.gpu else ', CPU only'}. "
         f"Medians of {args.runs} runs, competitors alternating; every competitor was first "
         "checked to return the same 16 frame indices per clip and pictures within 30 dB PSNR "
         "of ours.",
@@ -296,14 +384,14 @@ def main() -> None:
         "",
         f"Command: `{command}`",
         "",
-        *environment(),
+        *environment(load_before),
     ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.profile:
         print(profile_ours(paths[:5]))
-    if not args.no_write:
-        RESULTS.write_text(text)
+    if not args.no_write:  # GPU runs go beside the CPU results, not over them
+        (RESULTS.with_name("RESULTS_ML_GPU.md") if args.gpu else RESULTS).write_text(text)
 
 
 if __name__ == "__main__":

@@ -342,6 +342,36 @@ def test_device_pipeline_nv12_equals_yuv420p(clip_smooth) -> None:
     assert torch.equal(ml._render(nv12, shape, out), ml._render(frame, shape, out))
 
 
+def test_device_pipeline_takes_gpu_frames_by_dlpack(clip_smooth) -> None:
+    """A frame NVDEC leaves in GPU memory (format "cuda", NV12 underneath) is read through
+    DLPack. Simulated on the CPU with a stand-in frame whose planes are a real NV12 frame's."""
+    torch = _torch()
+    from types import SimpleNamespace
+
+    with av.open(str(clip_smooth.path)) as container:
+        frame = next(container.decode(video=0))
+    nv12 = frame.reformat(format="nv12")
+    gpu_like = SimpleNamespace(
+        format=SimpleNamespace(name="cuda"),
+        sw_format=SimpleNamespace(name="nv12"),
+        planes=nv12.planes,
+        width=nv12.width,
+        height=nv12.height,
+        colorspace=nv12.colorspace,
+        color_range=nv12.color_range,
+    )
+    via_dlpack = ml._device_planes(gpu_like, "cpu")
+    via_host = ml._device_planes(nv12, "cpu")
+    for a, b in zip(via_dlpack, via_host, strict=True):
+        assert torch.equal(a, b)
+    shape = ml.geometry.scaled(frame.width, frame.height, (100, 100), "fill")
+    out = _on_device("cpu")
+    assert torch.equal(ml._render(gpu_like, shape, out), ml._render(frame, shape, out))
+    gpu_like.sw_format = SimpleNamespace(name="p010le")
+    with pytest.raises(MediaError, match="p010le"):
+        ml._device_planes(gpu_like, "cpu")
+
+
 def test_device_pipeline_other_formats_go_through_rgb(clip_odd444) -> None:
     """Not 8-bit 4:2:0 (here yuv444p): FFmpeg's RGB, resized by torch_ops."""
     torch = _torch()
