@@ -80,7 +80,7 @@ class FrameSample(NamedTuple):
     data: Any  # (3, H, W) tensor (CHW) or (H, W, 3)
     source: int  # position of the source in the dataset's list
     time_ms: int
-    index: int
+    index: int  # type: ignore[assignment]  # as Frame.index (shadows tuple.index)
     keyframe: bool
     score: float  # dhash mode's score, NaN in other modes
 
@@ -287,7 +287,7 @@ def _open(source: Source, request: SnapshotsRequest, out: _Output, threads: int 
     dhash mode hashes decoded luma on the CPU (api.select), so it always decodes there.
     """
     if out.cuda and request.m != "dhash":
-        return VideoSource(source, threads=threads, hw=out.device)
+        return VideoSource(source, threads=threads, hw=out.device)  # type: ignore[call-arg]
     return VideoSource(source, threads=threads)
 
 
@@ -357,7 +357,9 @@ def _render_on_device(frame: Any, shape: geometry.Geometry, out: _Output) -> tor
     return canvas if out.layout == "CHW" else canvas.permute(1, 2, 0).contiguous()
 
 
-def _device_planes(frame: Any, device: str) -> tuple[torch.Tensor, ...] | None:
+def _device_planes(
+    frame: Any, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
 
     A frame NVDEC left in GPU memory (format ``cuda``, NV12) is taken through DLPack without a
@@ -382,7 +384,7 @@ def _device_planes(frame: Any, device: str) -> tuple[torch.Tensor, ...] | None:
     ]
     if fmt == "nv12":
         return uploaded[0], *_split_nv12(uploaded[1], frame)
-    return tuple(uploaded[:3])
+    return uploaded[0], uploaded[1], uploaded[2]
 
 
 def _host_plane(plane: Any, samples: int) -> np.ndarray:
@@ -445,8 +447,9 @@ def worker_threads(num_workers: int) -> int:
 
 def _define_dataset() -> type:
     torch = _import_torch("FrameDataset")
+    from torch.utils.data import IterableDataset, get_worker_info
 
-    class FrameDataset(torch.utils.data.IterableDataset):
+    class FrameDataset(IterableDataset):
         """The frames of many sources for a ``torch.utils.data.DataLoader``.
 
         ``sources`` are paths or ``bytes`` (file objects do not cross process boundaries). The
@@ -479,7 +482,8 @@ def _define_dataset() -> type:
             self.sources = list(sources)
             self.clips = bool(clips)
             self.params = dict(params)
-            self.options = dict(output=output, device=device, layout=layout, threads=threads)
+            self.threads = threads
+            self.options: dict[str, Any] = dict(output=output, device=device, layout=layout)
             _request(self.params)  # unknown or bad parameters fail here, not in a worker
             _resolve_output(output, device, layout)
             _check_threads(threads)
@@ -490,22 +494,21 @@ def _define_dataset() -> type:
 
         def assigned(self) -> list[int]:
             """The positions in ``sources`` this process reads: all of them outside a worker."""
-            info = torch.utils.data.get_worker_info()
+            info = get_worker_info()
             if info is None:
                 return list(range(len(self.sources)))
             return list(range(info.id, len(self.sources), info.num_workers))
 
         def _threads(self) -> int | None:
-            threads = self.options["threads"]
-            info = torch.utils.data.get_worker_info()
-            if threads is not None or info is None:
-                return threads
+            info = get_worker_info()
+            if self.threads is not None or info is None:
+                return self.threads
             if os.environ.get("OSSFRAME_DECODE_THREADS", "").isdigit():
                 return None  # VideoSource reads it
             return worker_threads(info.num_workers)
 
         def __iter__(self) -> Iterator[Any]:
-            options = {**self.options, "threads": self._threads()}
+            options: dict[str, Any] = {**self.options, "threads": self._threads()}
             for position in self.assigned():
                 source = self.sources[position]
                 if self.clips:

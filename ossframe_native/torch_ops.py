@@ -362,7 +362,7 @@ def yuv420_to_rgb(
     box = _check_crop(crop, width, height)
     area = _use_area(method, box, dst_w, dst_h)
     y_off, ys, r_v, g_u, g_v, b_u = _yuv_coefficients(matrix, full_range)
-    half = tuple(c / 2 for c in box)
+    half = (box[0] / 2, box[1] / 2, box[2] / 2, box[3] / 2)  # chroma: centre siting
     yy = (_resample(y, box, dst_w, dst_h, area) - y_off) * ys
     # Both chroma planes share their tables: resample them together.
     uv = _resample(torch.stack((u, v), dim=-3), half, dst_w, dst_h, area) - 128.0
