@@ -342,7 +342,7 @@ def environment(load_before: float) -> list[str]:
     return [
         f"* machine: {cpu}, {os.cpu_count()} logical CPUs{gpu}, {platform.system()} "
         f"{platform.release()}; 1-minute load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after (other work shared the machine when it is above 0)",
+        f"{os.getloadavg()[0]:.1f} after (above ~0.5: other processes shared the CPUs)",
         f"* Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__} "
         f"(FFmpeg {av.ffmpeg_version_info}), decord {decord.__version__}, "
         f"OpenCV {cv2.__version__}, NumPy {np.__version__}",

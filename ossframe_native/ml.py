@@ -25,7 +25,6 @@ from . import decode, geometry, transform
 from .api import select
 from .decode import Source, VideoSource
 from .errors import InvalidArgument, MediaError
-from .hwdecode import EIGHT_BIT_420
 from .params import SnapshotsRequest
 
 if TYPE_CHECKING:
@@ -349,7 +348,7 @@ def _render_on_device(frame: Any, shape: geometry.Geometry, out: _Output) -> tor
     region = canvas[:, y : y + height, x : x + width]
     planes = _device_planes(frame, out.device)
     if planes is not None:
-        matrix, full_range = _colour(frame)
+        matrix, full_range = decode.colour(frame)
         region.copy_(torch_ops.yuv420_to_rgb(planes, shape.crop, shape.size, matrix, full_range))
     else:
         rgb = torch.from_numpy(decode.to_rgb(frame)).to(out.device).permute(2, 0, 1)
@@ -362,8 +361,10 @@ def _device_planes(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
 
-    A frame NVDEC left in GPU memory (format ``cuda``, NV12) is taken through DLPack without a
-    copy; a frame in system memory is uploaded plane by plane.
+    Planar frames in system memory are uploaded plane by plane (decode.yuv420_planes views).
+    NV12 frames (what NVDEC returns: format ``cuda`` when they stay in GPU memory, ``nv12``
+    when a cuvid decoder copied them back) are taken through DLPack, without a copy where
+    they already are on the device.
     """
     import torch
 
@@ -372,46 +373,19 @@ def _device_planes(
         sw = frame.sw_format.name if frame.sw_format is not None else None
         if sw != "nv12":
             raise MediaError(f"the GPU decoder returned {sw} frames; only nv12 is supported")
-        luma = torch.from_dlpack(frame.planes[0]).to(device)
-        chroma = torch.from_dlpack(frame.planes[1]).to(device)
-        return (_plane_2d(luma, frame.height, frame.width), *_split_nv12(chroma, frame))
-    if fmt not in EIGHT_BIT_420:
-        return None
-    samples = 2 if fmt == "nv12" else 1  # bytes per chroma sample: NV12 interleaves U and V
-    uploaded = [
-        torch.from_numpy(_host_plane(plane, 1 if k == 0 else samples)).to(device)
-        for k, plane in enumerate(frame.planes)
-    ]
-    if fmt == "nv12":
-        return uploaded[0], *_split_nv12(uploaded[1], frame)
-    return uploaded[0], uploaded[1], uploaded[2]
-
-
-def _host_plane(plane: Any, samples: int) -> np.ndarray:
-    """A zero-copy (rows, bytes) view of one plane of a frame in system memory."""
-    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
-    return rows[:, : plane.width * samples]
-
-
-def _plane_2d(tensor: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
-    """A DLPack plane as (rows, columns) uint8, dropping any row padding."""
-    return tensor.reshape(tensor.shape[0], -1)[:rows, :columns]
-
-
-def _split_nv12(chroma: torch.Tensor, frame: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The interleaved UV plane of an NV12 frame as separate U and V views."""
+    elif fmt != "nv12":
+        planes = decode.yuv420_planes(frame)
+        if planes is None:
+            return None
+        y, u, v = (torch.from_numpy(p).to(device) for p in planes)
+        return y, u, v
+    luma = torch.from_dlpack(frame.planes[0]).to(device)
+    chroma = torch.from_dlpack(frame.planes[1]).to(device)
     rows, columns = (frame.height + 1) // 2, (frame.width + 1) // 2
-    interleaved = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns]
-    pairs = interleaved.reshape(rows, columns, 2)
-    return pairs[..., 0], pairs[..., 1]
-
-
-def _colour(frame: Any) -> tuple[str, bool]:
-    """(matrix, full_range) as FFmpeg's own conversion reads them from the frame's tags:
-    BT.709 when tagged so, else BT.601; full range for yuvj formats or a JPEG range tag."""
-    matrix = "bt709" if int(frame.colorspace or 0) == 1 else "bt601"  # AVCOL_SPC_BT709
-    full = frame.format.name.startswith("yuvj") or int(frame.color_range or 0) == 2  # JPEG
-    return matrix, full
+    # (rows, columns, 2) or (rows, bytes): flatten each row, drop padding, split U and V.
+    pairs = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns].reshape(rows, columns, 2)
+    y = luma.reshape(luma.shape[0], -1)[: frame.height, : frame.width]
+    return y, pairs[..., 0], pairs[..., 1]
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
