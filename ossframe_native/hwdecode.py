@@ -132,7 +132,10 @@ def _decide(
     name = f"{_CUVID[codec]}_cuvid"
     if name in decoders:
         return HwChoice(HwDecoder("cuvid", name, device), f"{codec} via {name}")
-    return cpu(f"this FFmpeg build has neither the cuda hwaccel nor the {name} decoder")
+    return cpu(
+        f"no GPU decoder in this PyAV/FFmpeg build (needs the cuda hwaccel, PyAV >= 14, or the "
+        f"{name} decoder)"
+    )
 
 
 _logged: set[str] = set()
