@@ -3,7 +3,7 @@
 from .api import Image, capture, probe, snapshot, snapshots
 from .batch import process_many
 from .errors import FrameError, InvalidArgument, MediaError
-from .ml import Frame, frames
+from .ml import Batch, Frame, frames, frames_batch
 from .params import ProcessRequest, parse_process
 from .store import FsspecStore, LocalStore, Store
 from .task import TaskResult, process
@@ -11,22 +11,24 @@ from .task import TaskResult, process
 __version__ = "0.1.0"
 
 __all__ = [
-    "FsspecStore",
+    "Batch",
     "Frame",
     "FrameError",
+    "FsspecStore",
     "Image",
-    "LocalStore",
     "InvalidArgument",
+    "LocalStore",
     "MediaError",
     "ProcessRequest",
+    "Store",
+    "TaskResult",
     "capture",
     "frames",
+    "frames_batch",
     "parse_process",
     "probe",
     "process",
     "process_many",
     "snapshot",
     "snapshots",
-    "Store",
-    "TaskResult",
 ]
