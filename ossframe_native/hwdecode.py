@@ -95,7 +95,7 @@ def choose(
     if choice.decoder is None:
         _log_fallback(choice.reason)
     else:
-        logger.debug("GPU decode: %s", choice.reason)
+        logger.debug("GPU decoder chosen: %s", choice.reason)
     return choice
 
 
