@@ -32,3 +32,11 @@ __all__ = [
     "snapshot",
     "snapshots",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "FrameDataset":  # subclasses a torch class: defined on first use
+        from . import ml
+
+        return ml.FrameDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 
+from . import hwdecode
 from .errors import InvalidArgument, MediaError
 
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
@@ -105,13 +106,22 @@ class VideoSource:
     """
 
     def __init__(
-        self, source: Source, threads: int | None = None, around: Fraction | None = None
+        self,
+        source: Source,
+        threads: int | None = None,
+        around: Fraction | None = None,
+        hw: str | None = None,
     ) -> None:
         self._source = source
         self._threads = threads if threads is not None else _default_threads()
+        self._hwaccel: Any = None  # the av HWAccel the container is opened with (GPU decode)
+        self._gpu_ctx: Any = None  # a *_cuvid decoder used instead of the stream's own
+        self.hw: hwdecode.HwDecoder | None = None  # the GPU decoder in use, if any
         self._container = _open(source)
         try:
             self._stream, cover = _picture_stream(self._container)
+            if hw is not None:  # "cuda" / "cuda:N": ml.py asks for it on CUDA output
+                self._use_gpu(hw, cover)
             ctx = self._stream.codec_context
             self.info = MediaInfo(
                 codec=ctx.name,
@@ -148,6 +158,57 @@ class VideoSource:
         """Releases the container and its decoder."""
         self._container.close()
 
+    def _use_gpu(self, device: str, cover: bool) -> None:
+        """Decodes on the GPU decoder hwdecode picks for this stream; where none fits or it
+        cannot be opened, decoding stays on the CPU and hwdecode logs why."""
+        ctx = self._stream.codec_context
+        hwaccel_module: Any = getattr(av.codec, "hwaccel", None)  # PyAV >= 14
+        choice = hwdecode.choose(
+            ctx.name,
+            ctx.format.name if ctx.format is not None else None,
+            ctx.width,
+            ctx.height,
+            hwaccel_devices=hwaccel_module.hwdevices_available() if hwaccel_module else (),
+            decoders=av.codecs_available,
+            device=int(device.partition(":")[2] or 0),
+            cover_art=cover,
+        )
+        decoder = choice.decoder
+        if decoder is None:
+            return
+        try:
+            if decoder.method == "hwaccel":
+                hwaccel = hwaccel_module.HWAccel(
+                    device_type=decoder.name,
+                    device=str(decoder.device),
+                    allow_software_fallback=True,
+                    is_hw_owned=True,  # frames stay in GPU memory; ml.py takes them by DLPack
+                )
+                self._container.close()  # one container at a time on a file object
+                try:
+                    # av.open creates the CUDA device: without a usable GPU it fails here.
+                    self._container = _open(self._source, hwaccel)
+                except MediaError:
+                    self._container = _open(self._source)
+                    self._stream, _ = _picture_stream(self._container)
+                    raise
+                self._hwaccel = hwaccel
+                self._stream, _ = _picture_stream(self._container)
+            else:
+                gpu = av.CodecContext.create(decoder.name, "r")
+                gpu.extradata = ctx.extradata
+                gpu.options = {"gpu": str(decoder.device)}
+                gpu.open()
+                self._gpu_ctx = gpu
+        except (av.FFmpegError, OSError, MediaError) as exc:
+            hwdecode.device_failed(decoder, exc.__cause__ or exc)
+            return
+        self.hw = decoder
+
+    def _decoder(self) -> Any:
+        """The video decoder: a cuvid one when in use, else the stream's own."""
+        return self._gpu_ctx if self._gpu_ctx is not None else self._stream.codec_context
+
     def _configure_decoder(self, stream: Any) -> None:
         ctx = stream.codec_context
         ctx.thread_type = "AUTO"
@@ -180,7 +241,7 @@ class VideoSource:
     def _decode_run(self, run: DecodeRun) -> Iterator[tuple[int, Any]]:
         wanted = {int(self.index.pts[i]): i for i in run.frames}
         wanted_positions = {int(self.index.decode_pos[i]) for i in run.frames}
-        ctx = self._stream.codec_context
+        ctx = self._decoder()
         self._position_at(run.start)
         skipping = False
         try:
@@ -294,7 +355,7 @@ class VideoSource:
 
     def _reopen(self) -> None:
         self._container.close()
-        self._container = _open(self._source)
+        self._container = _open(self._source, self._hwaccel)
         self._stream, _ = _picture_stream(self._container)
 
     def _rewind(self) -> None:
@@ -353,7 +414,8 @@ def _default_threads() -> int:
     return int(value) if value.isdigit() else 0  # 0: FFmpeg picks one per core
 
 
-def _open(source: Source) -> Any:
+def _target(source: Source) -> Any:
+    """What av.open reads: a path, a BytesIO over bytes, or the (rewound) file object."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         if not len(source):
             raise MediaError("the source is empty (0 bytes)")
@@ -372,8 +434,14 @@ def _open(source: Source) -> Any:
             "source",
             f"must be a path, bytes or a seekable binary file object, got {type(source).__name__}",
         )
+    return target
+
+
+def _open(source: Source, hwaccel: Any = None) -> Any:
+    target = _target(source)
+    extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
     try:
-        return av.open(target, mode="r", metadata_errors="ignore")
+        return av.open(target, mode="r", metadata_errors="ignore", **extra)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot open the source as a media file ({exc.strerror or exc})") from exc
 

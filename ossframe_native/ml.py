@@ -286,7 +286,7 @@ def _open(source: Source, request: SnapshotsRequest, out: _Output, threads: int 
     dhash mode hashes decoded luma on the CPU (api.select), so it always decodes there.
     """
     if out.cuda and request.m != "dhash":
-        return VideoSource(source, threads=threads, hw=out.device)  # type: ignore[call-arg]
+        return VideoSource(source, threads=threads, hw=out.device)
     return VideoSource(source, threads=threads)
 
 
