@@ -59,7 +59,8 @@ def snapshot(
     ar: str | None = None,
 ) -> Image:
     """Captures the frame shown at ``t`` ms (``m="fast"``: the keyframe at or before it)."""
-    request = SnapshotRequest.from_kwargs(dict(t=t, w=w, h=h, m=m, f=f, ar=ar))
+    params = {name: value for name, value in locals().items() if name != "source"}
+    request = SnapshotRequest.from_kwargs(params)
     return next(capture(source, request))
 
 
@@ -81,21 +82,8 @@ def snapshots(
 
     Parameters are validated before the iterator is returned; decoding happens as it is consumed.
     """
-    request = SnapshotsRequest.from_kwargs(
-        dict(
-            f=f,
-            m=m,
-            thr=thr,
-            inter=inter,
-            num=num,
-            ss=ss,
-            w=w,
-            h=h,
-            pw=pw,
-            ph=ph,
-            scaletype=scaletype,
-        )
-    )
+    params = {name: value for name, value in locals().items() if name != "source"}
+    request = SnapshotsRequest.from_kwargs(params)
     return capture(source, request)
 
 
