@@ -284,6 +284,13 @@ def rotated_clip(request: pytest.FixtureRequest) -> ClipTruth:
     return request.getfixturevalue(request.param)
 
 
+@pytest.fixture(scope="session")
+def sample_mp4() -> Path:
+    """The shipped ``examples/sample.mp4`` (made by ``examples/make_sample.py``, used by the
+    README): H.264 640x360, 25 fps, 250 frames (10 s), keyframes every 50 frames."""
+    return Path(__file__).resolve().parent.parent / "examples" / "sample.mp4"
+
+
 # --------------------------------------------------------------------------------------------
 # Audio files
 
@@ -420,6 +427,50 @@ def corrupt_middle(media_dir: Path) -> tuple[Path, ClipTruth, int]:
     path = media_dir / "corrupt_middle.ts"
     path.write_bytes(bytes(data))
     return path, truth, first_bad
+
+
+# --------------------------------------------------------------------------------------------
+# CUDA: one switch for every test marked ``cuda`` (torchcodec's conftest does the same)
+
+
+def _cuda_missing() -> str | None:
+    """Why CUDA tests cannot run here, or None when they can."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return "torch.cuda.is_available() is False"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``cuda`` (``@pytest.mark.cuda`` or a ``pytest.param(..., marks=...)``)
+    skips where there is no CUDA device, and fails instead when ``OSSFRAME_REQUIRE_CUDA=1``, so
+    a GPU run cannot pass by skipping its GPU tests."""
+    if item.get_closest_marker("cuda") is None:
+        return
+    why = _cuda_missing()
+    if why is None:
+        return
+    if os.environ.get("OSSFRAME_REQUIRE_CUDA") == "1":
+        pytest.fail(f"OSSFRAME_REQUIRE_CUDA=1 but {why}", pytrace=False)
+    pytest.skip(f"no CUDA device: {why} (set OSSFRAME_REQUIRE_CUDA=1 to make this a failure)")
+
+
+# --------------------------------------------------------------------------------------------
+# Child processes
+
+
+@pytest.fixture(scope="session")
+def child_env() -> dict[str, str]:
+    """Environment for a child Python that imports the same ossframe_native as this one."""
+    import ossframe_native
+
+    package_parent = str(Path(ossframe_native.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ does. Three things live here:
   frames in presentation order with their exact times measured from the first frame.
   :func:`shown_at` picks "the frame shown at t" from it (SPEC §2).
 
+Below those, small helpers the test modules share (checking outputs, writing process strings,
+listing a store's files); fixtures live in ``conftest.py``.
+
 The number pattern (block size ``BLOCK`` = 16 px, top-left corner of the frame)::
 
     row 0:  b0  b1  b2  b3  b4  b5        bit k = (number >> k) & 1, white = 1
@@ -25,6 +28,7 @@ so a frame needs at least 96x64 pixels and numbers go up to 4095.
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import os
@@ -531,31 +535,38 @@ def _jpeg_bytes(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _write_audio(path: Path, codec: str, container: str, seconds: float = 1.0) -> None:
-    rate = 44100
-    n = int(rate * seconds)
-    t = np.arange(n) / rate
-    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    with av.open(str(path), "w", format=container) as out:
-        layout = "mono"
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        fmt = stream.codec_context.codec.audio_formats[0].name
-        chunk = 1152 if codec in ("mp3", "libmp3lame") else 1024
-        for start in range(0, n, chunk):
-            part = tone[start : start + chunk]
-            if fmt.startswith("s16"):
-                data = (part * 32767).astype(np.int16)
-            elif fmt.startswith("s32"):
-                data = (part * 2147483647).astype(np.int32)
-            else:
-                data = part
-            frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format=fmt, layout=layout)
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
+AUDIO_RATE = 44100
+
+
+def _mux_tone(
+    out: av.container.OutputContainer, stream: av.AudioStream, chunk: int, seconds: float = 1.0
+) -> None:
+    """Encodes ``seconds`` of a mono 440 Hz tone in frames of ``chunk`` samples into the audio
+    ``stream`` (rate ``AUDIO_RATE``, mono) of ``out`` and muxes it."""
+    n = int(AUDIO_RATE * seconds)
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / AUDIO_RATE)).astype(np.float32)
+    fmt = stream.codec_context.codec.audio_formats[0].name
+    for start in range(0, n, chunk):
+        part = tone[start : start + chunk]
+        if fmt.startswith("s16"):
+            data = (part * 32767).astype(np.int16)
+        elif fmt.startswith("s32"):
+            data = (part * 2147483647).astype(np.int32)
+        else:
+            data = part
+        frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format=fmt, layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = start
+        for packet in stream.encode(frame):
             out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+def _write_audio(path: Path, codec: str, container: str, seconds: float = 1.0) -> None:
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=AUDIO_RATE, layout="mono")
+        _mux_tone(out, stream, 1152 if codec in ("mp3", "libmp3lame") else 1024, seconds)
 
 
 def make_audio(path: str | os.PathLike[str], kind: str) -> None:
@@ -646,32 +657,19 @@ def make_audio_with_cover(
 def _write_m4a_with_cover(
     path: Path, picture: bytes, image_format: str, size: tuple[int, int]
 ) -> None:
-    rate = 44100
     with av.open(str(path), "w", format="mp4") as out:
-        audio = out.add_stream("aac", rate=rate, layout="mono")
+        audio = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         pic = out.add_stream("png" if image_format == "png" else "mjpeg")
         pic.width, pic.height = size
         pic.pix_fmt = "rgb24" if image_format == "png" else "yuvj420p"
         pic.disposition = av.stream.Disposition.attached_pic
-        n = rate
-        t = np.arange(n) / rate
-        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
         packet = av.Packet(picture)
         packet.stream = pic
         packet.pts = packet.dts = 0
         packet.time_base = Fraction(1, 90000)
         packet.is_keyframe = True
         out.mux(packet)
-        fmt = audio.codec_context.codec.audio_formats[0].name
-        for start in range(0, n, 1024):
-            part = tone[start : start + 1024].reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(part, format=fmt, layout="mono")
-            frame.sample_rate = rate
-            frame.pts = start
-            for p in audio.encode(frame):
-                out.mux(p)
-        for p in audio.encode(None):
-            out.mux(p)
+        _mux_tone(out, audio, 1024)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -740,3 +738,24 @@ def run_with_timeout(fn, timeout: float = 60.0):
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box.get("value")
+
+
+# ---------------------------------------------------------------------------------------------
+# Process strings and stores
+
+
+def b64(text: str, *, pad: bool = False, newline: bool = False) -> str:
+    """URL-safe base64 of ``text`` as OSS users write it: by default without ``=`` padding;
+    ``newline=True`` appends the trailing newline that ``echo | base64`` encodes."""
+    encoded = base64.urlsafe_b64encode((text + ("\n" if newline else "")).encode()).decode()
+    return encoded if pad else encoded.rstrip("=")
+
+
+def saveas(bucket: str, obj: str, action: str = "video/snapshots,f_jpg,m_key") -> str:
+    """``action|sys/saveas,b_<bucket>,o_<obj>`` with both names base64-encoded."""
+    return f"{action}|sys/saveas,b_{b64(bucket)},o_{b64(obj)}"
+
+
+def all_files(root: Path) -> list[str]:
+    """Every file below ``root`` (hidden temp files included), relative and sorted."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from media import make_clip
-from test_task import b64, saveas
+from media import b64, make_clip, saveas
 
 from ossframe_native import batch
 from ossframe_native.batch import BatchSummary, expand_sources, process_many

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
@@ -271,11 +272,9 @@ def test_corrupt_middle_damage(corrupt_middle) -> None:
     assert all(r.pict_type != PICT_B for r in reference_frames(truth.path))
 
 
-def test_shipped_sample() -> None:
+def test_shipped_sample(sample_mp4: Path) -> None:
     """``examples/sample.mp4`` (made by ``examples/make_sample.py``) is what its script says."""
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "examples" / "sample.mp4"
+    path = sample_mp4
     assert path.stat().st_size < 1_000_000
     refs = reference_frames(path)
     assert [r.number for r in refs] == list(range(250))

@@ -2,14 +2,13 @@
 
 torch tests call ``pytest.importorskip("torch")`` themselves, so the NumPy and hwdecode tests also
 run where torch is not installed. CUDA cases skip without a GPU unless
-``OSSFRAME_REQUIRE_CUDA=1`` (then they fail).
+``OSSFRAME_REQUIRE_CUDA=1`` (then they fail): the ``cuda`` marker, handled in conftest.py.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import os
 import pickle
 import subprocess
 import sys
@@ -31,15 +30,6 @@ ML_SPEC = dict(m="avg", num=16, w=224, h=224, scaletype="crop")
 
 def _torch():
     return pytest.importorskip("torch")
-
-
-def _require_cuda() -> None:
-    """Skips without CUDA, or fails when OSSFRAME_REQUIRE_CUDA=1 (GPU runs must not skip)."""
-    torch = _torch()
-    if not torch.cuda.is_available():
-        if os.environ.get("OSSFRAME_REQUIRE_CUDA") == "1":
-            pytest.fail("OSSFRAME_REQUIRE_CUDA=1 but torch.cuda.is_available() is False")
-        pytest.skip("no CUDA device (set OSSFRAME_REQUIRE_CUDA=1 to make this a failure)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +265,7 @@ def test_torch_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch, clip_h26
     assert len(list(ml.frames(clip_h264_b.path, m="key"))) == 3  # NumPy is unaffected
 
 
-def test_package_imports_and_runs_without_torch(clip_h264_b) -> None:
+def test_package_imports_and_runs_without_torch(clip_h264_b, child_env) -> None:
     """In a fresh interpreter, importing the package and every non-torch feature (frames,
     frames_batch, snapshots) never imports torch, so they work where it is not installed."""
     path = str(clip_h264_b.path)
@@ -290,9 +280,8 @@ def test_package_imports_and_runs_without_torch(clip_h264_b) -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('ok')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(ofn.__file__).parent.parent)}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, env=child_env, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
@@ -411,7 +400,6 @@ def test_device_pipeline_other_formats_go_through_rgb(clip_odd444) -> None:
 
 @pytest.mark.cuda
 def test_cuda_frames_match_cpu(clip_h264_b) -> None:
-    _require_cuda()
     gpu = ml.frames_batch(clip_h264_b.path, **ML_SPEC, output="torch", device="cuda")
     cpu = ml.frames_batch(clip_h264_b.path, **ML_SPEC, output="torch")
     assert gpu.data.device.type == "cuda" and gpu.data.shape == cpu.data.shape
@@ -424,7 +412,6 @@ def test_cuda_frames_match_cpu(clip_h264_b) -> None:
 @pytest.mark.parametrize("clip", ["clip_h264_b", "clip_hevc", "clip_vfr"])
 def test_gpu_decode_is_exact(request: pytest.FixtureRequest, clip: str) -> None:
     """GPU decode vs CPU decode of the same frames: same indices and times, PSNR >= 40 dB."""
-    _require_cuda()
     truth = request.getfixturevalue(clip)
     with VideoSource(truth.path, hw="cuda") as src:
         assert src.hw is not None, "the GPU decoder was not used"

@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_store import child_env
 
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.notify import (
@@ -172,7 +171,7 @@ def test_file_topic_failure_is_reported_not_raised(tmp_path: Path) -> None:
     assert "cannot append" in record["error"]
 
 
-def test_file_topic_under_concurrent_processes(tmp_path: Path) -> None:
+def test_file_topic_under_concurrent_processes(tmp_path: Path, child_env: dict[str, str]) -> None:
     """Three processes deliver 40 messages each (some large) to one topic at once."""
     script = textwrap.dedent(
         """
@@ -186,7 +185,7 @@ def test_file_topic_under_concurrent_processes(tmp_path: Path) -> None:
         """
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), w], env=child_env())
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), w], env=child_env)
         for w in "xyz"
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]

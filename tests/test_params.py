@@ -10,13 +10,7 @@ import base64
 import re
 
 import pytest
-from media import ClipTruth
-
-
-def b64(text: str, *, pad: bool = True, newline: bool = False) -> str:
-    raw = (text + ("\n" if newline else "")).encode()
-    out = base64.urlsafe_b64encode(raw).decode()
-    return out if pad else out.rstrip("=")
+from media import ClipTruth, b64
 
 
 def invalid(ofn, spec: str, param: str):

@@ -305,9 +305,9 @@ def test_probe(ofn, any_clip: ClipTruth) -> None:
         assert info["fps"] == pytest.approx(float(any_clip.fps), rel=1e-3)
 
 
-def test_shipped_sample(ofn) -> None:
+def test_shipped_sample(ofn, sample_mp4: Path) -> None:
     """The README's first command captures from ``examples/sample.mp4`` (25 fps, GOP 50)."""
-    path = Path(__file__).resolve().parent.parent / "examples" / "sample.mp4"
+    path = sample_mp4
     refs = reference_frames(path)
     img = ofn.snapshot(path, t=7000, f="png")
     assert img.index == 175 and img.time_ms == 7000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import pickle
@@ -14,8 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from media import all_files, decode_image, make_clip, saveas
 
-import ossframe_native
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.store import (
     TEMP_SUFFIX,
@@ -27,20 +26,6 @@ from ossframe_native.store import (
     validate_bucket,
     validate_key,
 )
-
-PACKAGE_PARENT = str(Path(ossframe_native.__file__).resolve().parents[1])
-
-
-def child_env() -> dict[str, str]:
-    """Environment for a child Python that imports the same ossframe_native as this one."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def all_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
 
 # -- names ---------------------------------------------------------------------------------------
 
@@ -170,7 +155,9 @@ def test_local_store_write_failure_leaves_no_temp(tmp_path: Path, monkeypatch) -
     assert store.get("my-bucket", "x.jpg") == b"old"
 
 
-def test_local_store_killed_mid_write_leaves_only_a_hidden_temp(tmp_path: Path) -> None:
+def test_local_store_killed_mid_write_leaves_only_a_hidden_temp(
+    tmp_path: Path, child_env: dict[str, str]
+) -> None:
     """SIGKILL between writing the data and renaming it: the final name never appears."""
     script = textwrap.dedent(
         f"""
@@ -182,7 +169,7 @@ def test_local_store_killed_mid_write_leaves_only_a_hidden_temp(tmp_path: Path) 
         store.put("my-bucket", "frames/2.jpg", b"x" * 100000)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], env=child_env(), timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], env=child_env, timeout=60)
     assert proc.returncode == -signal.SIGKILL
     names = os.listdir(tmp_path / "my-bucket" / "frames")
     temps = [n for n in names if n.endswith(TEMP_SUFFIX)]
@@ -203,7 +190,7 @@ def test_append_line_refuses_newlines(tmp_path: Path) -> None:
         store.put_record("my-bucket/x.json", b"{}")
 
 
-def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
+def test_concurrent_appends_never_interleave(tmp_path: Path, child_env: dict[str, str]) -> None:
     """Three processes append 50 lines of ~20 KB each (far above the pipe atomic size)."""
     script = textwrap.dedent(
         """
@@ -217,7 +204,7 @@ def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
         """
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), w], env=child_env())
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), w], env=child_env)
         for w in "abc"
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
@@ -384,10 +371,6 @@ def test_s3_store_oss_bucket_is_the_s3_bucket(s3_endpoint: str, aws_env) -> None
 
 def test_process_to_s3(s3_endpoint: str, aws_env, tmp_path: Path) -> None:
     """A whole saveas task written straight to S3; the objects decode as images."""
-    import cv2
-    import numpy as np
-    from media import make_clip
-
     from ossframe_native.task import process, task_key
 
     make_s3_bucket(s3_endpoint, "ossframe-task")
@@ -395,16 +378,11 @@ def test_process_to_s3(s3_endpoint: str, aws_env, tmp_path: Path) -> None:
     make_clip(clip, n_frames=20, size=(128, 72), gop=10)
     store = s3_store(s3_endpoint, "s3://ossframe-task/out")
 
-    def b64(text: str) -> str:
-        return base64.urlsafe_b64encode(text.encode()).decode()
-
-    saveas = f"sys/saveas,b_{b64('test-bucket')},o_{b64('{barename}/k_{index}')}"
-    spec = f"video/snapshots,f_jpg,m_key|{saveas}"
+    spec = saveas("test-bucket", "{barename}/k_{index}")  # video/snapshots,f_jpg,m_key
     result = process(str(clip), spec, store=store)
     assert result.ok, result.error_message
     assert store.list("test-bucket") == ["clip/k_1", "clip/k_2"]
     for key in store.list("test-bucket"):
-        image = cv2.imdecode(np.frombuffer(store.get("test-bucket", key), np.uint8), 1)
-        assert image.shape == (72, 128, 3)
+        assert decode_image(store.get("test-bucket", key)).shape == (72, 128, 3)
     record = store.get_record(f".tasks/{task_key(str(clip), spec)}.json")
     assert record is not None and json.loads(record)["state"] == "Succeeded"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import signal
@@ -15,10 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
-from media import ClipTruth, make_clip
-from test_store import all_files, child_env
+from media import ClipTruth, all_files, b64, decode_image, make_clip, saveas
 
 import ossframe_native.api as api
 from ossframe_native.errors import InvalidArgument, MediaError
@@ -34,22 +31,6 @@ from ossframe_native.task import (
     process,
     task_key,
 )
-
-
-def b64(text: str, padding: bool = False) -> str:
-    """URL-safe base64 as OSS users write it (by default without '=' padding)."""
-    encoded = base64.urlsafe_b64encode(text.encode()).decode()
-    return encoded if padding else encoded.rstrip("=")
-
-
-def saveas(bucket: str, obj: str, action: str = "video/snapshots,f_jpg,m_key") -> str:
-    return f"{action}|sys/saveas,b_{b64(bucket)},o_{b64(obj)}"
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    assert image is not None, "not a complete image"
-    return image
 
 
 @pytest.fixture
@@ -89,11 +70,11 @@ SEED_TOPIC = "dGVzdC10b3BpYw"  # "test-topic"
         ),
         # padding kept; a trailing newline inside the base64 text (as `echo` makes)
         (
-            f"sys/saveas,b_{b64('test-bucket', padding=True)},o_{b64('outobjprefix' + chr(10))}",
+            f"sys/saveas,b_{b64('test-bucket', pad=True)},o_{b64('outobjprefix' + chr(10))}",
             ["outobjprefix_0_1.png", "outobjprefix_0_2.png", "outobjprefix_0_3.png"],
         ),
         (
-            f"sys/saveas,b_{b64('test-bucket' + chr(10), padding=True)},o_{b64('frames/cut')}",
+            f"sys/saveas,b_{b64('test-bucket' + chr(10), pad=True)},o_{b64('frames/cut')}",
             ["frames/cut_0_1.png", "frames/cut_0_2.png", "frames/cut_0_3.png"],
         ),
         (
@@ -346,7 +327,7 @@ def test_memory_store(clip) -> None:
 # -- a crash in the middle of a task ---------------------------------------------------------------
 
 
-def test_kill_mid_task_leaves_only_complete_images(tmp_path) -> None:
+def test_kill_mid_task_leaves_only_complete_images(tmp_path, child_env) -> None:
     """SIGKILL a task that is writing; every object under a final name is a whole image."""
     clip = tmp_path / "long.mp4"
     make_clip(clip, n_frames=150, size=(160, 96), gop=30)
@@ -366,7 +347,7 @@ def test_kill_mid_task_leaves_only_complete_images(tmp_path) -> None:
         process({str(clip)!r}, {spec!r}, store=SlowStore({str(root)!r}))
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], env=child_env())
+    proc = subprocess.Popen([sys.executable, "-c", script], env=child_env)
     frames = root / "my-bucket" / "frames"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

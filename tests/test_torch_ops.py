@@ -8,12 +8,10 @@ Tolerances (the contract of torch_ops, see docs/ML.md):
 
 Every comparison runs on CPU torch, and again on CUDA where a GPU exists. Without one the CUDA
 cases skip; with ``OSSFRAME_REQUIRE_CUDA=1`` they fail instead, so a GPU run cannot pass by
-skipping them.
+skipping them (the ``cuda`` marker, handled once in conftest.py).
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -29,11 +27,7 @@ DEVICES = ("cpu", pytest.param("cuda", marks=pytest.mark.cuda))
 
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> str:
-    """Each device in turn; CUDA skips where there is none unless OSSFRAME_REQUIRE_CUDA=1."""
-    if request.param == "cuda" and not torch.cuda.is_available():
-        if os.environ.get("OSSFRAME_REQUIRE_CUDA") == "1":
-            pytest.fail("OSSFRAME_REQUIRE_CUDA=1 but torch.cuda.is_available() is False")
-        pytest.skip("no CUDA device (set OSSFRAME_REQUIRE_CUDA=1 to make this a failure)")
+    """Each device in turn; the ``cuda`` mark skips (or fails, see conftest.py) without a GPU."""
     return request.param
 
 
