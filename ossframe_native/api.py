@@ -10,7 +10,7 @@ import heapq
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -30,7 +30,7 @@ _DHASH_HOLD_PIXELS = 64 * 1024 * 1024
 class Image:
     """One encoded output: ``data`` holds the jpg/png bytes."""
 
-    data: bytes
+    data: bytes = field(repr=False)
     format: str
     width: int
     height: int

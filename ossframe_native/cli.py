@@ -8,15 +8,13 @@ so that start-up stays short.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from .errors import FrameError, InvalidArgument, MediaError
-
-EXIT_CODES = {InvalidArgument: 2, MediaError: 3}
+from .errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _process(args)
     except FrameError as exc:
         print(f"ossframe: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return next((code for cls, code in EXIT_CODES.items() if isinstance(exc, cls)), 1)
+        return EXIT_STATUS.get(error_code(exc), 1)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
@@ -87,31 +85,34 @@ def _process(args: argparse.Namespace) -> int:
         return cli_main(args)  # prints the task result as JSON
     if not args.output:
         raise InvalidArgument("-o", "give an output file with -o OUT")
-    images = list(capture(args.source, request.action))
-    for path, image in zip(output_paths(args.output, len(images)), images, strict=True):
-        write_atomic(path, image.data)
+    images = capture(args.source, request.action)
+    # Peek at two outputs to know how to name them; then write each as it comes.
+    head = list(itertools.islice(images, 2))
+    paths = output_paths(args.output, several=len(head) > 1)
+    for path, image in zip(paths, itertools.chain(head, images), strict=False):
+        _write(path, image.data)
     return 0
 
 
-def output_paths(output: str, count: int) -> list[str]:
+def output_paths(output: str, several: bool) -> Iterator[str]:
     """``out.jpg`` for one output; ``out_1.jpg``, ``out_2.jpg``, ... for several."""
-    if count == 1:
-        return [output]
+    if not several:
+        yield output
+        return
     stem, ext = os.path.splitext(output)
-    return [f"{stem}_{i}{ext}" for i in range(1, count + 1)]
+    for i in itertools.count(1):
+        yield f"{stem}_{i}{ext}"
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file, so ``path`` is never half written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ossframe-", suffix=".tmp")
+def _write(path: str, data: bytes) -> None:
+    """Writes one output atomically (temporary file + rename), never half written."""
+    from .store import atomic_write
+
+    directory, name = os.path.split(os.path.abspath(path))
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        atomic_write(directory, name, data)
+    except OSError as exc:
+        raise FrameError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import pathlib
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -422,19 +421,38 @@ def _target(source: Source) -> Any:
         target: Any = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
         target = os.fspath(source)
-        if not os.path.isfile(target):
-            raise MediaError(f"no such file: {target}")
-        if os.path.getsize(target) == 0:
-            raise MediaError(f"the file is empty (0 bytes): {target}")
-    elif hasattr(source, "read") and hasattr(source, "seek"):
+        _check_path(target)
+    elif _is_seekable_binary(source):
         target = source
         target.seek(0)
     else:
         raise InvalidArgument(
             "source",
-            f"must be a path, bytes or a seekable binary file object, got {type(source).__name__}",
+            "must be a path, bytes or an open, seekable binary file object; got "
+            + type(source).__name__,
         )
     return target
+
+
+def _check_path(path: str) -> None:
+    """Regular, non-empty files only: seeking (exact capture) needs one."""
+    if not os.path.exists(path):
+        raise MediaError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise MediaError(f"is a directory, not a media file: {path}")
+    if not os.path.isfile(path):
+        raise MediaError(f"not a regular file (exact capture needs to seek): {path}")
+    if os.path.getsize(path) == 0:
+        raise MediaError(f"the file is empty (0 bytes): {path}")
+
+
+def _is_seekable_binary(source: Any) -> bool:
+    if isinstance(source, io.TextIOBase) or not callable(getattr(source, "read", None)):
+        return False
+    try:
+        return bool(source.seekable())
+    except (AttributeError, TypeError, ValueError, OSError):  # no seekable(), or a closed file
+        return False
 
 
 def _open(source: Source, hwaccel: Any = None) -> Any:
@@ -669,18 +687,3 @@ def to_rgb(frame: Any, bgr: bool = False) -> np.ndarray:
 def rotation(frame: Any) -> int:
     """Counter-clockwise display rotation of the frame in degrees: 0, 90, 180 or 270."""
     return int(round((frame.rotation or 0) / 90.0)) % 4 * 90
-
-
-def path_name(source: Source) -> str:
-    """A display name for the source (its path, or ``<bytes>`` / ``<file>``)."""
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    name = getattr(source, "name", None)
-    if isinstance(name, str):
-        return name
-    return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else "<file>"
-
-
-def bare_name(source: Source) -> str:
-    """The source file name without its extension (``{barename}``)."""
-    return pathlib.Path(path_name(source)).stem.strip("<>")

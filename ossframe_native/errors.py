@@ -23,3 +23,12 @@ class MediaError(FrameError):
     """The input is unreadable, corrupt, unsupported or has no picture to capture."""
 
     code = "MediaError"
+
+
+# Exit status of the command line by error code (SPEC §6); anything else is 1.
+EXIT_STATUS = {InvalidArgument.code: 2, MediaError.code: 3}
+
+
+def error_code(exc: BaseException) -> str:
+    """The code an error is reported under: its FrameError code, else ``InternalError``."""
+    return exc.code if isinstance(exc, FrameError) else "InternalError"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -42,7 +44,12 @@ class IntRange:
                     param,
                     f"must be {self.describe()} written as plain decimal digits, got {value!r}",
                 )
+            if len(value.lstrip("0")) > len(str(self.hi)):  # out of range; spare int() the work
+                raise InvalidArgument(param, f"must be {self.describe()}, got {value[:20]}...")
             value = int(value)
+        elif not isinstance(value, bool):
+            with contextlib.suppress(TypeError):
+                value = operator.index(value)  # NumPy and other integer types
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidArgument(param, f"must be {self.describe()}, got {value!r}")
         if not self.lo <= value <= self.hi:
@@ -125,7 +132,7 @@ class SnapshotsRequest(_Validated):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.m == "avg" and self.num == 0:
-            raise InvalidArgument("num", "must be an integer in 1..9007199254740991 in avg mode")
+            raise InvalidArgument("num", f"must be an integer in 1..{MAX_INT} in avg mode")
 
 
 CaptureRequest = SnapshotRequest | SnapshotsRequest
@@ -245,7 +252,13 @@ def _key_values(
 def _b64(param: str, text: str) -> str:
     """Decodes URL-safe base64 with or without padding; drops one trailing newline."""
     stripped = text.rstrip("=")
-    if len(stripped) % 4 == 1 or not re.fullmatch(r"[A-Za-z0-9_-]*", stripped) or not stripped:
+    padding = len(text) - len(stripped)
+    if (
+        not stripped
+        or len(stripped) % 4 == 1
+        or not re.fullmatch(r"[A-Za-z0-9_-]*", stripped)
+        or (padding and (padding > 2 or len(text) % 4))  # padding, if any, exactly as needed
+    ):
         raise InvalidArgument(param, f"must be non-empty URL-safe base64, got {text!r}")
     try:
         raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True)

@@ -226,7 +226,7 @@ class LocalStore(Store):
         try:
             os.makedirs(directory, exist_ok=True)
             self._check_inside(path, directory)
-            _atomic_write(directory, name, data)
+            atomic_write(directory, name, data)
         except OSError as exc:
             raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
 
@@ -270,8 +270,10 @@ class LocalStore(Store):
         return [] if data is None else [ln for ln in data.split(b"\n") if ln]
 
 
-def _atomic_write(directory: str, name: str, data: bytes) -> None:
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+def atomic_write(directory: str, name: str, data: bytes) -> None:
+    """Writes ``directory/name`` via a synced temporary file and a rename: never half written."""
+    # A fixed-length temporary name: any valid object name fits the file system's limit.
+    tmp = os.path.join(directory, f".{uuid.uuid4().hex}{TEMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         view = memoryview(data)
@@ -400,7 +402,7 @@ class FsspecStore(Store):
             if self._local:
                 parent = full.rsplit("/", 1)[0]
                 self.fs.makedirs(parent, exist_ok=True)
-                _atomic_write(parent, full.rsplit("/", 1)[1], data)
+                atomic_write(parent, full.rsplit("/", 1)[1], data)
             else:
                 self.fs.pipe_file(full, data)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -442,8 +444,11 @@ class FsspecStore(Store):
             except OSError as exc:
                 raise StoreError(f"cannot append to {full}: {exc}") from exc
             return full
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        part = f"{name}.d/{stamp}{time.time_ns() % 1_000_000_000:09d}-{uuid.uuid4().hex[:12]}"
+        # One clock read, so names sort in append order (within a process; across processes
+        # lines of the same nanosecond order by the random suffix).
+        now_ns = time.time_ns()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now_ns // 1_000_000_000))
+        part = f"{name}.d/{stamp}{now_ns % 1_000_000_000:09d}-{uuid.uuid4().hex[:12]}"
         self._put(part, line + b"\n")
         return self._url(part)
 

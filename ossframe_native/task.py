@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ossframe_native import notify as _notify
-from ossframe_native.errors import FrameError, InvalidArgument
+from ossframe_native.errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
 from ossframe_native.naming import NameTemplate, barename_of, compile_template
 from ossframe_native.store import Store, open_store, validate_bucket
 
@@ -46,7 +46,6 @@ __all__ = [
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
-EXIT_STATUS = {"InvalidArgument": 2, "MediaError": 3}
 
 
 @dataclass(frozen=True)
@@ -256,9 +255,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _error_code(exc: BaseException) -> str:
-    code = getattr(exc, "code", None) if isinstance(exc, FrameError) else None
-    return code if isinstance(code, str) else type(exc).__name__
+def _error_message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
 
 
 def run_task(
@@ -326,8 +324,8 @@ def run_task(
         outputs=outputs,
         overwritten=overwritten,
         bytes_written=written,
-        error_code=None if error is None else _error_code(error),
-        error_message=None if error is None else str(error),
+        error_code=None if error is None else error_code(error),
+        error_message=None if error is None else _error_message(error),
         timings={
             "started_at": started_at,
             "finished_at": _now(),

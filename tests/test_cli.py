@@ -191,3 +191,28 @@ def test_usage_error_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("target", ["missing-dir/out.jpg", "."])
+def test_unwritable_output_is_one_line_exit_1(child_env, sample_mp4, tmp_path, target) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ossframe_native.cli",
+            "process",
+            str(sample_mp4),
+            "video/snapshot,t_0,f_jpg",
+            "-o",
+            str(tmp_path / target),
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("ossframe: FrameError: cannot write")
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

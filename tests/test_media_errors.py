@@ -257,3 +257,42 @@ def test_cover_art_from_bytes(ofn, audio_flac_cover, cover_rgb) -> None:
 
 def test_ordinary_clip_is_not_cover_art(ofn, clip_h264_b: ClipTruth) -> None:
     assert ofn.probe(clip_h264_b.path)["cover_art"] is False
+
+
+class _Unseekable(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _closed_file(path):
+    handle = open(path, "rb")  # noqa: SIM115 - closed on purpose
+    handle.close()
+    return handle
+
+
+@pytest.mark.parametrize(
+    "make_source",
+    [
+        pytest.param(lambda path: io.StringIO("not binary"), id="text-stream"),
+        pytest.param(lambda path: _Unseekable(), id="unseekable"),
+        pytest.param(_closed_file, id="closed-file"),
+        pytest.param(lambda path: 12345, id="int"),
+    ],
+)
+def test_unusable_source_objects_are_invalid_argument(ofn, clip_h264_b, make_source) -> None:
+    with pytest.raises(ofn.InvalidArgument) as exc:
+        ofn.snapshot(make_source(clip_h264_b.path))
+    assert exc.value.param == "source"
+    assert "seekable binary file object" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("/", "directory"), ("/dev/null", "not a regular file"), ("/no/such/file.mp4", "no such")],
+)
+def test_paths_that_are_not_media_files(ofn, path, words) -> None:
+    with pytest.raises(ofn.MediaError, match=words):
+        ofn.snapshot(path)

@@ -373,3 +373,24 @@ def test_ss_at_or_after_duration(ofn, clip_h264_b: ClipTruth) -> None:
 def test_t_past_the_end_is_not_an_error(ofn, clip_h264_b: ClipTruth) -> None:
     assert ofn.snapshot(clip_h264_b.path, t=3000, f="jpg").index == 89
     assert ofn.snapshot(clip_h264_b.path, t=99999999999, f="jpg").index == 89
+
+
+def test_huge_integer_is_rejected_before_conversion(ofn) -> None:
+    with pytest.raises(ofn.InvalidArgument) as exc:
+        ofn.parse_process("video/snapshot,f_jpg,t_" + "9" * 5000)
+    assert exc.value.param == "t"
+    assert "0..9007199254740991" in str(exc.value)
+
+
+def test_keyword_api_takes_numpy_integers(ofn) -> None:
+    np = pytest.importorskip("numpy")
+    request = ofn.params.SnapshotsRequest.from_kwargs({"inter": np.int64(1000), "num": np.uint8(3)})
+    assert (request.inter, request.num) == (1000, 3)
+    assert type(request.inter) is int
+
+
+@pytest.mark.parametrize("value", ["YQ=", "YQ===", "YWJj=", "YWJjZA="])
+def test_base64_padding_must_be_complete_or_absent(ofn, value) -> None:
+    with pytest.raises(ofn.InvalidArgument) as exc:
+        ofn.parse_process(f"video/snapshot,f_jpg|sys/saveas,b_{b64('bucket')},o_{value}")
+    assert exc.value.param == "o"

@@ -174,7 +174,7 @@ def test_local_store_killed_mid_write_leaves_only_a_hidden_temp(
     names = os.listdir(tmp_path / "my-bucket" / "frames")
     temps = [n for n in names if n.endswith(TEMP_SUFFIX)]
     assert "2.jpg" not in names
-    assert len(temps) == 1 and temps[0].startswith(".2.jpg.")
+    assert len(temps) == 1 and temps[0].startswith(".") and temps[0].endswith(TEMP_SUFFIX)
     store = LocalStore(tmp_path)
     assert store.list("my-bucket") == ["frames/1.jpg"]
     assert store.get("my-bucket", "frames/1.jpg") == b"complete"
@@ -386,3 +386,11 @@ def test_process_to_s3(s3_endpoint: str, aws_env, tmp_path: Path) -> None:
         assert decode_image(store.get("test-bucket", key)).shape == (72, 128, 3)
     record = store.get_record(f".tasks/{task_key(str(clip), spec)}.json")
     assert record is not None and json.loads(record)["state"] == "Succeeded"
+
+
+def test_longest_valid_segment_is_writable(tmp_path: Path) -> None:
+    """A 255-byte file name (the usual file-system limit) still fits its temporary name."""
+    store = LocalStore(tmp_path)
+    name = "f" * 251 + ".jpg"
+    store.put("bucket-a", name, b"data")
+    assert (tmp_path / "bucket-a" / name).read_bytes() == b"data"
