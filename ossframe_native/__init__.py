@@ -1,18 +1,44 @@
-"""ossframe_native: exact, fast video frame capture with the OSS ``video/snapshot(s)`` interface."""
+"""ossframe_native: exact, fast video frame capture with the OSS ``video/snapshot(s)`` interface.
 
-from .api import Image, capture, probe, snapshot, snapshots
-from .batch import process_many
+Names are imported on first use (PEP 562), so the command line and light users load only the
+modules they need: start-up time counts when a whole process captures one frame.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import FrameError, InvalidArgument, MediaError
-from .ml import Batch, Frame, frames, frames_batch
-from .params import ProcessRequest, parse_process
-from .store import FsspecStore, LocalStore, Store
-from .task import TaskResult, process
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Image": "api",
+    "capture": "api",
+    "probe": "api",
+    "snapshot": "api",
+    "snapshots": "api",
+    "process_many": "batch",
+    "Batch": "ml",
+    "Frame": "ml",
+    "FrameDataset": "ml",  # subclasses a torch class: defined on first use
+    "frames": "ml",
+    "frames_batch": "ml",
+    "ProcessRequest": "params",
+    "parse_process": "params",
+    "FsspecStore": "store",
+    "LocalStore": "store",
+    "Store": "store",
+    "StoreError": "store",
+    "TaskResult": "task",
+    "process": "task",
+}
 
 __all__ = [
     "Batch",
     "Frame",
+    "FrameDataset",
     "FrameError",
     "FsspecStore",
     "Image",
@@ -21,6 +47,7 @@ __all__ = [
     "MediaError",
     "ProcessRequest",
     "Store",
+    "StoreError",
     "TaskResult",
     "capture",
     "frames",
@@ -34,9 +61,24 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    if name == "FrameDataset":  # subclasses a torch class: defined on first use
-        from . import ml
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    if name != "FrameDataset":  # FrameDataset must stay lazy: it needs torch
+        globals()[name] = value
+    return value
 
-        return ml.FrameDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .api import Image, capture, probe, snapshot, snapshots
+    from .batch import process_many
+    from .ml import Batch, Frame, FrameDataset, frames, frames_batch
+    from .params import ProcessRequest, parse_process
+    from .store import FsspecStore, LocalStore, Store, StoreError
+    from .task import TaskResult, process

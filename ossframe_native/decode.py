@@ -231,8 +231,8 @@ class VideoSource:
         Frames are numbered in presentation order, as in :class:`FrameIndex`.
         """
         runs = list(runs)
-        if len(runs) > 1 and all(run.keyframes_only for run in runs):
-            yield from self._decode_keyframes(runs)
+        if len(runs) > 1 and self._gpu_ctx is None and self._hwaccel is None:
+            yield from self._decode_parallel(runs)
             return
         for run in runs:
             yield from self._decode_run(run)
@@ -277,31 +277,42 @@ class VideoSource:
                 f"the frames at {missing} could not be decoded; the file may be corrupt"
             )
 
-    def _decode_keyframes(self, runs: list[DecodeRun]) -> Iterator[tuple[int, Any]]:
-        """Decodes lone keyframes on parallel single-threaded decoders, yielding in order.
+    def _decode_parallel(self, runs: list[DecodeRun]) -> Iterator[tuple[int, Any]]:
+        """Decodes runs on parallel single-threaded decoders, yielding frames in order.
 
-        Each keyframe is decoded from a fresh decoder state (as after a seek), so the result is
-        the same as decoding them one by one, while several cores work at once.
+        Each run starts from a fresh decoder state, exactly as after a seek, so the frames are
+        the ones sequential decoding gives; meanwhile several cores work, with none of frame
+        threading's start-up and drain per run. The demuxer stays in this thread and reads each
+        run's packets ahead; at most ``workers + 1`` runs are in flight.
         """
         workers = self._threads or os.cpu_count() or 1
         local = threading.local()
 
-        def decode_alone(packet: Any) -> list[Any]:
+        def decode_alone(packets: list[tuple[Any, bool]], wanted: set[int]) -> tuple[list, int]:
             ctx = getattr(local, "ctx", None)
             if ctx is None:
                 ctx = local.ctx = _fresh_decoder(self._stream)
+            kept, count = [], 0
             try:
-                return [*ctx.decode(packet), *ctx.decode(None)]
+                for packet, skip in [*packets, (None, False)]:
+                    if (ctx.skip_frame == "NONREF") != skip:
+                        ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                    for frame in ctx.decode(packet):
+                        count += 1
+                        if frame.pts in wanted:
+                            kept.append(frame)
             finally:
                 ctx.flush_buffers()
+            return kept, count
 
         with ThreadPoolExecutor(workers) as pool:
             pending: deque[tuple[DecodeRun, Future]] = deque()
             try:
                 for run in runs:
-                    self._position_at(run.start)
-                    pending.append((run, pool.submit(decode_alone, self._next_packet(run.start))))
-                    if len(pending) > 2 * workers:
+                    wanted = {int(self.index.pts[i]) for i in run.frames}
+                    job = pool.submit(decode_alone, self._run_packets(run), wanted)
+                    pending.append((run, job))
+                    if len(pending) > workers:
                         yield from self._collect(*pending.popleft())
                 while pending:
                     yield from self._collect(*pending.popleft())
@@ -309,12 +320,26 @@ class VideoSource:
                 for _, future in pending:
                     future.cancel()
 
+    def _run_packets(self, run: DecodeRun) -> list[tuple[Any, bool]]:
+        """The packets a run feeds, each with whether FFmpeg may skip it if unreferenced."""
+        wanted_positions = {int(self.index.decode_pos[i]) for i in run.frames}
+        self._position_at(run.start)
+        packets = []
+        for pos in range(run.start, run.end + 1):
+            packet = self._next_packet(pos)
+            if not run.keyframes_only or self.index.packet_key[pos]:
+                packets.append((packet, pos not in wanted_positions))
+        return packets
+
     def _collect(self, run: DecodeRun, future: Future) -> Iterator[tuple[int, Any]]:
         wanted = {int(self.index.pts[i]): i for i in run.frames}
         try:
-            yield from self._wanted(future.result(), wanted)
+            frames, count = future.result()
         except av.FFmpegError as exc:
             raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
+        self.decoded += count
+        for frame in frames:
+            yield wanted.pop(frame.pts), frame
         self._check_all_decoded(wanted)
 
     def _position_at(self, pos: int) -> None:
