@@ -20,10 +20,8 @@
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import glob
 import json
-import multiprocessing
 import os
 import signal
 import sys
@@ -31,9 +29,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the pool modules are imported when a pool starts (CLI start-up time)
+    import concurrent.futures as cf
 
 from ossframe_native import notify as _notify
 from ossframe_native import task as _task
@@ -329,6 +329,9 @@ def _init_worker(threads: int) -> None:
 
 
 def _new_pool(workers: int, threads: int) -> cf.ProcessPoolExecutor:
+    import concurrent.futures as cf
+    import multiprocessing
+
     return cf.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -366,6 +369,9 @@ def _drain(
     suspects: list[Job],
     isolate: bool,
 ) -> Iterator[dict[str, Any]]:
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
+
     limit = 1 if isolate else 2 * workers
     while queue:
         pool = _new_pool(workers, threads)

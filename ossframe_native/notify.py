@@ -9,11 +9,9 @@ file ``.notify/<topic>.dead.jsonl`` and the failure is reported in the task resu
 
 from __future__ import annotations
 
-import http.client
+import functools
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -180,18 +178,26 @@ def deliver(
     return record
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirected POST would lose its body (urllib turns it into a GET): report instead.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+@functools.cache
+def _opener() -> Any:
+    """A urllib opener that does not follow redirects (imported on first use: start-up time)."""
+    import urllib.request
 
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        # A redirected POST would lose its body (urllib turns it into a GET): report instead.
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
-_opener = urllib.request.build_opener(_NoRedirect)
+    return urllib.request.build_opener(NoRedirect)
 
 
 def _post_with_retries(
     webhook: Webhook, body: bytes, topic: str, message: Mapping[str, Any]
 ) -> tuple[int, str | None]:
+    import http.client
+    import urllib.error
+    import urllib.request
+
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": USER_AGENT,
@@ -207,7 +213,7 @@ def _post_with_retries(
         wait: float | None = None
         request = urllib.request.Request(webhook.url, data=body, headers=headers, method="POST")
         try:
-            with _opener.open(request, timeout=webhook.timeout) as response:
+            with _opener().open(request, timeout=webhook.timeout) as response:
                 response.read()
                 status = response.status
             if 200 <= status < 300:
