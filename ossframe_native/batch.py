@@ -332,9 +332,17 @@ def _new_pool(workers: int, threads: int) -> cf.ProcessPoolExecutor:
     import concurrent.futures as cf
     import multiprocessing
 
+    # Workers fork from a server that imported the engine once (each spawned worker would pay
+    # numpy/PyAV/OpenCV imports again); the server itself is single-threaded, so forking it is
+    # safe. Where there is no forkserver, spawn.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["ossframe_native.api", "ossframe_native.task"])
+    else:
+        context = multiprocessing.get_context("spawn")
     return cf.ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=context,
         initializer=_init_worker,
         initargs=(threads,),
     )
