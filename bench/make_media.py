@@ -13,8 +13,8 @@
 * ``batch/clip_NN.mp4``: 20 clips, 640x360, 30 fps, 5 s H.264, a different source each.
 * ``cuts.json``: the truth: segments with their start times and frame numbers, the cut times.
 
-Generation time on the 2-core machine: about 5 minutes when idle (the x264 medium encode of
-the noisy 1080p clip dominates), 15 when other jobs share the cores.
+Generation time on the idle 2-core machine: about 4 minutes (the 1080p clip 2.3, its HEVC
+copy 0.7); several times that when other jobs share the cores.
 """
 
 from __future__ import annotations
