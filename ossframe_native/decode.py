@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain
 from typing import Any, BinaryIO
 
 import av
@@ -32,6 +33,10 @@ Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
 _READ_ON_PACKETS = 64
+# Seeks a snapshot window tries before reading from the start (see _seek_window).
+_SEEK_TRIES = 10
+# Packets read for the first pts where the container gives no dts (more than any reordering).
+_FIRST_PACKETS = 64
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class VideoSource:
             self._window: list[Any] | None = None  # demuxed packets of a windowed index
             if cover:
                 self.index = _cover_index()
-            elif around is not None and (window := _read_window(self._stream, around)):
+            elif around is not None and (window := self._index_around(around)):
                 self._window, self.index = window
             else:
                 if around is not None:  # the window was tried and moved the demuxer
@@ -377,6 +382,31 @@ class VideoSource:
         self._pending = first
         self._next_pos = landed
 
+    def _index_around(self, t: Fraction) -> tuple[list[Any], FrameIndex] | None:
+        """The packets and index of the window that shows ``t`` (see :func:`_read_window`).
+
+        Where seeking fails the window is read from the first packet (work grows with t, not
+        with the file); where nothing numbers the window's frames, the packets before it are
+        counted from the start (demuxing only). None: index the whole stream instead.
+        """
+        window = _read_window(self._stream, t)
+        if window is None:
+            self._reopen()
+            window = _read_window(self._stream, t, from_start=True)
+        if window is None:
+            return None
+        packets, index, numbered = window
+        if not numbered:
+            self._reopen()
+            try:
+                before = _count_before(self._container, self._stream, packets[0])
+            except av.FFmpegError:
+                before = None
+            if before is None:
+                return None
+            index = dataclasses.replace(index, first_number=before)
+        return packets, index
+
     def _reopen(self) -> None:
         self._container.close()
         self._container = _open(self._source, self._hwaccel)
@@ -520,51 +550,152 @@ def _read_index(container: Any, stream: Any) -> FrameIndex:
     return _index_from(container.demux(stream), _time_base(stream))
 
 
-def _read_window(stream: Any, t: Fraction) -> tuple[list[Any], FrameIndex] | None:
-    """The packets from the keyframe that ``t`` needs up to the last one that can show ``t``.
+def _read_window(
+    stream: Any, t: Fraction, from_start: bool = False
+) -> tuple[list[Any], FrameIndex, bool] | None:
+    """The packets from a keyframe at or before ``t`` up to the last one that can show ``t``,
+    their index, and whether that index is numbered (``first_number`` exact).
 
-    Seeks to the last keyframe at or before t; packets are then demuxed until one's dts passes
-    t, since every later packet is presented after it. Only for containers whose demuxer holds
-    every sample in its index (MP4/MOV), which numbers the frames before the window. None
-    otherwise, and the caller indexes the whole stream instead.
+    The demuxer seeks before t, stepping back further while the first keyframe it reaches is
+    presented after t (see :func:`_seek_window`); ``from_start`` reads from the first packet
+    instead (the container must be freshly opened). Frames are numbered by the demuxer's
+    sample table (MP4/MOV), by the start of the stream (``from_start``) or by a constant frame
+    rate that the window's timestamps follow; otherwise the caller counts them. None where the
+    timestamps are missing or out of order, or no keyframe before t was reached.
     """
     container = stream.container
+    time_base = _time_base(stream)
+    trust_dts = "matroska" not in container.format.name  # Matroska stores no dts: FFmpeg guesses
+    try:
+        first_pts, head = _first_pts(_demux_all(container, stream))
+        if first_pts is None:
+            return None
+        target = first_pts + int(t / time_base // 1)
+        if from_start:
+            rest = _demux_all(container, stream)
+            packets = _window_packets(chain(head, rest), target, trust_dts, after_seek=False)
+        else:
+            packets = _seek_window(stream, target, first_pts, trust_dts)
+    except av.FFmpegError:
+        return None
+    if not packets or packets[0].pts > target:
+        return None
+    index = _index_from(packets, time_base, first_pts)
+    if from_start:
+        return packets, index, True
+    before = _frames_before_window(stream, packets[0])
+    if before is None:
+        before = _number_by_rate(stream, index, index.frame_at(t))
+    if before is None:
+        return packets, index, False
+    return packets, dataclasses.replace(index, first_number=before), True
+
+
+def _seek_window(stream: Any, target: int, first_pts: int, trust_dts: bool) -> list[Any] | None:
+    """The window's packets after a seek whose first keyframe is presented at or before
+    ``target``; None if none is reached within :data:`_SEEK_TRIES` seeks.
+
+    The first retry seeks just before the keyframe reached (exact where the demuxer has an
+    index of keyframes); later ones step back 1, 2, 4, ... seconds more (timestamp search, as
+    in MPEG-TS, lands at any packet, and the next keyframe may be a GOP later).
+    """
+    container = stream.container
+    one_second = max(int(1 / _time_base(stream)), 1)
+    seek_to, back = target, 0
+    for _ in range(_SEEK_TRIES):
+        container.seek(seek_to, stream=stream, backward=True, any_frame=False)
+        packets = _window_packets(_demux_all(container, stream), target, trust_dts, True)
+        if packets is None:
+            return None
+        if packets and packets[0].pts <= target:
+            return packets
+        if seek_to <= first_pts:
+            return None
+        landed = packets[0].dts if packets and packets[0].dts is not None else seek_to
+        seek_to = max(min(landed - 1, seek_to) - back, first_pts)
+        back = max(2 * back, one_second)
+    return None
+
+
+def _window_packets(
+    packets: Iterable[Any], target: int, trust_dts: bool, after_seek: bool
+) -> list[Any] | None:
+    """Packets in decode order until no later one can be presented at or before ``target``.
+
+    After a seek the packets before the first keyframe are dropped. With trustworthy dts
+    (every packet has one, increasing, not after its pts) reading stops at the first packet
+    whose dts passes target: every later packet is presented after it. Otherwise it stops after
+    a keyframe presented after target and the first packet presented after that keyframe (the
+    leading pictures of an open GOP, presented before their keyframe, come before it). None if
+    a packet has no pts or the dts are out of order.
+    """
+    kept: list[Any] = []
+    later_key = None  # pts of a keyframe presented after target, once one is read
+    for packet in packets:
+        if after_seek and not kept and not packet.is_keyframe:
+            continue
+        if packet.pts is None:
+            return None
+        if trust_dts:
+            dts = packet.dts
+            if dts is None or dts > packet.pts or (kept and dts <= kept[-1].dts):
+                return None
+        kept.append(packet)
+        if trust_dts and packet.dts > target:
+            break
+        if later_key is not None and packet.pts > later_key:
+            break
+        if later_key is None and packet.is_keyframe and packet.pts > target and len(kept) > 1:
+            later_key = packet.pts
+    return kept
+
+
+def _frames_before_window(stream: Any, keyframe: Any) -> int | None:
+    """Frames before ``keyframe`` from the demuxer's sample table, where it lists every sample
+    (MP4/MOV); None elsewhere."""
     entries = stream.index_entries
-    mov = "mp4" in container.format.name.split(",")
+    mov = "mp4" in stream.container.format.name.split(",")
     if not mov or not stream.frames or len(entries) != stream.frames:
         return None
-    time_base = _time_base(stream)
-    first_pts = _first_pts(container, stream)
-    if first_pts is None:
+    return _frames_before(entries, keyframe)
+
+
+def _number_by_rate(stream: Any, index: FrameIndex, shown: int) -> int | None:
+    """The number of the index's frame 0 as its time times the stream's frame rate, when every
+    frame of the index lies on that rate's grid (within a tick of rounding) and none is
+    missing up to frame ``shown`` (later ones may lie past the window's end); None otherwise
+    (variable rate, or too few frames to tell)."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate or len(index) < 2:
         return None
-    target = first_pts + int(t / time_base // 1)
-    seek_to = target
-    for _ in range(4):  # each try steps back one keyframe
-        try:
-            container.seek(seek_to, stream=stream, backward=True, any_frame=False)
-            packets = []
-            for packet in container.demux(stream):
-                if not packet.size:
-                    continue
-                if packet.pts is None or packet.dts is None or not (packets or packet.is_keyframe):
-                    return None
-                packets.append(packet)
-                if packet.dts > target:
-                    break
-        except av.FFmpegError:
+    step = 1 / (Fraction(rate.numerator, rate.denominator) * index.time_base)  # ticks per frame
+    numbers = []
+    for pts in index.pts:
+        offset = int(pts) - index.first_pts
+        number = round(offset / step)
+        if abs(offset - number * step) > 1 or (numbers and number <= numbers[-1]):
             return None
-        if not packets:
-            return None
-        if packets[0].pts <= target:
-            before = _frames_before(entries, packets[0])
-            if before is None:
-                return None
-            index = _index_from(packets, time_base, first_pts)
-            return packets, dataclasses.replace(index, first_number=before)
-        if packets[0].dts <= first_pts:
-            return None
-        seek_to = packets[0].dts - 1
+        numbers.append(number)
+    if numbers[shown] - numbers[0] != shown or numbers[0] < 0:
+        return None
+    return numbers[0]
+
+
+def _count_before(container: Any, stream: Any, keyframe: Any) -> int | None:
+    """Frames before ``keyframe`` in decode order, counted from the first packet (demuxing
+    only); None if the keyframe is not found."""
+    count = 0
+    for packet in _demux_all(container, stream):
+        if packet.dts == keyframe.dts and packet.pts == keyframe.pts:
+            return count
+        if not packet.is_discard:
+            count += 1
     return None
+
+
+def _demux_all(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's packets that carry data, from the demuxer's position on."""
+    return (packet for packet in container.demux(stream) if packet.size)
 
 
 def _frames_before(entries: Any, keyframe: Any) -> int | None:
@@ -582,21 +713,26 @@ def _frames_before(entries: Any, keyframe: Any) -> int | None:
     return sum(1 for j in range(lo) if not entries[j].is_discard)
 
 
-def _first_pts(container: Any, stream: Any) -> int | None:
-    """The smallest pts of the stream's frames, read from its first packets."""
+def _first_pts(packets: Iterator[Any]) -> tuple[int | None, list[Any]]:
+    """The smallest pts of the stream's frames, read from its first packets (``packets`` from
+    the start), and the packets read.
+
+    Reading stops at a packet whose dts is not before the smallest pts so far (every later
+    packet is presented at or after it) or, where the dts are missing, after
+    :data:`_FIRST_PACKETS` packets.
+    """
     first = None
-    try:
-        for packet in container.demux(stream):
-            if not packet.size or packet.is_discard:
-                continue
-            if packet.pts is None or packet.dts is None:
-                return None
-            first = packet.pts if first is None else min(first, packet.pts)
-            if packet.dts >= first:  # every later packet is presented at or after its dts
-                return first
-    except av.FFmpegError:
-        return None
-    return first
+    head = []
+    for packet in packets:
+        head.append(packet)
+        if packet.is_discard:
+            continue
+        if packet.pts is None:
+            return None, head
+        first = packet.pts if first is None else min(first, packet.pts)
+        if (packet.dts is not None and packet.dts >= first) or len(head) >= _FIRST_PACKETS:
+            break
+    return first, head
 
 
 def _time_base(stream: Any) -> Fraction:
