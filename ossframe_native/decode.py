@@ -595,13 +595,15 @@ def _seek_window(stream: Any, target: int, first_pts: int, trust_dts: bool) -> l
     """The window's packets after a seek whose first keyframe is presented at or before
     ``target``; None if none is reached within :data:`_SEEK_TRIES` seeks.
 
-    The first retry seeks just before the keyframe reached (exact where the demuxer has an
-    index of keyframes); later ones step back 1, 2, 4, ... seconds more (timestamp search, as
-    in MPEG-TS, lands at any packet, and the next keyframe may be a GOP later).
+    Where the demuxer has an index of keyframes, the first retry seeks just before the
+    keyframe reached; later retries (all of them without an index: timestamp search, as in
+    MPEG-TS, lands at any packet and the next keyframe may be a GOP later) step back 1, 2, 4,
+    ... seconds further.
     """
     container = stream.container
     one_second = max(int(1 / _time_base(stream)), 1)
-    seek_to, back = target, 0
+    # Without an index of keyframes the seek lands where the timestamps say, not on a keyframe.
+    seek_to, back = target, 0 if len(stream.index_entries) else one_second
     for _ in range(_SEEK_TRIES):
         container.seek(seek_to, stream=stream, backward=True, any_frame=False)
         packets = _window_packets(_demux_all(container, stream), target, trust_dts, True)
@@ -663,7 +665,8 @@ def _frames_before_window(stream: Any, keyframe: Any) -> int | None:
 def _number_by_rate(stream: Any, index: FrameIndex, shown: int) -> int | None:
     """The number of the index's frame 0 as its time times the stream's frame rate, when every
     frame of the index lies on that rate's grid (within a tick of rounding) and none is
-    missing up to frame ``shown`` (later ones may lie past the window's end); None otherwise
+    missing up to frame ``shown`` (and frame 1: one frame fits any rate; later ones may lie
+    past the window's end, which ends in decode order); None otherwise
     (variable rate, or too few frames to tell)."""
     rate = stream.average_rate or stream.guessed_rate
     if not rate or len(index) < 2:
@@ -676,7 +679,8 @@ def _number_by_rate(stream: Any, index: FrameIndex, shown: int) -> int | None:
         if abs(offset - number * step) > 1 or (numbers and number <= numbers[-1]):
             return None
         numbers.append(number)
-    if numbers[shown] - numbers[0] != shown or numbers[0] < 0:
+    checked = max(shown, 1)
+    if numbers[checked] - numbers[0] != checked or numbers[0] < 0:
         return None
     return numbers[0]
 
@@ -686,7 +690,7 @@ def _count_before(container: Any, stream: Any, keyframe: Any) -> int | None:
     only); None if the keyframe is not found."""
     count = 0
     for packet in _demux_all(container, stream):
-        if packet.dts == keyframe.dts and packet.pts == keyframe.pts:
+        if packet.pts == keyframe.pts and packet.is_keyframe:  # Matroska dts are guessed
             return count
         if not packet.is_discard:
             count += 1

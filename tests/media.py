@@ -405,6 +405,35 @@ def clip_truth(
     )
 
 
+def repeat_clip(
+    source: str | os.PathLike[str], path: str | os.PathLike[str], copies: int, container: str
+) -> Path:
+    """Writes ``copies`` stream copies of ``source``'s video one after the other (no re-encode)
+    into ``path`` in ``container``: a long file from a short clip, each copy's timestamps
+    shifted by the clip's span (last frame's end minus first pts; the end is the last pts plus
+    the shortest frame step where packets carry no duration). Frame ``i`` of the result
+    shows the number ``i % frames_per_copy``."""
+    with av.open(str(source)) as inp:
+        src = inp.streams.video[0]
+        packets = [p for p in inp.demux(src) if p.size]
+        pts = sorted(p.pts for p in packets)
+        step = min(b - a for a, b in zip(pts, pts[1:], strict=False))  # where no duration is set
+        span = max(max(p.pts + (p.duration or 0) for p in packets), pts[-1] + step) - pts[0]
+        with av.open(str(path), "w", format=container) as out:
+            dst = out.add_stream_from_template(src)
+            for k in range(copies):
+                for p in packets:
+                    copy = av.Packet(bytes(p))
+                    copy.pts = p.pts + k * span
+                    copy.dts = None if p.dts is None else p.dts + k * span
+                    copy.duration = p.duration
+                    copy.is_keyframe = p.is_keyframe
+                    copy.time_base = src.time_base
+                    copy.stream = dst
+                    out.mux(copy)
+    return Path(path)
+
+
 # ---------------------------------------------------------------------------------------------
 # The reference decode
 

@@ -1,0 +1,221 @@
+"""Long files in every container: a snapshot is exact near the start, middle and end, and reads
+only around its GOP, not the whole file.
+
+Each long file is a short generated clip stream-copied many times (:func:`media.repeat_clip`),
+so nothing large is stored. The reference is a sequential PyAV decode of the whole long file:
+the snapshot must be that frame, pixel for pixel (PNG at source size), with its time, number
+and keyframe flag.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import VFR_STEPS_MS
+from media import ceil_ms, decode_image, make_clip, read_frame_number, repeat_clip
+
+COPIES = 30
+SIZE = (128, 72)
+
+
+@dataclass(frozen=True)
+class LongFile:
+    path: Path
+    per_copy: int  # frames in one copy; frame i shows the number i % per_copy
+    times: tuple[Fraction, ...]  # per frame (presentation order), from the first frame
+    keyframes: tuple[int, ...]
+
+
+def _vfr_pts(n: int) -> list[int]:
+    pts = [0]
+    for i in range(n - 1):
+        pts.append(pts[-1] + VFR_STEPS_MS[i % len(VFR_STEPS_MS)])
+    return pts
+
+
+# name -> (make_clip arguments for the short clip, container of the long file)
+LONG_FILES = {
+    "mkv_h264": ({"n_frames": 60, "fps": 30, "gop": 30, "bframes": 2}, "matroska"),
+    "mp4_h264": ({"n_frames": 60, "fps": 30, "gop": 30, "bframes": 2}, "mp4"),
+    "ts_h264_offset": (
+        {
+            "container": "mpegts",
+            "n_frames": 50,
+            "fps": 25,
+            "gop": 25,
+            "bframes": 2,
+            "time_base": Fraction(1, 90000),
+            "start_pts": 126000,
+        },
+        "mpegts",
+    ),
+    "webm_vp9": ({"codec": "libvpx-vp9", "n_frames": 60, "fps": 30, "gop": 30}, "webm"),
+    "mkv_hevc_open_gop": (
+        {
+            "codec": "libx265",
+            "n_frames": 48,
+            "fps": 24,
+            "gop": 24,
+            "bframes": 3,
+            "options": {
+                "x265-params": "log-level=error:scenecut=0:open-gop=1:keyint=24:"
+                "min-keyint=24:bframes=3:b-adapt=0"
+            },
+        },
+        "matroska",
+    ),
+    "mkv_vfr": (
+        {
+            "n_frames": 40,
+            "fps": 30,
+            "gop": 20,
+            "bframes": 2,
+            "vfr_pts": _vfr_pts(40),
+            "time_base": Fraction(1, 1000),
+        },
+        "matroska",
+    ),
+    "avi_mpeg4": (
+        {"codec": "mpeg4", "container": "avi", "n_frames": 50, "fps": 25, "gop": 10, "bframes": 0},
+        "avi",
+    ),
+}
+
+_EXT = {"matroska": "mkv", "mp4": "mp4", "mpegts": "ts", "webm": "webm", "avi": "avi"}
+
+
+@pytest.fixture(scope="module", params=sorted(LONG_FILES))
+def long_file(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    clip_args, container = LONG_FILES[request.param]
+    folder = tmp_path_factory.mktemp(request.param)
+    short_ext = _EXT.get(
+        clip_args.get("container", ""), "webm" if "vp9" in request.param else "mp4"
+    )
+    short = make_clip(folder / f"short.{short_ext}", size=SIZE, **clip_args)
+    path = repeat_clip(short.path, folder / f"long.{_EXT[container]}", COPIES, container)
+    pts, keys = _frame_list(path)
+    times = tuple((p - pts[0]) * _time_base(path) for p in pts)
+    assert len(times) == COPIES * short.n_frames, "the long file lost frames"
+    return LongFile(path, short.n_frames, times, keys)
+
+
+def _time_base(path: Path) -> Fraction:
+    with av.open(str(path)) as c:
+        return Fraction(c.streams.video[0].time_base)
+
+
+def _frame_list(path: Path) -> tuple[list[int], tuple[int, ...]]:
+    """Decoded frames' pts in presentation order and the keyframes' numbers."""
+    frames = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(c.streams.video[0]):
+            frames.append((frame.pts, bool(frame.key_frame)))
+    frames.sort()
+    return [p for p, _ in frames], tuple(i for i, (_, key) in enumerate(frames) if key)
+
+
+def _reference_rgb(path: Path, numbers: set[int], pts_order: list[int]) -> dict[int, np.ndarray]:
+    """The RGB of the wanted frames from a sequential decode of the whole file."""
+    wanted = {pts_order[n]: n for n in numbers}
+    out = {}
+    with av.open(str(path)) as c:
+        for frame in c.decode(c.streams.video[0]):
+            if frame.pts in wanted:
+                out[wanted[frame.pts]] = frame.to_ndarray(format="rgb24")
+    return out
+
+
+def _targets(lf: LongFile) -> list[int]:
+    """t (ms): the start, the first GOP, around the keyframes nearest the middle (just before,
+    at, just after), the last frames and past the end."""
+    n = len(lf.times)
+    frames = {1, 3, n // 3, n - 2, n - 1}
+    middle = bisect.bisect(lf.keyframes, n // 2)
+    for k in lf.keyframes[max(middle - 1, 1) : middle + 2] + lf.keyframes[-1:]:
+        frames.update({k - 1, k, k + 1})
+    times = {0, ceil_ms(lf.times[-1]) + 5000}
+    for j in frames:
+        times.add(ceil_ms(lf.times[j]))
+        if j + 1 < n:  # between frame j and the next
+            times.add(int((lf.times[j] + lf.times[j + 1]) * 500))
+    return sorted(times)
+
+
+def _shown_at(lf: LongFile, t_ms: int) -> int:
+    return max(bisect.bisect_right(lf.times, Fraction(t_ms, 1000)) - 1, 0)
+
+
+def test_snapshot_exact_at_start_middle_and_end(ofn, long_file: LongFile) -> None:
+    with av.open(str(long_file.path)) as c:
+        stream = c.streams.video[0]
+        pts_order = sorted(p.pts for p in c.demux(stream) if p.size and not p.is_discard)
+    targets = _targets(long_file)
+    expected = {t: _shown_at(long_file, t) for t in targets}
+    refs = _reference_rgb(long_file.path, set(expected.values()), pts_order)
+    mismatches = []
+    for t, j in expected.items():
+        img = ofn.snapshot(long_file.path, t=t, f="png")
+        rgb = decode_image(img.data)
+        want = (j, ceil_ms(long_file.times[j]), j in long_file.keyframes, j % long_file.per_copy)
+        got = (img.index, img.time_ms, img.keyframe, read_frame_number(rgb))
+        if want != got or not np.array_equal(rgb, refs[j]):
+            diff = (
+                int(np.abs(rgb.astype(int) - refs[j]).max()) if rgb.shape == refs[j].shape else -1
+            )
+            mismatches.append(f"t={t}: want {want}, got {got}, max pixel diff {diff}")
+    assert not mismatches, f"{long_file.path}:\n" + "\n".join(mismatches)
+
+
+class CountingReader(io.RawIOBase):
+    """A seekable binary file that counts the bytes read through it."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._file.readinto(buffer)
+        self.bytes_read += n or 0
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def test_snapshot_reads_only_around_its_gop(ofn, long_file: LongFile) -> None:
+    """Beyond what opening the file reads (the demuxer probes its start), a snapshot in the
+    middle or at the end reads a small part of the file. Where frames cannot be numbered from
+    the window (variable rate outside MP4/MOV) the packets before it are counted, so only a
+    snapshot near the start is cheap there."""
+    with CountingReader(long_file.path) as reader, av.open(reader):
+        opening = reader.bytes_read
+    size = long_file.path.stat().st_size
+    duration_ms = int(long_file.times[-1] * 1000)
+    variable = "vfr" in long_file.path.parent.name
+    for t in [duration_ms // 20] if variable else [duration_ms // 2, duration_ms - 100]:
+        with CountingReader(long_file.path) as reader:
+            img = ofn.snapshot(reader, t=t, f="png")
+            read = reader.bytes_read
+        assert img.index == _shown_at(long_file, t)
+        assert read - opening < size / 4, f"t={t}: read {read} of {size} bytes ({opening} to open)"
