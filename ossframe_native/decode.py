@@ -376,6 +376,9 @@ class VideoSource:
             self._rewind()
             return
         landed = self.index.packet_ids.get((first.dts, first.pts))
+        if landed is None and first.is_keyframe:  # Matroska: no dts right after a seek
+            keys = np.flatnonzero((self.index.packet_pts == first.pts) & self.index.packet_key)
+            landed = int(keys[0]) if len(keys) == 1 else None
         if landed is None or landed > pos:
             self._rewind()
             return

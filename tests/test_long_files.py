@@ -219,3 +219,23 @@ def test_snapshot_reads_only_around_its_gop(ofn, long_file: LongFile) -> None:
             read = reader.bytes_read
         assert img.index == _shown_at(long_file, t)
         assert read - opening < size / 4, f"t={t}: read {read} of {size} bytes ({opening} to open)"
+
+
+def test_interval_exact_and_reads_the_file_once(ofn, long_file: LongFile) -> None:
+    """Interval capture over a long file: each frame exact, and each GOP reached by a seek
+    (not by reading again from the start), so the file is read about once."""
+    last_ms = long_file.times[-1] * 1000
+    inter = int(last_ms // 7)
+    with av.open(str(long_file.path)) as c:
+        stream = c.streams.video[0]
+        pts_order = sorted(p.pts for p in c.demux(stream) if p.size and not p.is_discard)
+    expected = [_shown_at(long_file, k * inter) for k in range(8) if k * inter <= last_ms]
+    refs = _reference_rgb(long_file.path, set(expected), pts_order)
+    with CountingReader(long_file.path) as reader:
+        images = list(ofn.snapshots(reader, inter=inter, f="png"))
+        read = reader.bytes_read
+    assert [img.index for img in images] == expected
+    for img in images:
+        assert np.array_equal(decode_image(img.data), refs[img.index]), img.index
+    size = long_file.path.stat().st_size
+    assert read < 2 * size, f"read {read} bytes of a {size}-byte file"
