@@ -1,7 +1,8 @@
 """Decoding with PyAV: the only module that imports ``av``.
 
 A :class:`VideoSource` demuxes the video stream once (packets only, no decoding) into a
-:class:`FrameIndex` (for one snapshot in MP4/MOV, only the GOP around its time);
+:class:`FrameIndex` (for one snapshot, only the GOP around its time, reached by a seek in any
+container FFmpeg can seek in);
 :meth:`VideoSource.decode` then executes the decode runs of a capture plan: for each run it
 positions the demuxer on the run's keyframe (a seek, or reading on when that is cheaper), feeds
 the packets the run needs, letting FFmpeg skip unreferenced frames that are not wanted, and
