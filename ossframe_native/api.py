@@ -182,7 +182,7 @@ def probe(source: Source) -> dict[str, Any]:
         else:
             first = decode_runs(index, keys[:1] or [0], keyframes_only=bool(keys))
             rotation = next((decode.rotation(frame) for _, frame in src.decode(first)), 0)
-        return {
+        info = {
             "codec": src.info.codec,
             "width": src.info.width,
             "height": src.info.height,
@@ -194,3 +194,17 @@ def probe(source: Source) -> dict[str, Any]:
             "keyframes_ms": [index.time_ms(i) for i in keys],
             "cover_art": src.info.cover_art,
         }
+    # After the source is closed: a file object serves one container at a time.
+    info["snapshot_reads"] = _snapshot_reads(source, index, src.info.cover_art)
+    return info
+
+
+def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool) -> str:
+    """How a snapshot reaches its frame in this source, found by a trial in the middle of the
+    stream: ``seek`` (only the GOP around t is read), ``seek_and_count`` (and the packets
+    before it are counted: variable frame rate outside MP4/MOV), ``from_start`` (no usable
+    seek: read up to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
+    if cover_art:
+        return decode.SEEK  # the one picture
+    with VideoSource(source, around=index.duration / 2) as trial:
+        return trial.reach or decode.WHOLE_STREAM

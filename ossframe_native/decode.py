@@ -40,6 +40,13 @@ _SEEK_TRIES = 10
 _FIRST_PACKETS = 64
 
 
+# How a snapshot's window was found (VideoSource.reach, ``probe``'s ``snapshot_reads``):
+SEEK = "seek"  # a seek to the GOP around t; frames numbered by sample table or constant rate
+SEEK_AND_COUNT = "seek_and_count"  # the same, frames before it counted from the start
+FROM_START = "from_start"  # no usable seek: packets read from the start up to t
+WHOLE_STREAM = "whole_stream"  # no window possible (e.g. missing timestamps): every packet
+
+
 @dataclass(frozen=True)
 class FrameIndex:
     """Every frame of the video stream, from demuxed packets (no decoding).
@@ -136,6 +143,7 @@ class VideoSource:
                 cover_art=cover,
             )
             self._window: list[Any] | None = None  # demuxed packets of a windowed index
+            self.reach: str | None = None  # with ``around``: how the window was found
             if cover:
                 self.index = _cover_index()
             elif around is not None and (window := self._index_around(around)):
@@ -143,6 +151,7 @@ class VideoSource:
             else:
                 if around is not None:  # the window was tried and moved the demuxer
                     self._reopen()
+                    self.reach = WHOLE_STREAM
                 self.index = _read_index(self._container, self._stream)
         except BaseException:
             self._container.close()
@@ -394,13 +403,16 @@ class VideoSource:
         counted from the start (demuxing only). None: index the whole stream instead.
         """
         window = _read_window(self._stream, t)
+        self.reach = SEEK
         if window is None:
             self._reopen()
             window = _read_window(self._stream, t, from_start=True)
+            self.reach = FROM_START
         if window is None:
             return None
         packets, index, numbered = window
         if not numbered:
+            self.reach = SEEK_AND_COUNT
             self._reopen()
             try:
                 before = _count_before(self._container, self._stream, packets[0])

@@ -239,3 +239,12 @@ def test_interval_exact_and_reads_the_file_once(ofn, long_file: LongFile) -> Non
         assert np.array_equal(decode_image(img.data), refs[img.index]), img.index
     size = long_file.path.stat().st_size
     assert read < 2 * size, f"read {read} bytes of a {size}-byte file"
+
+
+def test_probe_says_how_a_snapshot_reads(ofn, long_file: LongFile) -> None:
+    """Every long file is seekable; only variable rate outside MP4/MOV counts the frames
+    before the window."""
+    info = ofn.probe(long_file.path)
+    variable = "vfr" in long_file.path.parent.name
+    assert info["snapshot_reads"] == ("seek_and_count" if variable else "seek")
+    assert info["frames"] == len(long_file.times)
