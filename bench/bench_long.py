@@ -13,7 +13,8 @@ WebM.
 Questions, each as a whole process (``python -m ossframe_native.cli process``, imports
 included) beside the FFmpeg CLI, alternating, medians of ``--runs``:
 
-1. ``video/snapshot,t_T,f_jpg,w_800,h_600`` vs ``ffmpeg -ss T -i SRC -frames:v 1 -s 800x600``,
+1. ``video/snapshot,t_T,f_jpg,w_800,h_600`` vs ``ffmpeg -ss T -i SRC -frames:v 1 -s 800x600``
+   (640x360 for the VP9 clip),
    at T = 60 * (L // 2) + 37.3 s in an L-minute file (the same picture of the clip in every
    length, so times compare). Our JPEG must be byte-identical to the one from the 1-minute
    file (the same frame came out) and close to FFmpeg's (PSNR).
@@ -41,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT / "bench" / "media"
 LONG = MEDIA / "long"
-SPEC = "video/snapshot,t_{ms},f_jpg,w_800,h_600"
+SPEC = "video/snapshot,t_{ms},f_jpg,w_{w},h_{h}"
+SIZES = {"h264": (800, 600), "vp9": (640, 360)}  # the VP9 clip is 854x480
 CONTAINERS = {"mkv": "matroska", "ts": "mpegts", "mp4": "mp4", "webm": "webm"}
 
 
@@ -95,9 +97,9 @@ def run_ours(package_root: Path, src: Path, spec: str, out: Path) -> None:
     subprocess.run(cmd, check=True, env=env)
 
 
-def ffmpeg_snapshot(src: Path, t_s: float, out: Path) -> None:
-    ffmpeg("-ss", f"{t_s:.3f}", "-i", str(src), "-frames:v", "1", "-s", "800x600", "-q:v", "2",
-           str(out))  # fmt: skip
+def ffmpeg_snapshot(src: Path, t_s: float, out: Path, size: tuple[int, int] = (800, 600)) -> None:
+    ffmpeg("-ss", f"{t_s:.3f}", "-i", str(src), "-frames:v", "1", "-s", "{}x{}".format(*size),
+           "-q:v", "2", str(out))  # fmt: skip
 
 
 def timed(fn) -> float:
@@ -164,17 +166,18 @@ def psnr(a: Path, b: Path) -> float:
 def snapshot_rows(args, bases, work: Path) -> list[dict]:
     rows = []
     for ext in ("mkv", "ts", "webm", "mp4"):
-        base = bases["vp9" if ext == "webm" else "h264"]
+        codec = "vp9" if ext == "webm" else "h264"
+        base, size = bases[codec], SIZES[codec]
         first_jpg = None
         for minutes in args.lengths:
             src = long_file(base, minutes, ext)
             t_s = 60 * (minutes // 2) + 37.3
             ms = round(t_s * 1000)
-            spec = SPEC.format(ms=ms)
+            spec = SPEC.format(ms=ms, w=size[0], h=size[1])
             outs = {name: work / f"{ext}_{minutes}_{name}.jpg" for name in ("ours", "ffmpeg")}
             jobs = {
                 "ours": partial(run_ours, ROOT, src, spec, outs["ours"]),
-                "ffmpeg": partial(ffmpeg_snapshot, src, t_s, outs["ffmpeg"]),
+                "ffmpeg": partial(ffmpeg_snapshot, src, t_s, outs["ffmpeg"], size),
             }
             if args.before:
                 outs["before"] = work / f"{ext}_{minutes}_before.jpg"
