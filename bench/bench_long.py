@@ -94,7 +94,7 @@ def run_ours(package_root: Path, src: Path, spec: str, out: Path) -> None:
     """``ossframe process`` with the package found under ``package_root``."""
     env = {**os.environ, "PYTHONPATH": str(package_root)}
     cmd = [sys.executable, "-m", "ossframe_native.cli", "process", str(src), spec, "-o", str(out)]
-    subprocess.run(cmd, check=True, env=env)
+    subprocess.run(cmd, check=True, env=env, cwd=package_root)  # cwd: first on sys.path
 
 
 def ffmpeg_snapshot(src: Path, t_s: float, out: Path, size: tuple[int, int] = (800, 600)) -> None:
@@ -150,7 +150,8 @@ print(json.dumps({"bytes": reader.n, "index": src.index.number(frames[0][0])}))
 def bytes_read(package_root: Path, src: Path, ms: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(package_root)}
     cmd = [sys.executable, "-c", BYTES_SCRIPT, str(src), str(ms)]
-    return json.loads(subprocess.run(cmd, check=True, env=env, capture_output=True).stdout)
+    done = subprocess.run(cmd, check=True, env=env, cwd=package_root, capture_output=True)
+    return json.loads(done.stdout)
 
 
 def psnr(a: Path, b: Path) -> float:
