@@ -688,7 +688,7 @@ def _number_by_rate(stream: Any, index: FrameIndex, shown: int) -> int | None:
     if not rate or len(index) < 2:
         return None
     step = 1 / (Fraction(rate.numerator, rate.denominator) * index.time_base)  # ticks per frame
-    numbers = []
+    numbers: list[int] = []
     for pts in index.pts:
         offset = int(pts) - index.first_pts
         number = round(offset / step)
