@@ -24,6 +24,7 @@ from ossframe_native import hwdecode, kernels, ml
 from ossframe_native.decode import VideoSource
 from ossframe_native.errors import InvalidArgument, MediaError
 from ossframe_native.params import SnapshotsRequest
+from ossframe_native.pipeline import open_capture
 
 ML_SPEC = dict(m="avg", num=16, w=224, h=224, scaletype="crop")
 
@@ -297,8 +298,8 @@ def _on_device(device: str, layout: str = "CHW") -> ml._Output:
 
 def _device_frames(path: Path, device: str, **spec) -> list[ml.Frame]:
     request = SnapshotsRequest.from_kwargs(spec)
-    with VideoSource(path) as src:
-        return list(ml._render_all(src, request, _on_device(device)))
+    with open_capture(path, request) as run:
+        return list(ml._render_all(run, _on_device(device)))
 
 
 @pytest.mark.parametrize("scaletype", ["stretch", "crop", "fill", "fit"])
@@ -436,10 +437,10 @@ def test_gpu_decode_falls_back_with_a_reason(
     request = SnapshotsRequest.from_kwargs(dict(m="key"))
     with (
         caplog.at_level(logging.DEBUG, logger="ossframe_native.hwdecode"),
-        VideoSource(clip_h264_b.path, hw="cuda") as src,
+        open_capture(clip_h264_b.path, request, hw="cuda") as run,
     ):
-        assert src.hw is None
-        frames = list(ml._render_all(src, request, ml._Output("numpy", "cpu", "HWC")))
+        assert run.source.hw is None
+        frames = list(ml._render_all(run, ml._Output("numpy", "cpu", "HWC")))
     assert [f.index for f in frames] == [0, 30, 60]
     assert "decoding on the CPU" in caplog.text
 

@@ -266,12 +266,13 @@ def test_sources_agree_for_snapshots(ofn, clip_ts_offset: ClipTruth) -> None:
 
 def test_process_without_saveas_returns_images(ofn, clip_h264_b: ClipTruth) -> None:
     refs = reference_frames(clip_h264_b.path)
-    images = ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_png")
-    images = list(images)
+    result = ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_png")
+    assert isinstance(result, ofn.TaskResult) and result.ok and result.outputs == 1
+    images = list(result.images)
     assert len(images) == 1
     assert images[0].index == shown_at(refs, 1500) == 45
     assert np.array_equal(decode_image(images[0].data), refs[45].rgb)
-    images = list(ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_jpg,m_fast"))
+    images = list(ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_jpg,m_fast").images)
     assert [i.index for i in images] == [30]
 
 
