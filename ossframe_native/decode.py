@@ -192,7 +192,9 @@ class VideoSource:
             self.stats.runs += 1
             packets = self._run_packets(run)
             for frame in _decode_packets(self._decoder(), packets, set(wanted), self.stats):
-                yield wanted.pop(frame.pts), frame
+                number = wanted.pop(frame.pts, None)
+                if number is not None:  # a repeated timestamp is output once
+                    yield number, frame
             self._check_all_decoded(wanted)
 
     def _check_all_decoded(self, wanted: dict[int, int]) -> None:
@@ -250,7 +252,9 @@ class VideoSource:
         frames, stats = future.result()
         self.stats.add(stats)
         for frame in frames:
-            yield wanted.pop(frame.pts), frame
+            number = wanted.pop(frame.pts, None)
+            if number is not None:
+                yield number, frame
         self._check_all_decoded(wanted)
 
     def _position_at(self, pos: int) -> None:

@@ -198,23 +198,28 @@ class Capture:
     def mapped(self, fn: Callable[[Output], T], ahead: int = 2) -> Iterator[T]:
         """``fn`` of every output, in order, computed on a worker thread up to ``ahead`` outputs
         behind the decoder (rendering and encoding release the GIL); ``ahead=0``: inline."""
+        outputs = self.outputs()
         if ahead <= 0:
-            yield from map(fn, self.outputs())
-            return
-        with ThreadPoolExecutor(1) as worker:
-            pending: deque[Future[T]] = deque()
-            outputs = self.outputs()
             try:
-                for output in outputs:
-                    pending.append(worker.submit(fn, output))
-                    if len(pending) > ahead:
-                        yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
+                yield from map(fn, outputs)
             finally:
-                for future in pending:
-                    future.cancel()
                 outputs.close()
+            return
+        try:
+            with ThreadPoolExecutor(1) as worker:  # exits (waits for the worker) first
+                pending: deque[Future[T]] = deque()
+                try:
+                    for output in outputs:
+                        pending.append(worker.submit(fn, output))
+                        if len(pending) > ahead:
+                            yield pending.popleft().result()
+                    while pending:
+                        yield pending.popleft().result()
+                finally:
+                    for future in pending:
+                        future.cancel()
+        finally:
+            outputs.close()  # then the source
 
     def _output(self, number: int, frame: Any, score: float | None) -> Output:
         index = self.source.index

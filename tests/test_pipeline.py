@@ -172,3 +172,16 @@ def test_decode_stats_count_skipped_frames_out(clip_h264_b: ClipTruth) -> None:
     stats, n = _stats(clip_h264_b.path, SnapshotRequest(t=500))
     assert n == 1
     assert 1 < stats.frames_decoded < stats.packets_fed <= 18
+
+
+def test_planner_and_index_import_no_pyav() -> None:
+    """The frame index and the planner are plain data and pure functions: no PyAV."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ossframe_native.plan, ossframe_native.index\n"
+        "assert 'av' not in sys.modules, 'PyAV imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
