@@ -270,5 +270,7 @@ def probe(source: Source) -> dict[str, Any]:
             "keyframes_ms": [index.time_ms(i) for i in keyframe_numbers(index)],
             "cover_art": info.cover_art,
             "stream": info.stream,
-            "streams": [stream.to_dict() for stream in info.streams],
+            "streams": [
+                {**stream.to_dict(), "used": stream.index == info.stream} for stream in info.streams
+            ],
         }

@@ -24,6 +24,7 @@ def test_two_video_streams_capture_ffmpegs_choice(ofn, clip_two_videos: Path) ->
     assert info["stream"] == 1 and (info["width"], info["height"]) == (480, 270)
     sizes = [(s["index"], s["type"], s["width"], s["height"]) for s in info["streams"]]
     assert sizes == [(0, "video", 320, 180), (1, "video", 480, 270)]
+    assert [s["used"] for s in info["streams"]] == [False, True]
     img = ofn.snapshot(clip_two_videos, t=500, f="png")
     assert (img.width, img.height, img.index) == (480, 270, 15)
     assert read_frame_number(decode_image(img.data)) == 1015
