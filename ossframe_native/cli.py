@@ -122,7 +122,7 @@ def _process(args: argparse.Namespace) -> int:
     several = len(head) > 1
     if several and args.output == STDOUT:
         raise InvalidArgument("-o", "-o - takes one output; this process string gives several")
-    written = []
+    written: list[dict[str, Any]] = []
     for path, image in zip(
         output_paths(args.output, several), itertools.chain(head, images), strict=False
     ):

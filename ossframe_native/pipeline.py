@@ -18,7 +18,7 @@ Rendering for images runs on a worker thread while the decoder goes on (:meth:`C
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -179,7 +179,7 @@ class Capture:
         """The output as an (H, W, 3) uint8 RGB (or BGR) array at its output geometry."""
         return transform.render(output.frame, self.geometry_for(output.frame), bgr=bgr)
 
-    def outputs(self) -> Iterator[Output]:
+    def outputs(self) -> Generator[Output, None, None]:
         """The outputs in time order (repeated where the plan repeats a frame); closes the
         source when exhausted or closed."""
         with self:
