@@ -1,4 +1,4 @@
-"""Process strings and parameters: every rule of SPEC §1-3.
+"""Process strings and parameters: every parameter rule of docs/BEHAVIOUR.md.
 
 Each error case asserts that ``InvalidArgument`` names the parameter (``.param``) and that the
 message states what is allowed (the range's bounds, or the allowed words).
