@@ -11,7 +11,7 @@ does. Three things live here:
   :class:`UnreadableFrame` when the pattern is damaged (guard rows disagree, a block is grey).
 * :func:`reference_frames` is "what FFmpeg decodes": a plain sequential decode of the whole file,
   frames in presentation order with their exact times measured from the first frame.
-  :func:`shown_at` picks "the frame shown at t" from it (SPEC §2).
+  :func:`shown_at` picks "the frame shown at t" from it (docs/BEHAVIOUR.md, "Which frame").
 
 Below those, small helpers the test modules share (checking outputs, writing process strings,
 listing a store's files); fixtures live in ``conftest.py``.
@@ -695,7 +695,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def dhash_bits(luma: np.ndarray) -> np.ndarray:
-    """SPEC §3 difference hash of a luma plane: a 9x8 grid of integer blocks (cell i covers
+    """The documented difference hash of a luma plane: a 9x8 grid of integer blocks (cell i covers
     columns [floor(i*W/9), floor((i+1)*W/9)), rows [floor(j*H/8), floor((j+1)*H/8))), each
     averaged; bit = left cell average > right cell average. Returns 8x8 bools."""
     h, w = luma.shape
