@@ -1,6 +1,6 @@
 """ML loading benchmark: 20 clips -> one [16, 3, 224, 224] uint8 tensor each, on the CPU.
 
-The question (issue 5): how fast does ``frames_batch(m="avg", num=16, w=224, h=224,
+The question: how fast does ``frames_batch(m="avg", num=16, w=224, h=224,
 scaletype="crop", output="torch")`` turn clips into model input, against
 
 * decord: ``VideoReader.get_batch`` of the same 16 frame indices, then torch resize + centre
@@ -370,7 +370,7 @@ def main() -> None:
     report = table(seconds, len(paths))
     command = "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     lines = [
-        "# ML loading benchmark (issue 5)",
+        "# ML loading benchmark",
         "",
         f"{len(paths)} clips of {width}x{height} H.264 (libx264 preset fast, CRF 23, keyframe "
         f"every {args.gop} frames, 3 B-frames), {FPS} fps, {SECONDS} s -> one [16, 3, 224, 224] "

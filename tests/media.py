@@ -758,10 +758,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def dhash_bits(luma: np.ndarray) -> np.ndarray:
-    """The difference hash of a luma plane (docs/BEHAVIOUR.md): a 9x8 grid of integer blocks
-    (cell i covers columns [floor(i*W/9), floor((i+1)*W/9)), rows [floor(j*H/8),
-    floor((j+1)*H/8))), each averaged; bit = left cell average > right cell average. Returns
-    8x8 bools."""
+    """The documented difference hash of a luma plane: a 9x8 grid of integer blocks (cell i covers
+    columns [floor(i*W/9), floor((i+1)*W/9)), rows [floor(j*H/8), floor((j+1)*H/8))), each
+    averaged; bit = left cell average > right cell average. Returns 8x8 bools."""
     h, w = luma.shape
     xs = [i * w // 9 for i in range(10)]
     ys = [j * h // 8 for j in range(9)]

@@ -1,6 +1,6 @@
-"""The command line (docs/BEHAVIOUR.md, "Command line"): ``ossframe process`` / ``probe``,
-exit codes, one-line errors. Runs ``python -m ossframe_native.cli`` in a subprocess with a
-timeout (a hang fails)."""
+"""The command line (docs/BEHAVIOUR.md, "Command line"): ``ossframe process`` /
+``ossframe probe``, exit codes, one-line errors. Runs ``python -m ossframe_native.cli`` in a
+subprocess with a timeout (a hang fails)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Output geometry: w/h/pw/ph and the four scaletypes (docs/BEHAVIOUR.md, "Sizes and
-geometry") give the specified sizes and content, compared with an OpenCV resize of the exact
-reference frame (PNG, PSNR >= 35 dB).
+"""Output geometry: w/h/pw/ph and the four scaletypes (docs/BEHAVIOUR.md, "Sizes and geometry")
+give the specified sizes and content, compared with an OpenCV resize of the exact reference frame
+(PNG, PSNR >= 35 dB).
 
-Rules of ours beyond the OSS interface (docs/BEHAVIOUR.md):
+Rules of ours where the OSS documentation is silent (also in docs/BEHAVIOUR.md):
 
 * one side given (``w`` or ``pw`` without ``h``/``ph``, or the reverse): the other side keeps
   the source aspect ratio, rounded to the nearest pixel (at least 1), for every scaletype;
@@ -223,7 +223,7 @@ def test_geometry_on_odd_444_source(ofn, clip_odd444: ClipTruth) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# snapshot (single frame): w/h rules
+# snapshot (single frame): the w/h rules of video/snapshot
 
 
 @pytest.mark.parametrize(

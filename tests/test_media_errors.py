@@ -1,5 +1,6 @@
-"""Bad and unusual media (docs/BEHAVIOUR.md, "Errors and exit codes"): MediaError with a clear
-message, no crash, no hang; a damaged file still gives the frames before the damage; cover art.
+"""Bad and unusual media (docs/BEHAVIOUR.md: audio files, "Errors and exit codes"): MediaError
+with a clear message, no crash, no hang; a damaged file still gives the frames before the damage;
+cover art.
 
 Every call on a bad file runs through :func:`media.run_with_timeout`, so a hang fails the test
 instead of stalling the suite (the CLI tests also run them in a subprocess with a timeout).

@@ -1,4 +1,5 @@
-"""Process strings and parameters: every parameter rule of docs/BEHAVIOUR.md.
+"""Process strings and parameters: every rule of docs/BEHAVIOUR.md,
+"Process strings" to "Sizes and geometry".
 
 Each error case asserts that ``InvalidArgument`` names the parameter (``.param``) and that the
 message states what is allowed (the range's bounds, or the allowed words).

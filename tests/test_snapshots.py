@@ -1,4 +1,5 @@
-"""``video/snapshots``: every mode returns exactly the frames docs/BEHAVIOUR.md defines, in order.
+"""``video/snapshots``: every mode returns exactly the frames docs/BEHAVIOUR.md
+("Intervals and modes") defines, in time order.
 
 Expected selections are computed here from the reference decode (:func:`media.reference_frames`)
 with the documented formulas; the engine's outputs are compared by index, by the number each image
@@ -26,11 +27,10 @@ from media import (
 def default_selection(
     refs, ss: int, inter: int, num: int, frame_interval_ms: Fraction
 ) -> list[int]:
-    """``default`` (docs/BEHAVIOUR.md): samples ss, ss+inter, ... up to the last frame's time,
-    each the frame shown at that time; inter 0 or not longer than the frame interval = every
-    frame from the one shown at ss on. A frame several samples fall on is returned once (ours:
-    matters only for variable frame rate; the cases below never have two samples on one
-    frame)."""
+    """``default``: samples ss, ss+inter, ... up to the last frame's time, each the
+    frame shown at that time; inter 0 or not longer than the frame interval = every frame from
+    the one shown at ss on. A frame several samples fall on is returned once (ours: matters
+    only for variable frame rate; the cases below never have two samples on one frame)."""
     last = refs[-1].time * 1000
     if inter == 0 or inter <= frame_interval_ms:
         picked = list(range(shown_at(refs, ss), len(refs)))
