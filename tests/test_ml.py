@@ -350,6 +350,23 @@ def test_device_pipeline_nv12_equals_yuv420p(clip_smooth) -> None:
     assert torch.equal(ml._render(nv12, shape, out), ml._render(frame, shape, out))
 
 
+class _GpuPlane:
+    """Stands in for a plane of an NVDEC frame in GPU memory, as PyAV 18 exports it: it says it
+    lives on CUDA device 0 and refuses a ``stream`` argument (torch.from_dlpack(plane) would
+    pass one); the capsule it hands out is a real NV12 plane's, in host memory."""
+
+    def __init__(self, plane) -> None:
+        self._plane = plane
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (2, 0)  # kDLCUDA, device 0
+
+    def __dlpack__(self, *, stream=None):
+        if stream is not None:
+            raise NotImplementedError("CUDA stream synchronization is not supported")
+        return self._plane.__dlpack__()
+
+
 def test_device_pipeline_takes_gpu_frames_by_dlpack(clip_smooth) -> None:
     """A frame NVDEC leaves in GPU memory (format "cuda", NV12 underneath) is read through
     DLPack. Simulated on the CPU with a stand-in frame whose planes are a real NV12 frame's."""
@@ -362,7 +379,7 @@ def test_device_pipeline_takes_gpu_frames_by_dlpack(clip_smooth) -> None:
     gpu_like = SimpleNamespace(
         format=SimpleNamespace(name="cuda"),
         sw_format=SimpleNamespace(name="nv12"),
-        planes=nv12.planes,
+        planes=tuple(_GpuPlane(p) for p in nv12.planes),
         width=nv12.width,
         height=nv12.height,
         colorspace=nv12.colorspace,
