@@ -425,13 +425,30 @@ def test_cuda_frames_match_cpu(clip_h264_b) -> None:
         assert psnr(g, c) >= 40  # one conversion definition; NVDEC vs CPU decode
 
 
+@pytest.fixture(scope="module")
+def clip_hevc_nvdec(tmp_path_factory: pytest.TempPathFactory):
+    """HEVC (libx265) in MP4, 256x144 (NVDEC decodes HEVC from 144x144 up), 24 fps, 48 frames,
+    closed GOP 24, 3 B-frames."""
+    from media import make_clip
+
+    path = tmp_path_factory.mktemp("nvdec") / "hevc_256x144.mp4"
+    return make_clip(path, codec="libx265", n_frames=48, fps=24, gop=24, bframes=3, size=(256, 144))
+
+
 @pytest.mark.cuda
-@pytest.mark.parametrize("clip", ["clip_h264_b", "clip_hevc", "clip_vfr"])
+@pytest.mark.parametrize("clip", ["clip_h264_b", "clip_hevc_nvdec", "clip_vfr"])
 def test_gpu_decode_is_exact(request: pytest.FixtureRequest, clip: str) -> None:
-    """GPU decode vs CPU decode of the same frames: same indices and times, PSNR >= 40 dB."""
+    """GPU decode vs CPU decode of the same frames: same indices and times, PSNR >= 40 dB. The
+    decoder must really be NVDEC: its frames are in GPU memory ("cuda", the hwaccel) or NV12
+    (a cuvid decoder), never the yuv420p of FFmpeg's CPU decoder."""
+    from ossframe_native.api import select
+
     truth = request.getfixturevalue(clip)
     with VideoSource(truth.path, hw="cuda") as src:
         assert src.hw is not None, "the GPU decoder was not used"
+        first = next(select(src, SnapshotsRequest.from_kwargs(dict(m="key"))))
+        kind = first.frame.format.name
+        assert kind in ("cuda", "nv12"), f"{src.hw} opened, but decoded on the CPU ({kind})"
     spec = dict(m="default", inter=0)
     gpu = ml.frames_batch(truth.path, **spec, output="torch", device="cuda", layout="HWC")
     cpu = ml.frames_batch(truth.path, **spec, output="torch", layout="HWC")
