@@ -35,9 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-WIDTH, HEIGHT, OUT = 3840, 2160, 224
-CROP = ((WIDTH - HEIGHT) / 2, 0.0, float(HEIGHT), float(HEIGHT))  # the centre square
-FULL = (0.0, 0.0, float(WIDTH), float(HEIGHT))
+OUT = 224
 
 
 def textured(height: int, width: int, seed: int) -> np.ndarray:
@@ -71,7 +69,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--size", default="3840x2160", help="frame size (smaller for dry runs)")
     args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    crop = ((width - height) / 2, 0.0, float(height), float(height))  # the centre square
+    full_box = (0.0, 0.0, float(width), float(height))
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch.cuda.is_available() is False")
@@ -83,26 +85,26 @@ def main() -> None:
     def nothing() -> None:
         pass
 
-    rgb = np.stack([textured(HEIGHT, WIDTH, s) for s in range(3)], axis=-1)  # (H, W, 3)
-    y = textured(HEIGHT, WIDTH, 3)
-    u, v = (textured(HEIGHT // 2, WIDTH // 2, s) for s in (4, 5))
+    rgb = np.stack([textured(height, width, s) for s in range(3)], axis=-1)  # (H, W, 3)
+    y = textured(height, width, 3)
+    u, v = (textured(height // 2, width // 2, s) for s in (4, 5))
     rgb_chw = torch.from_numpy(rgb).permute(2, 0, 1).contiguous().to(device)
     planes = tuple(torch.from_numpy(p).to(device) for p in (y, u, v))
     host_planes = [torch.from_numpy(p) for p in (y, u, v)]
     if device.type == "cuda":
         host_planes = [p.pin_memory() for p in host_planes]
     small = np.empty((OUT, OUT, 3), np.uint8)
-    full = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+    full = np.empty((height, width, 3), np.uint8)
 
     # The GPU results must be the C++ ones (one level; dhash exact) before anything is timed.
-    kernels.resize_into(rgb, CROP, small)
-    got = torch_ops.resize(rgb_chw, CROP, (OUT, OUT), layout="CHW").permute(1, 2, 0).cpu()
+    kernels.resize_into(rgb, crop, small)
+    got = torch_ops.resize(rgb_chw, crop, (OUT, OUT), layout="CHW").permute(1, 2, 0).cpu()
     checks = {"resize": int(np.abs(got.numpy().astype(int) - small).max())}
-    kernels.yuv420_to_rgb_into((y, u, v), FULL, full)
-    got = torch_ops.yuv420_to_rgb(planes, FULL, (WIDTH, HEIGHT), layout="HWC").cpu().numpy()
+    kernels.yuv420_to_rgb_into((y, u, v), full_box, full)
+    got = torch_ops.yuv420_to_rgb(planes, full_box, (width, height), layout="HWC").cpu().numpy()
     checks["yuv420_to_rgb"] = int(np.abs(got.astype(int) - full).max())
-    kernels.yuv420_to_rgb_into((y, u, v), CROP, small)
-    got = torch_ops.yuv420_to_rgb(planes, CROP, (OUT, OUT), layout="HWC").cpu().numpy()
+    kernels.yuv420_to_rgb_into((y, u, v), crop, small)
+    got = torch_ops.yuv420_to_rgb(planes, crop, (OUT, OUT), layout="HWC").cpu().numpy()
     checks["yuv420_to_rgb 224"] = int(np.abs(got.astype(int) - small).max())
     assert all(d <= 1 for d in checks.values()), f"GPU results differ from C++ by >1: {checks}"
     assert torch_ops.dhash(planes[0]) == kernels.dhash(y), "dhash differs"
@@ -111,24 +113,26 @@ def main() -> None:
     w, r = args.warmup, args.reps
     rows = [
         (
-            "resize RGB 3840x2160 -> 224x224 (centre square, area)",
-            median_ms(lambda: kernels.resize_into(rgb, CROP, small), nothing, w, r),
+            f"resize RGB {args.size} -> 224x224 (centre square, area)",
+            median_ms(lambda: kernels.resize_into(rgb, crop, small), nothing, w, r),
             median_ms(
-                lambda: torch_ops.resize(rgb_chw, CROP, (OUT, OUT), layout="CHW"), sync, w, r
+                lambda: torch_ops.resize(rgb_chw, crop, (OUT, OUT), layout="CHW"), sync, w, r
             ),
         ),
         (
-            "YUV 4:2:0 -> RGB at 3840x2160",
-            median_ms(lambda: kernels.yuv420_to_rgb_into((y, u, v), FULL, full), nothing, w, r),
-            median_ms(lambda: torch_ops.yuv420_to_rgb(planes, FULL, (WIDTH, HEIGHT)), sync, w, r),
+            f"YUV 4:2:0 -> RGB at {args.size}",
+            median_ms(lambda: kernels.yuv420_to_rgb_into((y, u, v), full_box, full), nothing, w, r),
+            median_ms(
+                lambda: torch_ops.yuv420_to_rgb(planes, full_box, (width, height)), sync, w, r
+            ),
         ),
         (
-            "YUV 4:2:0 3840x2160 -> RGB 224x224 (fused, the pipeline's step)",
-            median_ms(lambda: kernels.yuv420_to_rgb_into((y, u, v), CROP, small), nothing, w, r),
-            median_ms(lambda: torch_ops.yuv420_to_rgb(planes, CROP, (OUT, OUT)), sync, w, r),
+            f"YUV 4:2:0 {args.size} -> RGB 224x224 (fused, the pipeline's step)",
+            median_ms(lambda: kernels.yuv420_to_rgb_into((y, u, v), crop, small), nothing, w, r),
+            median_ms(lambda: torch_ops.yuv420_to_rgb(planes, crop, (OUT, OUT)), sync, w, r),
         ),
         (
-            "dhash of a 3840x2160 luma plane",
+            f"dhash of a {args.size} luma plane",
             median_ms(lambda: kernels.dhash(y), nothing, w, r),
             median_ms(lambda: torch_ops.dhash(planes[0]), sync, w, r),
         ),
@@ -142,7 +146,8 @@ def main() -> None:
     for label, cpp, gpu in rows:
         lines.append(f"| {label} | {cpp:.3f} | {gpu:.3f} | {cpp / gpu:.1f}x |")
     lines.append(
-        f"| (upload of the 4K YUV planes, pinned host -> {args.device}) | - | {upload:.3f} | - |"
+        f"| (upload of the {args.size} YUV planes, pinned host -> {args.device}) | - | "
+        f"{upload:.3f} | - |"
     )
     print("\n".join(lines))
     print(f"medians of {r} calls after {w} warm-up calls; torch {torch.__version__}")

@@ -360,7 +360,7 @@ def table(seconds: dict[str, list[float]], n_clips: int) -> str:
     return "\n".join(rows)
 
 
-def profile_ours(paths: list[Path]) -> str:
+def profile_ours(paths: list[Path], fn: Callable = ours) -> str:
     # bench/profile.py (first on sys.path when this file runs) would shadow the standard
     # library's profile module, which cProfile imports.
     bench = Path(__file__).resolve().parent
@@ -371,7 +371,7 @@ def profile_ours(paths: list[Path]) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
     for path in paths:
-        ours(path)
+        fn(path)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
@@ -468,6 +468,8 @@ def main() -> None:
     print(text)
     if args.profile:
         print(profile_ours(paths[:5]))
+        if args.gpu:
+            print("ours on CUDA:\n" + profile_ours(paths[:5], ours_cuda))
     if not args.no_write:  # GPU runs go beside the CPU results, not over them
         default = RESULTS.with_name("RESULTS_ML_GPU.md") if args.gpu else RESULTS
         (args.results or default).write_text(text)
