@@ -32,6 +32,8 @@ Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
 _READ_ON_PACKETS = 64
+# Parallel NVDEC sessions when runs decode on the GPU (7 decode engines on an H100/H200).
+_GPU_SESSIONS = 8
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,7 @@ class VideoSource:
         Frames are numbered in presentation order, as in :class:`FrameIndex`.
         """
         runs = list(runs)
-        if len(runs) > 1 and self._gpu_ctx is None and self._hwaccel is None:
+        if len(runs) > 1 and self._gpu_ctx is None:  # CPU decoders, or one NVDEC session each
             yield from self._decode_parallel(runs)
             return
         for run in runs:
@@ -286,12 +288,14 @@ class VideoSource:
         run's packets ahead; at most ``workers + 1`` runs are in flight.
         """
         workers = self._threads or os.cpu_count() or 1
+        if self._hwaccel is not None:  # NVDEC: a GPU has up to 7 engines; more sessions queue
+            workers = min(workers, _GPU_SESSIONS)
         local = threading.local()
 
         def decode_alone(packets: list[tuple[Any, bool]], wanted: set[int]) -> tuple[list, int]:
             ctx = getattr(local, "ctx", None)
             if ctx is None:
-                ctx = local.ctx = _fresh_decoder(self._stream)
+                ctx = local.ctx = _fresh_decoder(self._stream, self._hwaccel)
             kept, count = [], 0
             try:
                 for packet, skip in [*packets, (None, False)]:
@@ -425,9 +429,11 @@ class DecodeRun:
     keyframes_only: bool = False
 
 
-def _fresh_decoder(stream: Any) -> Any:
-    """A single-threaded decoder for ``stream``, independent of the stream's own."""
-    ctx = av.CodecContext.create(stream.codec_context.name, "r")
+def _fresh_decoder(stream: Any, hwaccel: Any = None) -> Any:
+    """A single-threaded decoder for ``stream``, independent of the stream's own; with
+    ``hwaccel``, its own NVDEC session (frames stay in GPU memory)."""
+    extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
+    ctx = av.CodecContext.create(stream.codec_context.name, "r", **extra)
     ctx.extradata = stream.codec_context.extradata
     ctx.thread_count = 1
     return ctx

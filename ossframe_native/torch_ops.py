@@ -50,16 +50,28 @@ def _cell_starts(n: int, length: int) -> list[int]:
     return [i * length // n for i in range(n + 1)]
 
 
+@functools.lru_cache(maxsize=64)
+def _cell_ends(n: int, length: int, device: torch.device) -> torch.Tensor:
+    """The last index of each of the n cells over ``length``, on ``device`` (made once)."""
+    return torch.tensor(_cell_starts(n, length)[1:], device=device) - 1
+
+
+def _band_sums(acc: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    """Sums of n cells along ``dim`` from the prefix sums ``acc`` along it (exact)."""
+    ends = acc.index_select(dim, _cell_ends(n, acc.shape[dim], acc.device))
+    return torch.diff(ends, dim=dim, prepend=torch.zeros_like(ends.narrow(dim, 0, 1)))
+
+
 def _block_sums(planes: torch.Tensor, cols: int, rows: int) -> torch.Tensor:
-    """(..., H, W) uint8 -> (..., rows, cols) int64 sums of integer pixel blocks (exact)."""
-    height, width = planes.shape[-2:]
-    xs = torch.tensor(_cell_starts(cols, width), device=planes.device)
-    ys = torch.tensor(_cell_starts(rows, height), device=planes.device)
-    # Prefix sums with a leading zero: a block sum is a difference of two of them.
-    acc = torch.nn.functional.pad(torch.cumsum(planes, dim=-1, dtype=torch.int64), (1, 0))
-    columns = acc.index_select(-1, xs[1:]) - acc.index_select(-1, xs[:-1])  # (..., H, cols)
-    acc = torch.nn.functional.pad(torch.cumsum(columns, dim=-2), (0, 0, 1, 0))
-    return acc.index_select(-2, ys[1:]) - acc.index_select(-2, ys[:-1])  # (..., rows, cols)
+    """(..., H, W) uint8 -> (..., rows, cols) int64 sums of integer pixel blocks (exact).
+
+    Rows first: the prefix sum down the columns runs in parallel over the width (the other
+    order leaves only ``cols`` parallel scans on a GPU), in int32 (at most 255 * H), and
+    only ``rows`` of its lines are kept, in int64, for the sums across.
+    """
+    down = _band_sums(torch.cumsum(planes, dim=-2, dtype=torch.int32), rows, -2)
+    across = torch.cumsum(down.to(torch.int64), dim=-1)  # (..., rows, W)
+    return _band_sums(across, cols, -1)
 
 
 def _check_plane(name: str, plane: torch.Tensor, ndim: int = 2) -> None:
@@ -85,12 +97,16 @@ def dhash_many(planes: torch.Tensor) -> list[int]:
     if width < 9 or height < 8:
         raise ValueError(f"plane: dhash needs at least 9x8 pixels, got {width}x{height}")
     sums = _block_sums(planes, 9, 8)  # (N, 8, 9)
-    xs = _cell_starts(9, width)
-    widths = torch.tensor(np.diff(xs), device=planes.device)
+    widths = _cell_widths(width, planes.device)
     # avg_l > avg_r without division; the two blocks share their rows, so only widths matter.
     bits = sums[..., :-1] * widths[1:] > sums[..., 1:] * widths[:-1]  # (N, 8, 8)
     packed = np.packbits(bits.reshape(len(planes), 64).cpu().numpy(), axis=1)  # MSB first
     return [int.from_bytes(row.tobytes(), "big") for row in packed]
+
+
+@functools.lru_cache(maxsize=64)
+def _cell_widths(width: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor(np.diff(_cell_starts(9, width)), device=device)
 
 
 def hash_distance(a: int, b: int) -> float:
@@ -209,18 +225,53 @@ def _span(table: tuple[np.ndarray, ...]) -> tuple[int, int]:
     return lo, int(ofs.max()) + weights.shape[1] - lo
 
 
-def _apply(x: torch.Tensor, table: tuple[np.ndarray, ...], lo: int, dim: int) -> torch.Tensor:
-    """Filters float ``x`` along ``dim`` with a table whose source line ``lo`` is ``x``'s first:
+# An axis whose filter has more taps than this is applied as one dense matrix product (one
+# launch on a GPU, where a gather per tap costs a launch each); fewer taps are gathered.
+_GATHER_TAPS = 2
+
+# (area, start, length, size, dst): the arguments of _area_axis / _bilinear_axis.
+Axis = tuple[bool, float, float, int, int]
+
+
+def _table(axis: Axis) -> tuple[np.ndarray, ...]:
+    area, *args = axis
+    return (_area_axis if area else _bilinear_axis)(*args)
+
+
+@functools.lru_cache(maxsize=128)
+def _gather_table(axis: Axis, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The table on ``device``, made once: (taps, dst) source lines counted from the first line
+    it reads, and (taps, dst) float32 weights."""
+    ofs, weights = _table(axis)
+    lines = ofs[None, :] - ofs.min() + np.arange(weights.shape[1])[:, None]
+    return (
+        torch.from_numpy(lines).to(device),
+        torch.from_numpy(weights.T.copy()).to(device=device, dtype=torch.float32),
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _dense_table(axis: Axis, device: torch.device) -> torch.Tensor:
+    """The table on ``device`` as a (dst, lines read) float64 matrix, made once."""
+    ofs, weights = _table(axis)
+    lo, count = _span((ofs, weights))
+    matrix = np.zeros((len(ofs), count))
+    rows = np.arange(len(ofs))
+    for k in range(weights.shape[1]):
+        np.add.at(matrix, (rows, ofs - lo + k), weights[:, k])
+    return torch.from_numpy(matrix).to(device)
+
+
+def _gather(x: torch.Tensor, axis: Axis, dim: int) -> torch.Tensor:
+    """Filters float32 ``x`` (starting at the first line the table reads) along ``dim``:
     out[d] = sum_k x[ofs[d] - lo + k] * w[d, k]."""
-    ofs_np, weights_np = table
-    ofs = torch.from_numpy(ofs_np - lo).to(x.device)
-    weights = torch.from_numpy(weights_np).to(device=x.device, dtype=x.dtype)
+    lines, weights = _gather_table(axis, x.device)
     shape = [1] * x.dim()
-    shape[dim] = len(ofs_np)
+    shape[dim] = lines.shape[1]
     out: torch.Tensor | None = None
-    for k in range(weights_np.shape[1]):
-        part = x.index_select(dim, ofs + k)
-        w = weights[:, k].reshape(shape)
+    for k in range(lines.shape[0]):
+        part = x.index_select(dim, lines[k])
+        w = weights[k].reshape(shape)
         out = part * w if out is None else out.addcmul_(part, w)
     assert out is not None
     return out
@@ -230,18 +281,26 @@ def _resample(planes: torch.Tensor, crop: Crop, dst_w: int, dst_h: int, area: bo
     """(..., H, W) uint8 -> (..., dst_h, dst_w) float32: the crop resampled (not rounded)."""
     height, width = planes.shape[-2:]
     x, y, w, h = crop
-    axis = _area_axis if area else _bilinear_axis
-    tx = axis(x, w, width, dst_w)
-    ty = axis(y, h, height, dst_h)
+    ax: Axis = (area, x, w, width, dst_w)
+    ay: Axis = (area, y, h, height, dst_h)
+    tx, ty = _table(ax), _table(ay)
     (x0, nx), (y0, ny) = _span(tx), _span(ty)
     # Only the source pixels the tables read are converted to float.
-    window = planes.narrow(-1, x0, nx).narrow(-2, y0, ny).to(torch.float32)
+    window = planes.narrow(-1, x0, nx).narrow(-2, y0, ny)
+    if max(tx[1].shape[1], ty[1].shape[1]) > _GATHER_TAPS:
+        # Float64 products: exact enough whatever TF32 setting the caller chose for float32.
+        mx, my = _dense_table(ax, planes.device), _dense_table(ay, planes.device)
+        window = window.to(torch.float64)
+        if dst_h * nx * (ny + dst_w) <= dst_w * ny * (nx + dst_h):  # vertical first
+            return ((my @ window) @ mx.T).to(torch.float32)
+        return (my @ (window @ mx.T)).to(torch.float32)
+    window = window.to(torch.float32)
     # The cheaper order: filter first the axis that shrinks the intermediate the most.
     v_first = dst_h * nx * ty[1].shape[1] + dst_h * dst_w * tx[1].shape[1]
     h_first = ny * dst_w * tx[1].shape[1] + dst_h * dst_w * ty[1].shape[1]
     if v_first <= h_first:
-        return _apply(_apply(window, ty, y0, -2), tx, x0, -1)
-    return _apply(_apply(window, tx, x0, -1), ty, y0, -2)
+        return _gather(_gather(window, ay, -2), ax, -1)
+    return _gather(_gather(window, ax, -1), ay, -2)
 
 
 def _to_u8(values: torch.Tensor) -> torch.Tensor:

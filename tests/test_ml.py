@@ -291,8 +291,8 @@ def test_package_imports_and_runs_without_torch(clip_h264_b, child_env) -> None:
 # The GPU pipeline (torch_ops on the device), run on CPU torch here and on CUDA where present
 
 
-def _on_device(device: str, layout: str = "CHW") -> ml._Output:
-    return ml._Output("torch", device, layout, on_device=True)
+def _on_device(device: object, layout: str = "CHW") -> ml._Output:
+    return ml._Output("torch", str(device), layout, on_device=True)
 
 
 def _device_frames(path: Path, device: str, **spec) -> list[ml.Frame]:
@@ -438,9 +438,12 @@ def clip_hevc_nvdec(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.cuda
 @pytest.mark.parametrize("clip", ["clip_h264_b", "clip_hevc_nvdec", "clip_vfr"])
 def test_gpu_decode_is_exact(request: pytest.FixtureRequest, clip: str) -> None:
-    """GPU decode vs CPU decode of the same frames: same indices and times, PSNR >= 40 dB. The
+    """GPU decode vs CPU decode of the same frames through the same device pipeline: same
+    indices and times, PSNR >= 40 dB (decoding is bit-exact, so in practice identical). The
     decoder must really be NVDEC: its frames are in GPU memory ("cuda", the hwaccel) or NV12
-    (a cuvid decoder), never the yuv420p of FFmpeg's CPU decoder."""
+    (a cuvid decoder), never the yuv420p of FFmpeg's CPU decoder. Against the CPU output
+    (FFmpeg's own conversion at source size) the tolerance of the device pipeline holds: see
+    test_device_pipeline_at_source_size."""
     from ossframe_native.api import select
 
     truth = request.getfixturevalue(clip)
@@ -453,8 +456,15 @@ def test_gpu_decode_is_exact(request: pytest.FixtureRequest, clip: str) -> None:
     gpu = ml.frames_batch(truth.path, **spec, output="torch", device="cuda", layout="HWC")
     cpu = ml.frames_batch(truth.path, **spec, output="torch", layout="HWC")
     assert gpu.indices == cpu.indices and gpu.times_ms == cpu.times_ms
-    for g, c in zip(gpu.data.cpu().numpy(), cpu.data.numpy(), strict=True):
-        assert psnr(g, c) >= 40
+    request = SnapshotsRequest.from_kwargs(spec)
+    with VideoSource(truth.path) as src:  # FFmpeg's CPU decoder, then the same device pipeline
+        same_path = [
+            f.array for f in ml._render_all(src, request, _on_device(gpu.data.device, "HWC"))
+        ]
+    assert len(same_path) == len(gpu)
+    for g, d, c in zip(gpu.data.cpu().numpy(), same_path, cpu.data.numpy(), strict=True):
+        assert psnr(g, d.cpu().numpy()) >= 40
+        assert psnr(g, c) > 35
 
 
 def test_gpu_decode_falls_back_with_a_reason(
