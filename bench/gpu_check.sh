@@ -6,7 +6,8 @@
 #   bash bench/gpu_check.sh OUTDIR --cpu     # dry run on a machine without a GPU: the same
 #                                            # steps, small and on CPU torch, to catch typos
 #
-# OUTDIR receives pytest.xml, probe.json, kernels.json, bench_ml.json and RESULTS_ML_GPU.md;
+# OUTDIR receives pytest.xml, probe.json, kernels.json, bench_ml.json, stages.json and
+# RESULTS_ML_GPU.md;
 # everything else is printed. Set PREBUILT=path/to/_native*.so to use a ready extension where
 # the build fails (no compiler or Python headers).
 set -uo pipefail
@@ -71,6 +72,11 @@ timeout 90 $py bench/bench_kernels_gpu.py --device "$kernel_device" --reps "$rep
 step "loading benchmark: ours on CUDA vs ours on the CPU"
 timeout 200 $py bench/bench_ml.py $gpu_flag --ours-only --size "$size" --clips "$clips" \
     --runs "$runs" --no-write --profile --json "$out/bench_ml.json" 2>&1
+
+if [ "$mode" != --cpu ]; then
+    step "where one 4K clip's time goes, CPU vs CUDA"
+    timeout 90 $py bench/gpu_stages.py "$clip0" --json "$out/stages.json" 2>&1
+fi
 
 step "report"
 $py bench/gpu_report.py "$out"

@@ -28,6 +28,7 @@ COMMANDS = [
     "python3 bench/bench_kernels_gpu.py --json OUTDIR/kernels.json",
     "python3 bench/bench_ml.py --gpu --ours-only --size 3840x2160 --clips 3 --runs 5 "
     "--json OUTDIR/bench_ml.json",
+    "python3 bench/gpu_stages.py <4K clip 0> --json OUTDIR/stages.json",
 ]
 
 
@@ -181,6 +182,27 @@ def bench(out: Path) -> list[str]:
     return rows
 
 
+def stages(out: Path) -> list[str]:
+    figures = load(out / "stages.json")
+    if not isinstance(figures, dict):
+        return ["No stages.json (the step did not run or finish)."]
+    rows = [
+        "One 4K clip, medians of 3 (`bench/gpu_stages.py`): open = demux index (+ the NVDEC "
+        "session on CUDA), decode = the 16 wanted frames and the frames they need, render = "
+        "conversion, resize and stacking.",
+        "",
+        "| ours on | open s | decode s | render s | frames_batch s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, f in figures.items():
+        decode = f["open+decode"] - f["open"]
+        render = f["frames_batch"] - f["open+decode"]
+        rows.append(
+            f"| {label} | {f['open']:.3f} | {decode:.3f} | {render:.3f} | {f['frames_batch']:.3f} |"
+        )
+    return rows
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     test_lines, _ = tests(out)
@@ -189,7 +211,7 @@ def main() -> None:
         "",
         "Everything below was produced by one run of `bench/gpu_check.sh` on the machine "
         "described; the figures are copied from its output files (pytest.xml, probe.json, "
-        "kernels.json, bench_ml.json) by `bench/gpu_report.py`.",
+        "kernels.json, bench_ml.json, stages.json) by `bench/gpu_report.py`.",
         "",
         "## Machine and versions",
         "",
@@ -212,6 +234,8 @@ def main() -> None:
         "## Loading benchmark: `m_avg,num_16,w_224,h_224,scaletype_crop`, 4K H.264",
         "",
         *bench(out),
+        "",
+        *stages(out),
         "",
         "## Kernels at 4K: torch_ops on CUDA vs the C++ kernels",
         "",

@@ -51,27 +51,27 @@ def _cell_starts(n: int, length: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=64)
-def _cell_ends(n: int, length: int, device: torch.device) -> torch.Tensor:
-    """The last index of each of the n cells over ``length``, on ``device`` (made once)."""
-    return torch.tensor(_cell_starts(n, length)[1:], device=device) - 1
-
-
-def _band_sums(acc: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    """Sums of n cells along ``dim`` from the prefix sums ``acc`` along it (exact)."""
-    ends = acc.index_select(dim, _cell_ends(n, acc.shape[dim], acc.device))
-    return torch.diff(ends, dim=dim, prepend=torch.zeros_like(ends.narrow(dim, 0, 1)))
+def _cell_matrix(n: int, length: int, device: torch.device) -> torch.Tensor:
+    """(n, length) float64 on ``device``, made once: row i is 1 over cell i, 0 elsewhere."""
+    starts = _cell_starts(n, length)
+    matrix = np.zeros((n, length))
+    for i in range(n):
+        matrix[i, starts[i] : starts[i + 1]] = 1.0
+    return torch.from_numpy(matrix).to(device)
 
 
 def _block_sums(planes: torch.Tensor, cols: int, rows: int) -> torch.Tensor:
     """(..., H, W) uint8 -> (..., rows, cols) int64 sums of integer pixel blocks (exact).
 
-    Rows first: the prefix sum down the columns runs in parallel over the width (the other
-    order leaves only ``cols`` parallel scans on a GPU), in int32 (at most 255 * H), and
-    only ``rows`` of its lines are kept, in int64, for the sums across.
+    Two matrix products with 0/1 cell matrices, in float64: every partial sum is an integer
+    below 2**53, so exact in any order; on a GPU this is one pass over the plane, where prefix
+    sums down its columns would be a long sequential scan.
     """
-    down = _band_sums(torch.cumsum(planes, dim=-2, dtype=torch.int32), rows, -2)
-    across = torch.cumsum(down.to(torch.int64), dim=-1)  # (..., rows, W)
-    return _band_sums(across, cols, -1)
+    height, width = planes.shape[-2:]
+    down = _cell_matrix(rows, height, planes.device)
+    across = _cell_matrix(cols, width, planes.device)
+    sums = down @ planes.to(torch.float64) @ across.T
+    return sums.round_().to(torch.int64)
 
 
 def _check_plane(name: str, plane: torch.Tensor, ndim: int = 2) -> None:
@@ -225,10 +225,6 @@ def _span(table: tuple[np.ndarray, ...]) -> tuple[int, int]:
     return lo, int(ofs.max()) + weights.shape[1] - lo
 
 
-# An axis whose filter has more taps than this is applied as one dense matrix product (one
-# launch on a GPU, where a gather per tap costs a launch each); fewer taps are gathered.
-_GATHER_TAPS = 2
-
 # (area, start, length, size, dst): the arguments of _area_axis / _bilinear_axis.
 Axis = tuple[bool, float, float, int, int]
 
@@ -239,42 +235,29 @@ def _table(axis: Axis) -> tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=128)
-def _gather_table(axis: Axis, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The table on ``device``, made once: (taps, dst) source lines counted from the first line
-    it reads, and (taps, dst) float32 weights."""
+def _device_table(axis: Axis, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The table on ``device``, made once: the source lines each output reads, tap by tap,
+    counted from the first line the table reads (flat, taps * dst), and (taps, dst) float32
+    weights."""
     ofs, weights = _table(axis)
     lines = ofs[None, :] - ofs.min() + np.arange(weights.shape[1])[:, None]
     return (
-        torch.from_numpy(lines).to(device),
+        torch.from_numpy(lines.reshape(-1)).to(device),
         torch.from_numpy(weights.T.copy()).to(device=device, dtype=torch.float32),
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _dense_table(axis: Axis, device: torch.device) -> torch.Tensor:
-    """The table on ``device`` as a (dst, lines read) float64 matrix, made once."""
-    ofs, weights = _table(axis)
-    lo, count = _span((ofs, weights))
-    matrix = np.zeros((len(ofs), count))
-    rows = np.arange(len(ofs))
-    for k in range(weights.shape[1]):
-        np.add.at(matrix, (rows, ofs - lo + k), weights[:, k])
-    return torch.from_numpy(matrix).to(device)
-
-
-def _gather(x: torch.Tensor, axis: Axis, dim: int) -> torch.Tensor:
-    """Filters float32 ``x`` (starting at the first line the table reads) along ``dim``:
-    out[d] = sum_k x[ofs[d] - lo + k] * w[d, k]."""
-    lines, weights = _gather_table(axis, x.device)
-    shape = [1] * x.dim()
-    shape[dim] = lines.shape[1]
-    out: torch.Tensor | None = None
-    for k in range(lines.shape[0]):
-        part = x.index_select(dim, lines[k])
-        w = weights[k].reshape(shape)
-        out = part * w if out is None else out.addcmul_(part, w)
-    assert out is not None
-    return out
+def _apply(x: torch.Tensor, axis: Axis, dim: int) -> torch.Tensor:
+    """Filters ``x`` (uint8 or float32, starting at the first line the table reads) along
+    ``dim``: out[d] = sum_k x[ofs[d] - lo + k] * w[d, k], in float32. One gather of every tap's
+    lines, one product, one sum: a few launches whatever the number of taps."""
+    lines, weights = _device_table(axis, x.device)
+    dim %= x.dim()
+    taps, dst = weights.shape
+    parts = x.index_select(dim, lines).unflatten(dim, (taps, dst))  # (..., taps, dst, ...)
+    shape = [1] * parts.dim()
+    shape[dim], shape[dim + 1] = taps, dst
+    return (parts * weights.reshape(shape)).sum(dim)
 
 
 def _resample(planes: torch.Tensor, crop: Crop, dst_w: int, dst_h: int, area: bool) -> torch.Tensor:
@@ -285,22 +268,14 @@ def _resample(planes: torch.Tensor, crop: Crop, dst_w: int, dst_h: int, area: bo
     ay: Axis = (area, y, h, height, dst_h)
     tx, ty = _table(ax), _table(ay)
     (x0, nx), (y0, ny) = _span(tx), _span(ty)
-    # Only the source pixels the tables read are converted to float.
+    # Only the source pixels the tables read; the first pass gathers them as uint8.
     window = planes.narrow(-1, x0, nx).narrow(-2, y0, ny)
-    if max(tx[1].shape[1], ty[1].shape[1]) > _GATHER_TAPS:
-        # Float64 products: exact enough whatever TF32 setting the caller chose for float32.
-        mx, my = _dense_table(ax, planes.device), _dense_table(ay, planes.device)
-        window = window.to(torch.float64)
-        if dst_h * nx * (ny + dst_w) <= dst_w * ny * (nx + dst_h):  # vertical first
-            return ((my @ window) @ mx.T).to(torch.float32)
-        return (my @ (window @ mx.T)).to(torch.float32)
-    window = window.to(torch.float32)
     # The cheaper order: filter first the axis that shrinks the intermediate the most.
     v_first = dst_h * nx * ty[1].shape[1] + dst_h * dst_w * tx[1].shape[1]
     h_first = ny * dst_w * tx[1].shape[1] + dst_h * dst_w * ty[1].shape[1]
     if v_first <= h_first:
-        return _gather(_gather(window, ay, -2), ax, -1)
-    return _gather(_gather(window, ax, -1), ay, -2)
+        return _apply(_apply(window, ay, -2), ax, -1)
+    return _apply(_apply(window, ax, -1), ay, -2)
 
 
 def _to_u8(values: torch.Tensor) -> torch.Tensor:
