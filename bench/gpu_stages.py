@@ -60,24 +60,14 @@ def main() -> None:
     def batch(device: str) -> None:
         ml.frames_batch(args.clip, **SPEC, output="torch", device=device)
 
-    from ossframe_native import decode
-
     batch("cuda")  # warm-up: CUDA context, kernels, tables
     figures = {}
-    threads = decode._GPU_SESSION_THREADS
-    cases = [
-        ("CPU", None, "cpu", threads),
-        (f"CUDA ({threads} frame threads per NVDEC session)", "cuda", "cuda", threads),
-        ("CUDA (1 thread per NVDEC session)", "cuda", "cuda", 1),
-    ]
-    for label, hw, device, session_threads in cases:
-        decode._GPU_SESSION_THREADS = session_threads
+    for label, hw, device in (("CPU", None, "cpu"), ("CUDA", "cuda", "cuda")):
         figures[label] = {
             "open": median_s(lambda hw=hw: opened(hw), args.runs),
             "open+decode": median_s(lambda hw=hw: decoded(hw), args.runs),
             "frames_batch": median_s(lambda device=device: batch(device), args.runs),
         }
-    decode._GPU_SESSION_THREADS = threads
     rows = [
         f"| {args.clip.name} | open s | decode s | render s | frames_batch s |",
         "|---|---:|---:|---:|---:|",

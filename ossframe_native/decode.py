@@ -32,10 +32,8 @@ Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
 _READ_ON_PACKETS = 64
-# Parallel NVDEC sessions when runs decode on the GPU (7 decode engines on an H100/H200), and
-# the frame threads of each: a single-threaded session waits for every frame it hands out.
+# Parallel NVDEC sessions when runs decode on the GPU (7 decode engines on an H100/H200).
 _GPU_SESSIONS = 8
-_GPU_SESSION_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -437,11 +435,7 @@ def _fresh_decoder(stream: Any, hwaccel: Any = None) -> Any:
     extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
     ctx = av.CodecContext.create(stream.codec_context.name, "r", **extra)
     ctx.extradata = stream.codec_context.extradata
-    if hwaccel is None:
-        ctx.thread_count = 1
-    else:  # frames in flight on the GPU
-        ctx.thread_type = "FRAME"
-        ctx.thread_count = _GPU_SESSION_THREADS
+    ctx.thread_count = 1
     return ctx
 
 
