@@ -53,6 +53,8 @@ Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
 _READ_ON_PACKETS = 64
+# Parallel NVDEC sessions when runs decode on the GPU (7 decode engines on an H100/H200).
+_GPU_SESSIONS = 8
 
 
 class VideoSource:
@@ -181,10 +183,10 @@ class VideoSource:
         """Yields ``(frame_number, av.VideoFrame)`` for every wanted frame of every run, in order.
 
         Frames are numbered in presentation order, as in :class:`FrameIndex`. Several runs go
-        to parallel single-threaded decoders (CPU decoding only).
+        to parallel single-threaded decoders (CPU decoders, or one NVDEC session each).
         """
         runs = list(runs)
-        if len(runs) > 1 and self.gpu is None:
+        if len(runs) > 1 and (self.gpu is None or self.gpu.cuvid is None):
             yield from self._decode_parallel(runs)
             return
         for run in runs:
@@ -213,12 +215,15 @@ class VideoSource:
         run's packets ahead; at most ``workers + 1`` runs are in flight.
         """
         workers = self._threads or os.cpu_count() or 1
+        hwaccel = None if self.gpu is None else self.gpu.hwaccel
+        if hwaccel is not None:  # NVDEC: a GPU has up to 7 engines; more sessions queue
+            workers = min(workers, _GPU_SESSIONS)
         local = threading.local()
 
         def decode_alone(packets: list[tuple[Any, bool]], wanted: set[int]) -> tuple[list, Any]:
             ctx = getattr(local, "ctx", None)
             if ctx is None:
-                ctx = local.ctx = _fresh_decoder(self._stream)
+                ctx = local.ctx = _fresh_decoder(self._stream, hwaccel)
             stats = DecodeStats(runs=1, parallel_runs=1)  # merged in this thread, in order
             return list(_decode_packets(ctx, packets, wanted, stats)), stats
 
@@ -413,9 +418,11 @@ def open_gpu(source: Source, stream: Any, device: str, cover_art: bool) -> GpuDe
         return None
 
 
-def _fresh_decoder(stream: Any) -> Any:
-    """A single-threaded decoder for ``stream``, independent of the stream's own."""
-    ctx = av.CodecContext.create(stream.codec_context.name, "r")
+def _fresh_decoder(stream: Any, hwaccel: Any = None) -> Any:
+    """A single-threaded decoder for ``stream``, independent of the stream's own; with
+    ``hwaccel``, its own NVDEC session (frames stay in GPU memory)."""
+    extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
+    ctx = av.CodecContext.create(stream.codec_context.name, "r", **extra)
     ctx.extradata = stream.codec_context.extradata
     ctx.thread_count = 1
     return ctx

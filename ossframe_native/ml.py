@@ -369,13 +369,28 @@ def _device_planes(
             return None
         y, u, v = (torch.from_numpy(p).to(device) for p in planes)
         return y, u, v
-    luma = torch.from_dlpack(frame.planes[0]).to(device)
-    chroma = torch.from_dlpack(frame.planes[1]).to(device)
+    luma = _from_plane(frame.planes[0], device)
+    chroma = _from_plane(frame.planes[1], device)
     rows, columns = (frame.height + 1) // 2, (frame.width + 1) // 2
     # (rows, columns, 2) or (rows, bytes): flatten each row, drop padding, split U and V.
     pairs = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns].reshape(rows, columns, 2)
     y = luma.reshape(luma.shape[0], -1)[: frame.height, : frame.width]
     return y, pairs[..., 0], pairs[..., 1]
+
+
+def _from_plane(plane: Any, device: str) -> torch.Tensor:
+    """A frame plane as a tensor on ``device``, through DLPack.
+
+    The capsule is taken with ``plane.__dlpack__()`` (no stream): PyAV refuses a stream for
+    GPU planes, and ``torch.from_dlpack(plane)`` would pass torch's current one. FFmpeg writes
+    the frame on the legacy default stream, which torch's default stream waits for; on any
+    other stream the device is synchronized first.
+    """
+    import torch
+
+    if device != "cpu" and torch.cuda.current_stream(device) != torch.cuda.default_stream(device):
+        torch.cuda.synchronize(device)
+    return torch.from_dlpack(plane.__dlpack__()).to(device)
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
