@@ -1,6 +1,6 @@
 """ML loading benchmark: 20 clips -> one [16, 3, 224, 224] uint8 tensor each, on the CPU.
 
-The question (issue 5): how fast does ``frames_batch(m="avg", num=16, w=224, h=224,
+The question: how fast does ``frames_batch(m="avg", num=16, w=224, h=224,
 scaletype="crop", output="torch")`` turn clips into model input, against
 
 * decord: ``VideoReader.get_batch`` of the same 16 frame indices, then torch resize + centre
@@ -19,6 +19,10 @@ the tables report medians over the runs.
     python bench/bench_ml.py --runs 7 --profile
     python bench/bench_ml.py --gpu --size 3840x2160 --clips 5   # GPU machine: + ours and
                                              # torchcodec on CUDA -> bench/RESULTS_ML_GPU.md
+    python bench/bench_ml.py --gpu --ours-only --size 3840x2160 --clips 3 --runs 5
+                                             # ours on CUDA vs ours on the CPU only
+
+Competitors whose library is not installed (decord, torchcodec) are left out with a note.
 
 Media (git-ignored, made with PyAV): 20 clips of 1280x720 H.264 (libx264 preset fast,
 CRF 23, keyframe every 2 s, 3 B-frames), 30 fps, 10 s, each a different camera pan over
@@ -28,11 +32,10 @@ textured content with moving objects and light noise.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
+import json
 import os
 import platform
-import pstats
 import statistics
 import subprocess
 import sys
@@ -59,60 +62,80 @@ def make_media(
     gop: int = GOP, clips: int = CLIPS, size: tuple[int, int] = (WIDTH, HEIGHT)
 ) -> list[Path]:
     """Writes the clips that are missing into bench/media/ml/; returns all paths."""
-    import av
-
     MEDIA.mkdir(parents=True, exist_ok=True)
     width, height = size
     stem = "clip" if size == (WIDTH, HEIGHT) else f"clip{height}p"
     paths = [MEDIA / f"{stem}_{k:02d}_gop{gop}.mp4" for k in range(clips)]
-    for k, path in enumerate(paths):
-        if path.exists():
-            continue
-        started = time.perf_counter()
-        tmp = path.with_suffix(".tmp.mp4")
-        rng = np.random.default_rng(k)
-        # A textured world twice the frame size; the camera pans across it.
-        wh, ww = height * 2, width * 2
-        yy, xx = np.mgrid[0:wh, 0:ww].astype(np.float32)
-        phase = rng.uniform(0, 6.3, 6).astype(np.float32)
-        world = np.stack(
-            [
-                128
-                + 60
-                * np.sin(xx / (23 + 5 * c) + phase[c])
-                * np.cos(yy / (31 + 7 * c) + phase[c + 3])
-                + 40 * np.sin((xx + yy) / (97 + 11 * c))
-                for c in range(3)
-            ],
-            axis=-1,
-        )
-        for _ in range(40):  # blobs of colour
-            cy, cx, r = rng.integers(0, wh), rng.integers(0, ww), rng.integers(20, 160)
-            colour = rng.integers(0, 256, 3)
-            y0, y1, x0, x1 = max(cy - r, 0), min(cy + r, wh), max(cx - r, 0), min(cx + r, ww)
-            world[y0:y1, x0:x1] = 0.4 * world[y0:y1, x0:x1] + 0.6 * colour
-        world = np.clip(world, 0, 255).astype(np.uint8)
-        noise = [rng.integers(-6, 7, (height, width, 3), dtype=np.int16) for _ in range(7)]
-        vx, vy = rng.uniform(-3, 3, 2)
-        with av.open(str(tmp), "w", format="mp4") as out:
-            params = f"keyint={gop}:min-keyint={min(gop, 25)}:bframes=3:log-level=error"
-            stream = out.add_stream(
-                "libx264", rate=FPS, options={"preset": "fast", "crf": "23", "x264-params": params}
+    missing = [(k, path) for k, path in enumerate(paths) if not path.exists()]
+    # Frame synthesis is single-threaded NumPy: several clips at once use the cores (x264
+    # threads itself within each).
+    workers = max(1, min(len(missing), (os.cpu_count() or 1) // 4))
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            list(
+                pool.map(
+                    make_clip,
+                    [p for _, p in missing],
+                    [k for k, _ in missing],
+                    [gop] * len(missing),
+                    [size] * len(missing),
+                )
             )
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            for i in range(FPS * SECONDS):
-                x = int(width / 2 + vx * i) % (ww - width)
-                y = int(height / 2 + vy * i) % (wh - height)
-                rgb = world[y : y + height, x : x + width].astype(np.int16) + noise[i % 7]
-                bx, by = (40 + 9 * i) % (width - 120), (80 + 4 * i) % (height - 120)
-                rgb[by : by + 120, bx : bx + 120] = (230, 40 + i % 200, 40)
-                frame = av.VideoFrame.from_ndarray(np.clip(rgb, 0, 255).astype(np.uint8), "rgb24")
-                frame.pts = i
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-        tmp.rename(path)
-        print(f"made {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    else:
+        for k, path in missing:
+            make_clip(path, k, gop, size)
     return paths
+
+
+def make_clip(path: Path, k: int, gop: int, size: tuple[int, int]) -> None:
+    """Writes clip ``k`` (its own camera pan, seeded by ``k``) to ``path``."""
+    import av
+
+    width, height = size
+    started = time.perf_counter()
+    tmp = path.with_suffix(".tmp.mp4")
+    rng = np.random.default_rng(k)
+    # A textured world twice the frame size; the camera pans across it.
+    wh, ww = height * 2, width * 2
+    yy, xx = np.mgrid[0:wh, 0:ww].astype(np.float32)
+    phase = rng.uniform(0, 6.3, 6).astype(np.float32)
+    world = np.stack(
+        [
+            128
+            + 60 * np.sin(xx / (23 + 5 * c) + phase[c]) * np.cos(yy / (31 + 7 * c) + phase[c + 3])
+            + 40 * np.sin((xx + yy) / (97 + 11 * c))
+            for c in range(3)
+        ],
+        axis=-1,
+    )
+    for _ in range(40):  # blobs of colour
+        cy, cx, r = rng.integers(0, wh), rng.integers(0, ww), rng.integers(20, 160)
+        colour = rng.integers(0, 256, 3)
+        y0, y1, x0, x1 = max(cy - r, 0), min(cy + r, wh), max(cx - r, 0), min(cx + r, ww)
+        world[y0:y1, x0:x1] = 0.4 * world[y0:y1, x0:x1] + 0.6 * colour
+    world = np.clip(world, 0, 255).astype(np.uint8)
+    noise = [rng.integers(-6, 7, (height, width, 3), dtype=np.int16) for _ in range(7)]
+    vx, vy = rng.uniform(-3, 3, 2)
+    with av.open(str(tmp), "w", format="mp4") as out:
+        params = f"keyint={gop}:min-keyint={min(gop, 25)}:bframes=3:log-level=error"
+        stream = out.add_stream(
+            "libx264", rate=FPS, options={"preset": "fast", "crf": "23", "x264-params": params}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(FPS * SECONDS):
+            x = int(width / 2 + vx * i) % (ww - width)
+            y = int(height / 2 + vy * i) % (wh - height)
+            rgb = world[y : y + height, x : x + width].astype(np.int16) + noise[i % 7]
+            bx, by = (40 + 9 * i) % (width - 120), (80 + 4 * i) % (height - 120)
+            rgb[by : by + 120, bx : bx + 120] = (230, 40 + i % 200, 40)
+            frame = av.VideoFrame.from_ndarray(np.clip(rgb, 0, 255).astype(np.uint8), "rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    tmp.rename(path)
+    print(f"made {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +251,25 @@ COMPETITORS: dict[str, Callable] = {
     "decord get_batch, scaled by decord": decord_scaled,
     "PyAV decode + cv2.resize": pyav_decode_resize,
 }
+# The library each competitor needs beyond ours (left out, with a note, where it is missing).
+NEEDS = {
+    "decord get_batch + torch resize": "decord",
+    "decord get_batch, scaled by decord": "decord",
+}
+
+
+def choose_competitors(ours_only: bool) -> None:
+    """Drops the competitors that are not wanted (``--ours-only``) or cannot import."""
+    import importlib.util
+
+    for name in list(COMPETITORS):
+        if name == "ossframe_native":
+            continue
+        if ours_only:
+            del COMPETITORS[name]
+        elif NEEDS.get(name) and importlib.util.find_spec(NEEDS[name]) is None:
+            print(f"{NEEDS[name]} is not installed: leaving out {name!r}", file=sys.stderr)
+            del COMPETITORS[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,13 +281,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def add_gpu_competitors() -> None:
+def add_gpu_competitors(ours_only: bool) -> None:
     """--gpu: ours on CUDA, and torchcodec on CUDA where it imports (not run on CPU machines)."""
     import torch
 
     if not torch.cuda.is_available():
         raise SystemExit("--gpu: torch.cuda.is_available() is False")
     COMPETITORS["ossframe_native cuda"] = ours_cuda
+    if ours_only:
+        return
     try:
         import torchcodec  # noqa: F401
     except ImportError as exc:
@@ -254,8 +298,10 @@ def add_gpu_competitors() -> None:
         COMPETITORS["torchcodec cuda"] = torchcodec_cuda
 
 
-def verify(paths: list[Path]) -> None:
-    """All competitors: same indices, [16, 3, 224, 224] uint8, pictures that agree with ours."""
+def verify(paths: list[Path]) -> dict[str, float]:
+    """All competitors: same indices, [16, 3, 224, 224] uint8, pictures that agree with ours.
+    Returns each competitor's lowest PSNR against ours (dB, over all clips and frames)."""
+    lowest = {name: float("inf") for name in COMPETITORS}
     for path in paths:
         results = {name: fn(path) for name, fn in COMPETITORS.items()}
         ref_data, ref_indices = results["ossframe_native"]
@@ -267,7 +313,9 @@ def verify(paths: list[Path]) -> None:
             for k in range(NUM):
                 value = psnr(data[k].numpy(), ref_data[k].numpy())
                 assert value >= 30, f"{path.name}: {name} frame {indices[k]}: {value:.1f} dB"
+                lowest[name] = min(lowest[name], value)
     print(f"verified: {len(COMPETITORS)} competitors agree on {len(paths)} clips", file=sys.stderr)
+    return lowest
 
 
 def time_all(paths: list[Path], runs: int) -> dict[str, list[float]]:
@@ -293,12 +341,18 @@ def time_all(paths: list[Path], runs: int) -> dict[str, list[float]]:
 def table(seconds: dict[str, list[float]], n_clips: int) -> str:
     base = statistics.median(seconds["ossframe_native"])
     rows = [
-        "| competitor | clips/s | frames/s | median s (20 clips) | min .. max s | ours is |",
+        f"| competitor | clips/s | frames/s | median s ({n_clips} clips) | min .. max s | "
+        "ours is |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, values in seconds.items():
         median = statistics.median(values)
-        ratio = "-" if name == "ossframe_native" else f"{median / base:.2f}x faster"
+        if name == "ossframe_native":
+            ratio = "-"
+        elif name == "ossframe_native cuda":
+            ratio = f"CUDA: {base / median:.2f}x ours on the CPU"
+        else:
+            ratio = f"{median / base:.2f}x faster"
         rows.append(
             f"| {name} | {n_clips / median:.2f} | {n_clips * NUM / median:.1f} | {median:.2f} | "
             f"{min(values):.2f} .. {max(values):.2f} | {ratio} |"
@@ -306,11 +360,18 @@ def table(seconds: dict[str, list[float]], n_clips: int) -> str:
     return "\n".join(rows)
 
 
-def profile_ours(paths: list[Path]) -> str:
+def profile_ours(paths: list[Path], fn: Callable = ours) -> str:
+    # bench/profile.py (first on sys.path when this file runs) would shadow the standard
+    # library's profile module, which cProfile imports.
+    bench = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != bench]
+    import cProfile
+    import pstats
+
     profiler = cProfile.Profile()
     profiler.enable()
     for path in paths:
-        ours(path)
+        fn(path)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
@@ -320,8 +381,14 @@ def profile_ours(paths: list[Path]) -> str:
 def environment(load_before: float) -> list[str]:
     import av
     import cv2
-    import decord
     import torch
+
+    try:
+        import decord
+
+        decord_version = f", decord {decord.__version__}"
+    except ImportError:
+        decord_version = ""
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -344,7 +411,7 @@ def environment(load_before: float) -> list[str]:
         f"{platform.release()}; 1-minute load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after (above ~0.5: other processes shared the CPUs)",
         f"* Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__} "
-        f"(FFmpeg {av.ffmpeg_version_info}), decord {decord.__version__}, "
+        f"(FFmpeg {av.ffmpeg_version_info}){decord_version}, "
         f"OpenCV {cv2.__version__}, NumPy {np.__version__}",
         f"* commit {commit}{state}",
     ]
@@ -358,19 +425,30 @@ def main() -> None:
     parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="clip size, e.g. 3840x2160")
     parser.add_argument("--gpu", action="store_true", help="add ours and torchcodec on CUDA")
     parser.add_argument("--profile", action="store_true", help="cProfile ours over the clips")
+    parser.add_argument("--ours-only", action="store_true", help="ours (CPU, and CUDA) only")
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS_ML.md")
+    parser.add_argument("--results", type=Path, help="write the results here instead")
+    parser.add_argument("--json", type=Path, help="also write the raw timings here")
+    parser.add_argument("--media-only", action="store_true", help="make the clips, then stop")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     load_before = os.getloadavg()[0]
     paths = make_media(args.gop, args.clips, (width, height))
+    if args.media_only:
+        print("\n".join(str(p) for p in paths))
+        return
+    choose_competitors(args.ours_only)
     if args.gpu:
-        add_gpu_competitors()
-    verify(paths)
+        add_gpu_competitors(args.ours_only)
+    lowest = verify(paths)
     seconds = time_all(paths, args.runs)
+    if args.json:
+        raw = dict(clips=len(paths), size=args.size, runs=args.runs, seconds=seconds)
+        args.json.write_text(json.dumps({**raw, "lowest_psnr_vs_ours_cpu": lowest}, indent=1))
     report = table(seconds, len(paths))
     command = "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     lines = [
-        "# ML loading benchmark (issue 5)",
+        "# ML loading benchmark",
         "",
         f"{len(paths)} clips of {width}x{height} H.264 (libx264 preset fast, CRF 23, keyframe "
         f"every {args.gop} frames, 3 B-frames), {FPS} fps, {SECONDS} s -> one [16, 3, 224, 224] "
@@ -390,8 +468,11 @@ def main() -> None:
     print(text)
     if args.profile:
         print(profile_ours(paths[:5]))
+        if args.gpu:
+            print("ours on CUDA:\n" + profile_ours(paths[:5], ours_cuda))
     if not args.no_write:  # GPU runs go beside the CPU results, not over them
-        (RESULTS.with_name("RESULTS_ML_GPU.md") if args.gpu else RESULTS).write_text(text)
+        default = RESULTS.with_name("RESULTS_ML_GPU.md") if args.gpu else RESULTS
+        (args.results or default).write_text(text)
 
 
 if __name__ == "__main__":

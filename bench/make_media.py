@@ -1,4 +1,4 @@
-"""Generates the benchmark clips of issue 4 with the FFmpeg CLI (idempotent: existing files stay).
+"""Generates the benchmark clips with the FFmpeg CLI (idempotent: existing files stay).
 
 ``python bench/make_media.py`` writes into ``bench/media/`` (git-ignored):
 
@@ -50,7 +50,7 @@ def _over_blocks(texture: str, a: int, b: int, c: int) -> str:
 # (name, lavfi source at 1920x1080 30 fps, frames). Each segment looks nothing like the others.
 # Every cut is a keyframe (forced, where x264's scene-cut detection might not place one) and
 # restarts the 2 s GOP grid. The cut frames are chosen so that the benchmark targets fall where
-# the issue's reference clip had them: t=37.3 s is 37 frames after its keyframe, and the six
+# the benchmark's reference clip had them: t=37.3 s is 37 frames after its keyframe, and the six
 # interval targets (0, 10, ..., 50 s) need about 120 frames decoded.
 SEGMENTS: list[tuple[str, str, int]] = [
     ("testsrc2", "testsrc2=s=1920x1080:r=30", 276),

@@ -16,10 +16,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "Image": "api",
     "capture": "api",
-    "probe": "api",
+    "probe": "pipeline",
     "snapshot": "api",
     "snapshots": "api",
     "process_many": "batch",
+    "DecodeStats": "index",
+    "Capture": "pipeline",
+    "open_capture": "pipeline",
     "Batch": "ml",
     "Frame": "ml",
     "FrameDataset": "ml",  # subclasses a torch class: defined on first use
@@ -37,6 +40,8 @@ _LAZY = {
 
 __all__ = [
     "Batch",
+    "Capture",
+    "DecodeStats",
     "Frame",
     "FrameDataset",
     "FrameError",
@@ -52,6 +57,7 @@ __all__ = [
     "capture",
     "frames",
     "frames_batch",
+    "open_capture",
     "parse_process",
     "probe",
     "process",
@@ -76,9 +82,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .api import Image, capture, probe, snapshot, snapshots
+    from .api import Image, capture, snapshot, snapshots
     from .batch import process_many
+    from .index import DecodeStats
     from .ml import Batch, Frame, FrameDataset, frames, frames_batch
     from .params import ProcessRequest, parse_process
+    from .pipeline import Capture, open_capture, probe
     from .store import FsspecStore, LocalStore, Store, StoreError
     from .task import TaskResult, process

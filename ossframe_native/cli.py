@@ -1,8 +1,9 @@
-"""``ossframe``: the command line (SPEC §6).
+"""``ossframe``: the command line (docs/BEHAVIOUR.md, "Command line" and "Errors and exit codes").
 
-Exit status: 0 success, 2 InvalidArgument, 3 MediaError, 1 anything else; errors are one line
-on stderr, ``ossframe: <ErrorName>: <message>``. Heavy modules are imported inside the commands
-so that start-up stays short.
+Every argument is parsed here, and the process string once. Exit status: 0 success,
+2 InvalidArgument, 3 MediaError, 1 anything else; errors are one line on stderr,
+``ossframe: <ErrorName>: <message>``. Heavy modules are imported inside the commands so that
+start-up stays short.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import argparse
 import itertools
 import json
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
+
+STDOUT = "-"  # -o - writes the image to standard output
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ossframe``."""
+    from . import __version__
+
     parser = _Parser(prog="ossframe", description="Exact, fast video frame capture (OSS style).")
+    parser.add_argument("--version", action="version", version=f"ossframe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     process = commands.add_parser("process", help="run a process string on one source")
@@ -33,21 +41,44 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument(
         "-o",
         "--output",
-        help="output file; with several outputs _1, _2, ... go before the extension",
+        help="output file ('-': standard output); with several outputs _1, _2, ... go before "
+        "the extension. A regular file is replaced atomically, a symlink's target is replaced, "
+        "a device or FIFO is written into",
     )
-
-    from . import batch, task  # light modules: they import the engine lazily
-
-    task.add_cli_arguments(process)  # --root DIR|URL, --topic NAME=URL
+    shown = process.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--json", action="store_true", help="list the files written as JSON (path, size, frame)"
+    )
+    shown.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    add_store_arguments(process)
 
     probe = commands.add_parser("probe", help="print what a source holds, as JSON")
     probe.add_argument("source")
 
-    batch_command = commands.add_parser(
-        "batch", help="run a process string with sys/saveas on many sources (resumable)"
+    _add_batch_arguments(
+        commands.add_parser(
+            "batch", help="run a process string with sys/saveas on many sources (resumable)"
+        )
     )
-    batch.add_cli_arguments(batch_command)
     return parser
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--root`` and ``--topic NAME=URL`` (for ``ossframe process`` and ``batch``)."""
+    parser.add_argument(
+        "--root",
+        metavar="DIR|URL",
+        help="store for sys/saveas: a directory (each bucket is a sub-directory) or an fsspec "
+        "URL such as s3://bucket/prefix",
+    )
+    parser.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="deliver notify messages of topic NAME by POST to an http(s) URL (repeatable); "
+        "other topics go to <root>/.notify/<topic>.jsonl",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,11 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "batch":
-            from .batch import cli_main
-
-            return cli_main(args)
+            return _batch(args)
         if args.command == "probe":
-            from .api import probe
+            from .pipeline import probe
 
             print(json.dumps(probe(args.source)))
             return 0
@@ -74,24 +103,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+# -- ossframe process ----------------------------------------------------------------------------
+
+
 def _process(args: argparse.Namespace) -> int:
-    from .api import capture
     from .params import parse_process
 
-    request = parse_process(args.spec)
+    request = parse_process(args.spec)  # the one parse of the process string
     if request.saveas is not None:
-        from .task import cli_main
-
-        return cli_main(args)  # prints the task result as JSON
+        return _saveas(args, request)
     if not args.output:
-        raise InvalidArgument("-o", "give an output file with -o OUT")
+        raise InvalidArgument("-o", "give an output file with -o OUT (or -o - for stdout)")
+    from .api import capture
+
     images = capture(args.source, request.action)
     # Peek at two outputs to know how to name them; then write each as it comes.
     head = list(itertools.islice(images, 2))
-    paths = output_paths(args.output, several=len(head) > 1)
-    for path, image in zip(paths, itertools.chain(head, images), strict=False):
-        _write(path, image.data)
+    several = len(head) > 1
+    if several and args.output == STDOUT:
+        raise InvalidArgument("-o", "-o - takes one output; this process string gives several")
+    written: list[dict[str, Any]] = []
+    for path, image in zip(
+        output_paths(args.output, several), itertools.chain(head, images), strict=False
+    ):
+        write_output(path, image.data)
+        written.append(
+            {"path": path, "bytes": len(image.data), "time_ms": image.time_ms, "index": image.index}
+        )
+    if args.output != STDOUT and not args.quiet:
+        if args.json:
+            print(json.dumps(written))
+        else:
+            print("\n".join(entry["path"] for entry in written))
     return 0
+
+
+def _saveas(args: argparse.Namespace, request: Any) -> int:
+    """A process string with sys/saveas: prints the task result as JSON (on failure also one
+    line on stderr)."""
+    from .notify import parse_topic_args
+    from .task import exit_status, run_request
+
+    if args.output:
+        raise InvalidArgument(
+            "-o", "-o is for process strings without sys/saveas; the saveas object name is used"
+        )
+    if not args.root:
+        raise InvalidArgument(
+            "--root", "sys/saveas needs a store: give --root DIR (or an fsspec URL)"
+        )
+    topics = parse_topic_args(args.topic)
+    result = run_request(args.source, args.spec, request, store=args.root, topics=topics)
+    if not args.quiet:
+        print(result.to_json(indent=None if args.json else 2))
+    if not result.ok:
+        print(f"ossframe: {result.error_code}: {result.error_message}", file=sys.stderr)
+    return exit_status(result)
 
 
 def output_paths(output: str, several: bool) -> Iterator[str]:
@@ -104,15 +171,97 @@ def output_paths(output: str, several: bool) -> Iterator[str]:
         yield f"{stem}_{i}{ext}"
 
 
-def _write(path: str, data: bytes) -> None:
-    """Writes one output atomically (temporary file + rename), never half written."""
-    from .store import atomic_write
+def write_output(path: str, data: bytes) -> None:
+    """Writes one output as other command-line tools do.
 
-    directory, name = os.path.split(os.path.abspath(path))
+    ``-``: standard output. A regular file (or a new name) is replaced atomically (temporary
+    file + rename), never half written; a symlink is followed and its target replaced so; a
+    device or FIFO is written into directly. Write errors (e.g. ENOSPC from ``/dev/full``) are
+    a ``FrameError`` with the OS message.
+    """
     try:
+        if path == STDOUT:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
+        target = os.path.realpath(path)  # a symlink's target (chains and relative links too)
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            with open(target, "wb") as stream:  # a device, FIFO or socket: write into it
+                stream.write(data)
+            return
+        from .store import atomic_write
+
+        directory, name = os.path.split(target)
         atomic_write(directory, name, data)
     except OSError as exc:
         raise FrameError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+# -- ossframe batch ------------------------------------------------------------------------------
+
+
+def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``ossframe batch SOURCE... SPEC --root DIR [--workers N] ...``."""
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="paths, quoted globs such as 'videos/**/*.mp4', @manifest or a .txt manifest with "
+        "one path per line",
+    )
+    parser.add_argument("spec", metavar="SPEC", help="the process string; it needs sys/saveas")
+    add_store_arguments(parser)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: one per core)",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the JSON-lines report (one line per source) here instead of stdout",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="run every source again, even those recorded as done in the store",
+    )
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Runs ``ossframe batch``; returns 0 when every source succeeded (or was done), else 1."""
+    from .batch import process_many
+    from .notify import parse_topic_args
+
+    if not args.root:
+        raise InvalidArgument(
+            "--root", "a batch writes to a store: give --root DIR (or an fsspec URL)"
+        )
+    summary = process_many(
+        args.sources,
+        args.spec,
+        store=args.root,
+        workers=args.workers,
+        topics=parse_topic_args(args.topic),
+        report=args.report or sys.stdout,
+        progress=not args.no_progress,
+        resume=not args.no_resume,
+    )
+    print(
+        f"ossframe: batch: {summary.total} sources, {summary.succeeded} succeeded, "
+        f"{summary.failed} failed, {summary.skipped} skipped (done before), "
+        f"{summary.frames} frames in {summary.elapsed_s:.1f} s",
+        file=sys.stderr,
+    )
+    return 0 if summary.ok else 1
 
 
 if __name__ == "__main__":

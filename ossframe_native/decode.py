@@ -1,18 +1,29 @@
-"""Decoding with PyAV: the only module that imports ``av``.
+"""Talking to FFmpeg (PyAV): the only module that imports ``av``.
 
-A :class:`VideoSource` demuxes the video stream once (packets only, no decoding) into a
-:class:`FrameIndex` (for one snapshot, only the GOP around its time, reached by a seek in any
-container FFmpeg can seek in);
-:meth:`VideoSource.decode` then executes the decode runs of a capture plan: for each run it
-positions the demuxer on the run's keyframe (a seek, or reading on when that is cheaper), feeds
-the packets the run needs, letting FFmpeg skip unreferenced frames that are not wanted, and
-drains the decoder. Runs of lone keyframes go to parallel decoders.
+* Opening a source (path, bytes, seekable file object) and choosing its picture stream: the one
+  FFmpeg itself would choose (``av_find_best_stream``), never a cover picture when a real video
+  exists.
+* Building the :class:`~ossframe_native.index.FrameIndex` from demuxed packets (no decoding):
+  the whole stream, or for one snapshot only the GOP around its time, reached by a seek in any
+  container FFmpeg can seek in. These functions
+  are kept together at the end of the module ("Frame index building").
+* Executing decode runs (:class:`~ossframe_native.index.DecodeRun`): for each run the demuxer is
+  positioned on the run's keyframe (a seek, or reading on when that is cheaper), the packets the
+  run needs are fed, FFmpeg skips unreferenced frames that are not wanted, and the decoder is
+  drained. One loop (:func:`_decode_packets`) does the decoding, whether the run goes to the
+  stream's own decoder or, for runs of lone keyframes, to parallel decoders.
+* GPU decoders: :func:`open_gpu` opens the one ``hwdecode`` picks (or none).
+* Frame helpers: plane views, colour tags, rotation, RGB conversion.
+
+Every PyAV error becomes a :class:`MediaError`. What the decoders did is counted in
+:class:`~ossframe_native.index.DecodeStats` (``VideoSource.stats``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import os
 import threading
 from collections import deque
@@ -20,7 +31,6 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import chain
 from typing import Any, BinaryIO
 
 import av
@@ -28,12 +38,24 @@ import numpy as np
 
 from . import hwdecode
 from .errors import InvalidArgument, MediaError
+from .index import (
+    DecodeRun,
+    DecodeStats,
+    FrameIndex,
+    MediaInfo,
+    StreamInfo,
+    single_picture_index,
+)
+
+__all__ = ["DecodeRun", "FrameIndex", "GpuDecoder", "MediaInfo", "Source", "VideoSource"]
 
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
 _READ_ON_PACKETS = 64
+# Parallel NVDEC sessions when runs decode on the GPU (7 decode engines on an H100/H200).
+_GPU_SESSIONS = 8
 # Seeks a snapshot window tries before reading from the start (see _seek_window).
 _SEEK_TRIES = 10
 # Packets read for the first pts where the container gives no dts (more than any reordering).
@@ -47,74 +69,14 @@ FROM_START = "from_start"  # no usable seek: packets read from the start up to t
 WHOLE_STREAM = "whole_stream"  # no window possible (e.g. missing timestamps): every packet
 
 
-@dataclass(frozen=True)
-class FrameIndex:
-    """Every frame of the video stream, from demuxed packets (no decoding).
-
-    Arrays are in presentation order (sorted by ``pts``); ``decode_pos[i]`` is frame i's packet
-    position in decode (file) order and ``packet_key`` tells, per decode position, whether that
-    packet is a keyframe.
-    """
-
-    pts: np.ndarray  # int64, presentation order
-    decode_pos: np.ndarray  # int64, presentation order -> decode position
-    packet_key: np.ndarray  # bool, decode order
-    packet_pts: np.ndarray  # int64, decode order
-    packet_dts: np.ndarray  # int64, decode order (pts where the container gives no dts)
-    packet_ids: dict[tuple[int | None, int | None], int]  # (dts, pts) -> decode position
-    time_base: Fraction
-    end_pts: int  # presentation end of the last frame
-    first_pts: int  # the stream's first frame (a window of the stream may start later)
-    first_number: int = 0  # the stream's frame number of this index's frame 0
-
-    def number(self, i: int) -> int:
-        """Frame i's number in the whole stream, in presentation order from 0."""
-        return self.first_number + i
-
-    def __len__(self) -> int:
-        return len(self.pts)
-
-    def time_ms(self, i: int) -> int:
-        """Frame i's time from the first frame, rounded up to whole milliseconds."""
-        exact = (int(self.pts[i]) - self.first_pts) * self.time_base * 1000
-        return -((-exact.numerator) // exact.denominator)
-
-    def time_exact(self, i: int) -> Fraction:
-        """Frame i's time from the first frame, in seconds."""
-        return (int(self.pts[i]) - self.first_pts) * self.time_base
-
-    @property
-    def duration(self) -> Fraction:
-        """Seconds from the first frame's start to the last frame's end."""
-        return (self.end_pts - self.first_pts) * self.time_base
-
-    def frame_at(self, t: Fraction) -> int:
-        """The frame shown at ``t`` seconds: greatest time <= t, the last frame past the end."""
-        limit = self.first_pts + (t / self.time_base)
-        i = int(np.searchsorted(self.pts, int(limit // 1), side="right")) - 1
-        return max(i, 0)
-
-    def is_keyframe(self, i: int) -> bool:
-        return bool(self.packet_key[self.decode_pos[i]])
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """What the demuxer says about a source, without decoding."""
-
-    codec: str
-    width: int
-    height: int
-    fps: float
-    cover_art: bool  # the picture is an embedded cover image, not a video
-
-
 class VideoSource:
     """One open source: its picture stream, frame index and decoder.
 
     Use as a context manager. ``source`` is a path, ``bytes`` or a seekable binary file object.
-    With ``around=t`` (seconds) only the GOP that shows ``t`` is demuxed and indexed, and its
-    packets are kept for decoding: what one snapshot needs.
+    ``threads``: decoder threads (0: one per core, FFmpeg's choice; None: the same unless
+    ``OSSFRAME_DECODE_THREADS`` says otherwise). With ``around=t`` (seconds) only the GOP that
+    shows ``t`` is demuxed and indexed, and its packets are kept for decoding: what one snapshot
+    needs. ``hw="cuda"`` / ``"cuda:N"`` decodes on that GPU where :func:`open_gpu` can.
     """
 
     def __init__(
@@ -126,26 +88,19 @@ class VideoSource:
     ) -> None:
         self._source = source
         self._threads = threads if threads is not None else _default_threads()
-        self._hwaccel: Any = None  # the av HWAccel the container is opened with (GPU decode)
-        self._gpu_ctx: Any = None  # a *_cuvid decoder used instead of the stream's own
-        self.hw: hwdecode.HwDecoder | None = None  # the GPU decoder in use, if any
+        self.stats = DecodeStats()
+        self.gpu: GpuDecoder | None = None
         self._container = _open(source)
         try:
             self._stream, cover = _picture_stream(self._container)
-            if hw is not None:  # "cuda" / "cuda:N": ml.py asks for it on CUDA output
-                self._use_gpu(hw, cover)
-            ctx = self._stream.codec_context
-            self.info = MediaInfo(
-                codec=ctx.name,
-                width=ctx.width,
-                height=ctx.height,
-                fps=float(self._stream.average_rate or self._stream.guessed_rate or 0),
-                cover_art=cover,
-            )
+            self._stream_number = self._stream.index
+            if hw is not None:
+                self._start_gpu(hw, cover)
+            self.info = _media_info(self._container, self._stream, cover)
             self._window: list[Any] | None = None  # demuxed packets of a windowed index
             self.reach: str | None = None  # with ``around``: how the window was found
             if cover:
-                self.index = _cover_index()
+                self.index = single_picture_index()
             elif around is not None and (window := self._index_around(around)):
                 self._window, self.index = window
             else:
@@ -160,7 +115,17 @@ class VideoSource:
         self._next_pos: int | None = None  # decode position of the next demuxed packet
         self._packets: Iterator[Any] | None = None
         self._pending: Any = None  # a packet read by a seek check, not yet handed out
-        self.decoded = 0  # frames the decoders returned (skipped frames return none)
+        self._rotation: int | None = None
+
+    @property
+    def hw(self) -> hwdecode.HwDecoder | None:
+        """The GPU decoder in use, if any."""
+        return None if self.gpu is None else self.gpu.decoder
+
+    @property
+    def decoded(self) -> int:
+        """Frames the decoders returned so far (``stats.frames_decoded``)."""
+        return self.stats.frames_decoded
 
     def __enter__(self) -> VideoSource:
         return self
@@ -172,56 +137,21 @@ class VideoSource:
         """Releases the container and its decoder."""
         self._container.close()
 
-    def _use_gpu(self, device: str, cover: bool) -> None:
-        """Decodes on the GPU decoder hwdecode picks for this stream; where none fits or it
-        cannot be opened, decoding stays on the CPU and hwdecode logs why."""
-        ctx = self._stream.codec_context
-        hwaccel_module: Any = getattr(av.codec, "hwaccel", None)  # PyAV >= 14
-        choice = hwdecode.choose(
-            ctx.name,
-            ctx.format.name if ctx.format is not None else None,
-            ctx.width,
-            ctx.height,
-            hwaccel_devices=hwaccel_module.hwdevices_available() if hwaccel_module else (),
-            decoders=av.codecs_available,
-            device=int(device.partition(":")[2] or 0),
-            cover_art=cover,
-        )
-        decoder = choice.decoder
-        if decoder is None:
+    def _start_gpu(self, device: str, cover: bool) -> None:
+        gpu = open_gpu(self._source, self._stream, device, cover)
+        if gpu is None:
             return
-        try:
-            if decoder.method == "hwaccel":
-                hwaccel = hwaccel_module.HWAccel(
-                    device_type=decoder.name,
-                    device=str(decoder.device),
-                    allow_software_fallback=True,
-                    is_hw_owned=True,  # frames stay in GPU memory; ml.py takes them by DLPack
-                )
-                self._container.close()  # one container at a time on a file object
-                try:
-                    # av.open creates the CUDA device: without a usable GPU it fails here.
-                    self._container = _open(self._source, hwaccel)
-                except MediaError:
-                    self._container = _open(self._source)
-                    self._stream, _ = _picture_stream(self._container)
-                    raise
-                self._hwaccel = hwaccel
-                self._stream, _ = _picture_stream(self._container)
-            else:
-                gpu = av.CodecContext.create(decoder.name, "r")
-                gpu.extradata = ctx.extradata
-                gpu.options = {"gpu": str(decoder.device)}
-                gpu.open()
-                self._gpu_ctx = gpu
-        except (av.FFmpegError, OSError, MediaError) as exc:
-            hwdecode.device_failed(decoder, exc.__cause__ or exc)
-            return
-        self.hw = decoder
+        if gpu.container is not None:  # the hwaccel route decodes from its own container
+            self._container.close()
+            self._container = gpu.container
+            self._stream = self._container.streams[self._stream_number]
+        self.gpu = gpu
 
     def _decoder(self) -> Any:
         """The video decoder: a cuvid one when in use, else the stream's own."""
-        return self._gpu_ctx if self._gpu_ctx is not None else self._stream.codec_context
+        if self.gpu is not None and self.gpu.cuvid is not None:
+            return self.gpu.cuvid
+        return self._stream.codec_context
 
     def _configure_decoder(self, stream: Any) -> None:
         ctx = stream.codec_context
@@ -235,55 +165,53 @@ class VideoSource:
             self._container.seek(0)
             for packet in self._container.demux(self._stream):
                 if packet.size:
-                    return next(iter([*ctx.decode(packet), *ctx.decode(None)]))
+                    self.stats.packets_fed += 1
+                    frame = next(iter([*ctx.decode(packet), *ctx.decode(None)]))
+                    self.stats.frames_decoded += 1
+                    return frame
         except (av.FFmpegError, StopIteration) as exc:
             raise MediaError(f"cannot decode the cover picture ({exc})") from exc
         raise MediaError("the cover picture stream holds no picture")
 
+    def rotation(self) -> int:
+        """The stream's display rotation (counter-clockwise degrees: 0, 90, 180, 270).
+
+        PyAV exposes no stream side data, so this decodes the index's first keyframe and reads
+        the display matrix FFmpeg attaches to every frame (once per source; counted in
+        ``stats``). A cover picture has none.
+        """
+        if self._rotation is None:
+            if self.info.cover_art:
+                self._rotation = 0
+            else:
+                keys = np.flatnonzero(self.index.packet_key[self.index.decode_pos])
+                if len(keys):  # the first keyframe alone
+                    pos = int(self.index.decode_pos[keys[0]])
+                    run = DecodeRun(pos, pos, (int(keys[0]),), keyframes_only=True)
+                else:  # no keyframe flags: from the first packet up to frame 0
+                    run = DecodeRun(0, int(self.index.decode_pos[0]), (0,))
+                self._rotation = next((rotation(f) for _, f in self.decode([run])), 0)
+        return self._rotation
+
     def decode(self, runs: Iterable[DecodeRun]) -> Iterator[tuple[int, Any]]:
         """Yields ``(frame_number, av.VideoFrame)`` for every wanted frame of every run, in order.
 
-        Frames are numbered in presentation order, as in :class:`FrameIndex`.
+        Frames are numbered in presentation order, as in :class:`FrameIndex`. Several runs go
+        to parallel single-threaded decoders (CPU decoders, or one NVDEC session each).
         """
         runs = list(runs)
-        if len(runs) > 1 and self._gpu_ctx is None and self._hwaccel is None:
+        if len(runs) > 1 and (self.gpu is None or self.gpu.cuvid is None):
             yield from self._decode_parallel(runs)
             return
         for run in runs:
-            yield from self._decode_run(run)
-
-    def _decode_run(self, run: DecodeRun) -> Iterator[tuple[int, Any]]:
-        wanted = {int(self.index.pts[i]): i for i in run.frames}
-        wanted_positions = {int(self.index.decode_pos[i]) for i in run.frames}
-        ctx = self._decoder()
-        self._position_at(run.start)
-        skipping = False
-        try:
-            for pos in range(run.start, run.end + 1):
-                packet = self._next_packet(pos)
-                if run.keyframes_only and not self.index.packet_key[pos]:
-                    continue
-                # A frame nothing refers to is needed only if it is wanted: let FFmpeg skip the
-                # others (per packet; frame threads copy the setting when a packet is submitted).
-                if skipping != (pos not in wanted_positions):
-                    skipping = not skipping
-                    ctx.skip_frame = "NONREF" if skipping else "DEFAULT"
-                yield from self._wanted(ctx.decode(packet), wanted)
-            yield from self._wanted(ctx.decode(None), wanted)
-        except av.FFmpegError as exc:
-            raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
-        finally:
-            ctx.skip_frame = "DEFAULT"
-            ctx.flush_buffers()  # after a drain the decoder only takes new packets once reset
-        self._check_all_decoded(wanted)
-
-    def _wanted(self, frames: Iterable[Any], wanted: dict[int, int]) -> Iterator[tuple[int, Any]]:
-        """The decoded frames that are wanted (popped from ``wanted``), counting all."""
-        for frame in frames:
-            self.decoded += 1
-            number = wanted.pop(frame.pts, None)
-            if number is not None:
-                yield number, frame
+            wanted = {int(self.index.pts[i]): i for i in run.frames}
+            self.stats.runs += 1
+            packets = self._run_packets(run)
+            for frame in _decode_packets(self._decoder(), packets, set(wanted), self.stats):
+                number = wanted.pop(frame.pts, None)
+                if number is not None:  # a repeated timestamp is output once
+                    yield number, frame
+            self._check_all_decoded(wanted)
 
     def _check_all_decoded(self, wanted: dict[int, int]) -> None:
         if wanted:
@@ -301,31 +229,24 @@ class VideoSource:
         run's packets ahead; at most ``workers + 1`` runs are in flight.
         """
         workers = self._threads or os.cpu_count() or 1
+        hwaccel = None if self.gpu is None else self.gpu.hwaccel
+        if hwaccel is not None:  # NVDEC: a GPU has up to 7 engines; more sessions queue
+            workers = min(workers, _GPU_SESSIONS)
         local = threading.local()
 
-        def decode_alone(packets: list[tuple[Any, bool]], wanted: set[int]) -> tuple[list, int]:
+        def decode_alone(packets: list[tuple[Any, bool]], wanted: set[int]) -> tuple[list, Any]:
             ctx = getattr(local, "ctx", None)
             if ctx is None:
-                ctx = local.ctx = _fresh_decoder(self._stream)
-            kept, count = [], 0
-            try:
-                for packet, skip in [*packets, (None, False)]:
-                    if (ctx.skip_frame == "NONREF") != skip:
-                        ctx.skip_frame = "NONREF" if skip else "DEFAULT"
-                    for frame in ctx.decode(packet):
-                        count += 1
-                        if frame.pts in wanted:
-                            kept.append(frame)
-            finally:
-                ctx.flush_buffers()
-            return kept, count
+                ctx = local.ctx = _fresh_decoder(self._stream, hwaccel)
+            stats = DecodeStats(runs=1, parallel_runs=1)  # merged in this thread, in order
+            return list(_decode_packets(ctx, packets, wanted, stats)), stats
 
         with ThreadPoolExecutor(workers) as pool:
             pending: deque[tuple[DecodeRun, Future]] = deque()
             try:
                 for run in runs:
                     wanted = {int(self.index.pts[i]) for i in run.frames}
-                    job = pool.submit(decode_alone, self._run_packets(run), wanted)
+                    job = pool.submit(decode_alone, list(self._run_packets(run)), wanted)
                     pending.append((run, job))
                     if len(pending) > workers:
                         yield from self._collect(*pending.popleft())
@@ -335,26 +256,24 @@ class VideoSource:
                 for _, future in pending:
                     future.cancel()
 
-    def _run_packets(self, run: DecodeRun) -> list[tuple[Any, bool]]:
-        """The packets a run feeds, each with whether FFmpeg may skip it if unreferenced."""
+    def _run_packets(self, run: DecodeRun) -> Iterator[tuple[Any, bool]]:
+        """The packets a run feeds, each with whether FFmpeg may skip it if unreferenced (a
+        frame nothing refers to is needed only if it is wanted)."""
         wanted_positions = {int(self.index.decode_pos[i]) for i in run.frames}
         self._position_at(run.start)
-        packets = []
         for pos in range(run.start, run.end + 1):
             packet = self._next_packet(pos)
             if not run.keyframes_only or self.index.packet_key[pos]:
-                packets.append((packet, pos not in wanted_positions))
-        return packets
+                yield packet, pos not in wanted_positions
 
     def _collect(self, run: DecodeRun, future: Future) -> Iterator[tuple[int, Any]]:
         wanted = {int(self.index.pts[i]): i for i in run.frames}
-        try:
-            frames, count = future.result()
-        except av.FFmpegError as exc:
-            raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
-        self.decoded += count
+        frames, stats = future.result()
+        self.stats.add(stats)
         for frame in frames:
-            yield wanted.pop(frame.pts), frame
+            number = wanted.pop(frame.pts, None)
+            if number is not None:
+                yield number, frame
         self._check_all_decoded(wanted)
 
     def _position_at(self, pos: int) -> None:
@@ -375,6 +294,7 @@ class VideoSource:
     def _seek_near(self, pos: int) -> None:
         # Seek by the keyframe's dts: demuxers order their seek index by dts.
         dts = int(self.index.packet_dts[pos])
+        self.stats.seeks += 1
         try:
             self._container.seek(dts, stream=self._stream, backward=True, any_frame=False)
         except av.FFmpegError:
@@ -425,11 +345,13 @@ class VideoSource:
 
     def _reopen(self) -> None:
         self._container.close()
-        self._container = _open(self._source, self._hwaccel)
-        self._stream, _ = _picture_stream(self._container)
+        hwaccel = None if self.gpu is None else self.gpu.hwaccel
+        self._container = _open(self._source, hwaccel)
+        self._stream = self._container.streams[self._stream_number]
 
     def _rewind(self) -> None:
         """Reopens the source and reads from its first packet (used when a seek misses)."""
+        self.stats.seeks += 1
         self._reopen()
         self._configure_decoder(self._stream)
         self._packets = self._demux()
@@ -458,22 +380,94 @@ class VideoSource:
         return packet
 
 
-@dataclass(frozen=True)
-class DecodeRun:
-    """Decode packets ``start..end`` (decode positions) and keep ``frames`` (frame numbers).
+def _decode_packets(
+    ctx: Any, packets: Iterable[tuple[Any, bool]], wanted: set[int], stats: DecodeStats
+) -> Iterator[Any]:
+    """The one decode loop: feeds ``(packet, may_skip)`` pairs to ``ctx``, drains it, and yields
+    the decoded frames whose pts is in ``wanted``; counts into ``stats``.
 
-    ``start`` is a keyframe. With ``keyframes_only`` only keyframe packets are fed.
+    ``may_skip`` packets are decoded with ``skip_frame=NONREF`` (set per packet; frame threads
+    copy the setting when a packet is submitted), so FFmpeg drops them unless they are
+    referenced. The decoder is reset afterwards: after a drain it only takes new packets then.
     """
+    skipping = False
+    try:
+        for packet, skip in itertools.chain(packets, [(None, False)]):
+            if skipping != skip:
+                skipping = skip
+                ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+            if packet is not None:
+                stats.packets_fed += 1
+            for frame in ctx.decode(packet):
+                stats.frames_decoded += 1
+                if frame.pts in wanted:
+                    yield frame
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot decode frame data ({exc}); the file may be corrupt") from exc
+    finally:
+        ctx.skip_frame = "DEFAULT"
+        ctx.flush_buffers()
 
-    start: int
-    end: int
-    frames: tuple[int, ...]
-    keyframes_only: bool = False
+
+# ---------------------------------------------------------------------------------------------
+# GPU decoders
 
 
-def _fresh_decoder(stream: Any) -> Any:
-    """A single-threaded decoder for ``stream``, independent of the stream's own."""
-    ctx = av.CodecContext.create(stream.codec_context.name, "r")
+@dataclass(frozen=True)
+class GpuDecoder:
+    """An opened GPU decoder: ``decoder`` is hwdecode's choice; the ``hwaccel`` route brings its
+    own ``container`` (opened with the hwaccel, frames stay in GPU memory), the ``cuvid`` route a
+    separate decoder ``cuvid`` fed with the stream's packets."""
+
+    decoder: hwdecode.HwDecoder
+    container: Any = None
+    hwaccel: Any = None
+    cuvid: Any = None
+
+
+def open_gpu(source: Source, stream: Any, device: str, cover_art: bool) -> GpuDecoder | None:
+    """Opens the GPU decoder ``hwdecode`` picks for ``stream`` on ``device`` (``"cuda"`` or
+    ``"cuda:N"``); None where none fits or it cannot be opened (hwdecode logs why)."""
+    ctx = stream.codec_context
+    hwaccel_module: Any = getattr(av.codec, "hwaccel", None)  # PyAV >= 14
+    choice = hwdecode.choose(
+        ctx.name,
+        ctx.format.name if ctx.format is not None else None,
+        ctx.width,
+        ctx.height,
+        hwaccel_devices=hwaccel_module.hwdevices_available() if hwaccel_module else (),
+        decoders=av.codecs_available,
+        device=int(device.partition(":")[2] or 0),
+        cover_art=cover_art,
+    )
+    decoder = choice.decoder
+    if decoder is None:
+        return None
+    try:
+        if decoder.method == "hwaccel":
+            hwaccel = hwaccel_module.HWAccel(
+                device_type=decoder.name,
+                device=str(decoder.device),
+                allow_software_fallback=True,
+                is_hw_owned=True,  # frames stay in GPU memory; ml.py takes them by DLPack
+            )
+            # av.open creates the CUDA device: without a usable GPU it fails here.
+            return GpuDecoder(decoder, container=_open(source, hwaccel), hwaccel=hwaccel)
+        gpu = av.CodecContext.create(decoder.name, "r")
+        gpu.extradata = ctx.extradata
+        gpu.options = {"gpu": str(decoder.device)}
+        gpu.open()
+        return GpuDecoder(decoder, cuvid=gpu)
+    except (av.FFmpegError, OSError, MediaError) as exc:
+        hwdecode.device_failed(decoder, exc.__cause__ or exc)
+        return None
+
+
+def _fresh_decoder(stream: Any, hwaccel: Any = None) -> Any:
+    """A single-threaded decoder for ``stream``, independent of the stream's own; with
+    ``hwaccel``, its own NVDEC session (frames stay in GPU memory)."""
+    extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
+    ctx = av.CodecContext.create(stream.codec_context.name, "r", **extra)
     ctx.extradata = stream.codec_context.extradata
     ctx.thread_count = 1
     return ctx
@@ -536,29 +530,56 @@ def _open(source: Source, hwaccel: Any = None) -> Any:
 
 
 def _picture_stream(container: Any) -> tuple[Any, bool]:
-    """The first real video stream, else an embedded cover picture; ``(stream, is_cover)``."""
+    """The video stream FFmpeg would choose, else an embedded cover picture; ``(stream, is_cover)``.
+
+    ``av_find_best_stream`` (what ``ffmpeg -i file out.png`` also takes) prefers default streams,
+    then the highest bitrate; a cover picture (attached picture) is chosen only when there is no
+    real video stream. Should FFmpeg rank a cover first, the largest real video is taken.
+    """
     videos = list(container.streams.video)
-    for stream in videos:
-        if not stream.disposition & av.stream.Disposition.attached_pic:
-            return stream, False
+    real = [s for s in videos if not s.disposition & av.stream.Disposition.attached_pic]
+    if real:
+        best = container.streams.best("video")
+        if best is None or best.index not in {s.index for s in real}:
+            best = max(
+                real, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0)
+            )
+        return best, False
     if videos:
         return videos[0], True
     raise MediaError("no video stream and no cover picture in the source")
 
 
-def _cover_index() -> FrameIndex:
-    """The index of a cover picture: one keyframe at time 0."""
-    return FrameIndex(
-        pts=np.zeros(1, np.int64),
-        decode_pos=np.zeros(1, np.int64),
-        packet_key=np.ones(1, bool),
-        packet_pts=np.zeros(1, np.int64),
-        packet_dts=np.zeros(1, np.int64),
-        packet_ids={},
-        time_base=Fraction(1, 1000),
-        end_pts=1,
-        first_pts=0,
+def _media_info(container: Any, stream: Any, cover: bool) -> MediaInfo:
+    ctx = stream.codec_context
+    return MediaInfo(
+        codec=ctx.name,
+        width=ctx.width,
+        height=ctx.height,
+        fps=float(stream.average_rate or stream.guessed_rate or 0),
+        cover_art=cover,
+        stream=stream.index,
+        streams=tuple(_stream_info(s) for s in container.streams),
     )
+
+
+def _stream_info(stream: Any) -> StreamInfo:
+    ctx = stream.codec_context
+    video = stream.type == "video"
+    disposition = stream.disposition
+    return StreamInfo(
+        index=stream.index,
+        type=stream.type,
+        codec=ctx.name if ctx is not None else None,
+        width=ctx.width if video else None,
+        height=ctx.height if video else None,
+        cover_art=bool(disposition & av.stream.Disposition.attached_pic),
+        default=bool(disposition & av.stream.Disposition.default),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame index building (demuxing only; a separate concern from decoding, kept together here)
 
 
 def _read_index(container: Any, stream: Any) -> FrameIndex:
@@ -588,8 +609,8 @@ def _read_window(
             return None
         target = first_pts + int(t / time_base // 1)
         if from_start:
-            rest = _demux_all(container, stream)
-            packets = _window_packets(chain(head, rest), target, trust_dts, after_seek=False)
+            from_first = itertools.chain(head, _demux_all(container, stream))
+            packets = _window_packets(from_first, target, trust_dts, after_seek=False)
         else:
             packets = _seek_window(stream, target, first_pts, trust_dts)
     except av.FFmpegError:
@@ -811,6 +832,10 @@ def _index_from(
         end_pts=int(end_pts),
         first_pts=int(pts_sorted[0]) if first_pts is None else first_pts,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoded frames
 
 
 def luma_plane(frame: Any) -> np.ndarray:

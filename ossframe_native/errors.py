@@ -1,4 +1,4 @@
-"""The one exception tree of ossframe_native (SPEC §5)."""
+"""The one exception tree of ossframe_native (docs/BEHAVIOUR.md, "Errors and exit codes")."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ class MediaError(FrameError):
     code = "MediaError"
 
 
-# Exit status of the command line by error code (SPEC §6); anything else is 1.
+# Exit status of the command line by error code (docs/BEHAVIOUR.md, "Command line"); anything
+# else is 1.
 EXIT_STATUS = {InvalidArgument.code: 2, MediaError.code: 3}
 
 

@@ -1,6 +1,6 @@
 """Output geometry: ``w``/``h``/``pw``/``ph``/``scaletype``/``ar`` -> one crop/resize/pad plan.
 
-Rules where the SPEC is silent (documented in README):
+Rules beyond the OSS interface (docs/BEHAVIOUR.md, "Sizes and geometry"):
 
 * One side given (``w`` or ``pw`` without ``h``/``ph``, or the reverse): the other side keeps the
   source aspect ratio, rounded to the nearest pixel (at least 1), whatever the scaletype.
@@ -44,7 +44,8 @@ def oriented_size(width: int, height: int, rotate: int) -> tuple[int, int]:
 
 
 def snapshot_rotation(ar: str | None, width: int, height: int, metadata_rotation: int) -> int:
-    """Counter-clockwise degrees to rotate a stored frame for ``ar`` (SPEC §2)."""
+    """Counter-clockwise degrees to rotate a stored frame for ``ar`` (docs/BEHAVIOUR.md,
+    "Sizes and geometry")."""
     if ar is None:
         return 0
     if ar == "auto":

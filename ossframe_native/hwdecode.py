@@ -1,8 +1,9 @@
 """GPU decode selection: which FFmpeg GPU decoder, if any, may decode a video stream.
 
-Pure decisions, no FFmpeg calls: ``decode.py`` (the only module that imports ``av``) asks
-:func:`choose` with what the demuxer says about the stream and what the loaded FFmpeg offers,
-and opens the decoder it names. Two FFmpeg routes lead to NVIDIA's NVDEC:
+Pure decisions, no FFmpeg calls: ``decode.open_gpu`` (decode.py is the only module that imports
+``av``) asks :func:`choose` with what the demuxer says about the stream and what the loaded
+FFmpeg offers, and opens the decoder it names (a ``decode.GpuDecoder``), or decodes on the CPU.
+Two FFmpeg routes lead to NVIDIA's NVDEC:
 
 * ``hwaccel``: the regular software decoder with the ``cuda`` hwaccel (PyAV >= 14,
   ``av.open(..., hwaccel=HWAccel("cuda", is_hw_owned=True))``). Frames stay in GPU memory and

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import decode, geometry, transform
-from .api import select
-from .decode import Source, VideoSource
+from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
+from .pipeline import Capture, Output, open_capture
 
 if TYPE_CHECKING:
     import torch
@@ -140,12 +140,12 @@ def frames(
     default) or ``"CHW"`` (the torch default). ``threads``: decoder threads (default
     ``OSSFRAME_DECODE_THREADS``, else one per core).
 
-    Every argument is checked, and the source opened, before this returns; decoding happens as
-    the iterator is consumed.
+    Every argument is checked, the source opened and the request resolved against it (``ss``
+    against the duration) before this returns; decoding happens as the iterator is consumed.
     """
     request, out = _validate(locals())
-    src = _open(source, request, out, threads)
-    return _frames(src, request, out)
+    run = _open(source, request, out, threads)
+    return _frames(run, out)
 
 
 def frames_batch(
@@ -173,8 +173,8 @@ def frames_batch(
     :class:`MediaError`.
     """
     request, out = _validate(locals())
-    with _open(source, request, out, threads) as src:
-        items = list(_render_all(src, request, out))
+    with _open(source, request, out, threads) as run:
+        items = list(_render_all(run, out))
         if items:
             shapes = {tuple(fr.array.shape) for fr in items}
             if len(shapes) > 1:
@@ -185,7 +185,7 @@ def frames_batch(
                 )
             data = _stack([fr.array for fr in items], out)
         else:
-            data = _empty(request, src.info.width, src.info.height, out)
+            data = _empty(run.geometry, out)
     return Batch(
         data=data,
         times_ms=tuple(fr.time_ms for fr in items),
@@ -280,33 +280,23 @@ def _import_torch(what: str = "output='torch'") -> Any:
 # Decoding and rendering
 
 
-def _open(source: Source, request: SnapshotsRequest, out: _Output, threads: int | None) -> Any:
-    """Opens the source; on CUDA asks decode.py for GPU decode (it falls back with a reason).
-
-    dhash mode hashes decoded luma on the CPU (api.select), so it always decodes there.
-    """
-    if out.cuda and request.m != "dhash":
-        return VideoSource(source, threads=threads, hw=out.device)
-    return VideoSource(source, threads=threads)
+def _open(source: Source, request: SnapshotsRequest, out: _Output, threads: int | None) -> Capture:
+    """Opens and resolves the capture; on CUDA asks for GPU decode (decode.py falls back to the
+    CPU with a reason; dhash always decodes on the CPU, it hashes luma there)."""
+    return open_capture(source, request, threads=threads, hw=out.device if out.cuda else None)
 
 
-def _frames(src: VideoSource, request: SnapshotsRequest, out: _Output) -> Iterator[Frame]:
-    with src:
-        for fr in _render_all(src, request, out):
-            yield replace(fr, array=_wrap(fr.array, out))
+def _frames(run: Capture, out: _Output) -> Iterator[Frame]:
+    for fr in _render_all(run, out):
+        yield replace(fr, array=_wrap(fr.array, out))
 
 
-def _render_all(src: VideoSource, request: SnapshotsRequest, out: _Output) -> Iterator[Frame]:
-    for item in select(src, request):
-        frame = item.frame
-        shape = geometry.for_snapshots(request, frame.width, frame.height)
-        yield Frame(
-            _render(frame, shape, out),
-            src.index.time_ms(item.number),
-            src.index.is_keyframe(item.number),
-            item.number,
-            item.score,
-        )
+def _render_all(run: Capture, out: _Output) -> Iterator[Frame]:
+    def frame(output: Output) -> Frame:
+        array = _render(output.frame, run.geometry_for(output.frame), out)
+        return Frame(array, output.time_ms, output.keyframe, output.index, output.score)
+
+    return run.mapped(frame, ahead=0)
 
 
 def _render(frame: Any, shape: geometry.Geometry, out: _Output) -> Any:
@@ -379,13 +369,28 @@ def _device_planes(
             return None
         y, u, v = (torch.from_numpy(p).to(device) for p in planes)
         return y, u, v
-    luma = torch.from_dlpack(frame.planes[0]).to(device)
-    chroma = torch.from_dlpack(frame.planes[1]).to(device)
+    luma = _from_plane(frame.planes[0], device)
+    chroma = _from_plane(frame.planes[1], device)
     rows, columns = (frame.height + 1) // 2, (frame.width + 1) // 2
     # (rows, columns, 2) or (rows, bytes): flatten each row, drop padding, split U and V.
     pairs = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns].reshape(rows, columns, 2)
     y = luma.reshape(luma.shape[0], -1)[: frame.height, : frame.width]
     return y, pairs[..., 0], pairs[..., 1]
+
+
+def _from_plane(plane: Any, device: str) -> torch.Tensor:
+    """A frame plane as a tensor on ``device``, through DLPack.
+
+    The capsule is taken with ``plane.__dlpack__()`` (no stream): PyAV refuses a stream for
+    GPU planes, and ``torch.from_dlpack(plane)`` would pass torch's current one. FFmpeg writes
+    the frame on the legacy default stream, which torch's default stream waits for; on any
+    other stream the device is synchronized first.
+    """
+    import torch
+
+    if device != "cpu" and torch.cuda.current_stream(device) != torch.cuda.default_stream(device):
+        torch.cuda.synchronize(device)
+    return torch.from_dlpack(plane.__dlpack__()).to(device)
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
@@ -394,9 +399,8 @@ def _stack(arrays: list[Any], out: _Output) -> Any:
     return _import_torch().stack(arrays)
 
 
-def _empty(request: SnapshotsRequest, width: int, height: int, out: _Output) -> Any:
-    """A 0-frame batch shaped as the frames of a ``width`` x ``height`` stream would be."""
-    shape = geometry.for_snapshots(request, width, height)
+def _empty(shape: geometry.Geometry, out: _Output) -> Any:
+    """A 0-frame batch shaped as the frames of the stream would be."""
     w, h = shape.canvas
     dims = (0, h, w, 3) if out.layout == "HWC" else (0, 3, h, w)
     if out.kind == "numpy":

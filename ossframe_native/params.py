@@ -2,7 +2,7 @@
 
 Every range of SPEC §1-3 lives in this module. Ranges that depend on the media (``w``/``h``
 of ``video/snapshot`` against the source size, ``ss`` against the duration) are checked by
-:func:`check_against_media` once the source is probed, still before any frame is decoded.
+:func:`ossframe_native.pipeline.resolve` once the source is opened, before any output.
 """
 
 from __future__ import annotations
@@ -272,22 +272,3 @@ def _b64(param: str, text: str) -> str:
     if not decoded:
         raise InvalidArgument(param, "decodes to an empty name")
     return decoded
-
-
-def check_against_media(
-    request: CaptureRequest, width: int, height: int, duration_ms: float
-) -> None:
-    """Checks the ranges that depend on the source: snapshot w/h and snapshots ss."""
-    if isinstance(request, SnapshotRequest):
-        if request.ar is not None:  # rotation is known once a frame is decoded; see geometry
-            width = height = max(width, height)
-        for param, value, limit in (("w", request.w, width), ("h", request.h, height)):
-            if value > limit:
-                raise InvalidArgument(
-                    param, f"must be an integer in 0..{limit} for this source, got {value}"
-                )
-    elif request.ss >= duration_ms:
-        raise InvalidArgument(
-            "ss",
-            f"must be less than the source's duration ({duration_ms:.0f} ms), got {request.ss}",
-        )

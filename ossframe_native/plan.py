@@ -1,19 +1,22 @@
 """Capture plans: which frames each request outputs, and which packets must be decoded.
 
-Pure functions over a :class:`~ossframe_native.decode.FrameIndex`; nothing here decodes.
-Frames are numbered in presentation order. The rules of SPEC §2-3 on *which* frames come out
-live here.
+Pure functions over a :class:`~ossframe_native.index.FrameIndex`; nothing here decodes and
+nothing imports PyAV. Frames are numbered in presentation order. Every rule on *which* frames
+come out lives here (``docs/BEHAVIOUR.md``, "Which frame" and "Intervals and modes"): one
+selector per mode in :data:`SELECTORS`, and the dhash ranking (:class:`DhashRanking`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
-from .decode import DecodeRun, FrameIndex
+from .index import DecodeRun, FrameIndex
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
 
 
@@ -22,46 +25,120 @@ class CapturePlan:
     """The frames to output (time order, a frame may repeat in ``avg``) and how to decode them.
 
     In ``dhash`` mode ``frames`` are the candidates; which of them are output is decided by
-    their hashes while decoding.
+    their hashes while decoding (:class:`DhashRanking`).
     """
 
+    mode: str  # a key of SELECTORS
     frames: tuple[int, ...]
     runs: tuple[DecodeRun, ...]
 
 
+def mode_of(request: CaptureRequest) -> str:
+    """The selector a request uses: ``snapshot`` / ``fast`` for ``video/snapshot``, else its
+    ``m`` (``default`` / ``avg`` / ``dhash`` / ``key``)."""
+    if isinstance(request, SnapshotRequest):
+        return "fast" if request.m == "fast" else "snapshot"
+    return request.m
+
+
 def plan_capture(request: CaptureRequest, index: FrameIndex) -> CapturePlan:
     """The plan for a ``video/snapshot`` or ``video/snapshots`` request."""
-    keyframes_only = False
-    if isinstance(request, SnapshotRequest):
-        t = Fraction(request.t, 1000)
-        frames = [last_keyframe_at(index, t) if request.m == "fast" else index.frame_at(t)]
-        keyframes_only = request.m == "fast"
-    else:
-        frames = snapshots_frames(request, index)
-        keyframes_only = request.m == "key"
-    return CapturePlan(frames=tuple(frames), runs=decode_runs(index, frames, keyframes_only))
+    mode = mode_of(request)
+    select, keyframes_only = SELECTORS[mode]
+    frames = select(request, index)
+    return CapturePlan(mode, tuple(frames), decode_runs(index, frames, keyframes_only))
+
+
+def _snapshot(request: Any, index: FrameIndex) -> list[int]:
+    return [index.frame_at(Fraction(request.t, 1000))]
+
+
+def _fast(request: Any, index: FrameIndex) -> list[int]:
+    return [last_keyframe_at(index, Fraction(request.t, 1000))]
+
+
+def _default(request: Any, index: FrameIndex) -> list[int]:
+    frames = sampled_frames(index, Fraction(request.ss, 1000), Fraction(request.inter, 1000))
+    return frames[: request.num] if request.num else frames
+
+
+def _dhash_candidates(request: Any, index: FrameIndex) -> list[int]:
+    # Every sampled frame is a candidate; num limits the winners, not the candidates.
+    return sampled_frames(index, Fraction(request.ss, 1000), Fraction(request.inter, 1000))
+
+
+def _avg(request: Any, index: FrameIndex) -> list[int]:
+    ss = Fraction(request.ss, 1000)
+    span = index.duration - ss
+    return [index.frame_at(ss + span * k / request.num) for k in range(request.num)]
+
+
+def _key(request: Any, index: FrameIndex) -> list[int]:
+    ss = Fraction(request.ss, 1000)
+    keys = [i for i in keyframe_numbers(index) if index.time_exact(i) >= ss]
+    return keys[: request.num] if request.num else keys
+
+
+Selector = Callable[[Any, FrameIndex], list[int]]
+
+# mode -> (the frames it outputs, in time order (dhash: its candidates); keyframes only?)
+SELECTORS: dict[str, tuple[Selector, bool]] = {
+    "snapshot": (_snapshot, False),
+    "fast": (_fast, True),
+    "default": (_default, False),
+    "avg": (_avg, False),
+    "key": (_key, True),
+    "dhash": (_dhash_candidates, False),
+}
 
 
 def snapshots_frames(request: SnapshotsRequest, index: FrameIndex) -> list[int]:
     """The frames ``video/snapshots`` outputs (``dhash``: its candidates), in time order."""
-    ss = Fraction(request.ss, 1000)
-    if request.m == "avg":
-        span = index.duration - ss
-        return [index.frame_at(ss + span * k / request.num) for k in range(request.num)]
-    if request.m == "key":
-        keys = [i for i in keyframe_numbers(index) if index.time_exact(i) >= ss]
-        return keys[: request.num] if request.num else keys
-    frames = sampled_frames(index, ss, Fraction(request.inter, 1000))
-    if request.m == "default" and request.num:
-        return frames[: request.num]
-    return frames
+    return SELECTORS[request.m][0](request, index)
+
+
+@dataclass
+class DhashRanking:
+    """dhash mode's choice among its candidates, fed their hashes in time order.
+
+    A candidate's score is the percent of hash bits changed from the previous candidate (100
+    for the first); it passes when the score is above ``thr``. With ``num`` only the ``num``
+    best that pass are output (higher score wins; on ties the earlier frame), in time order.
+    """
+
+    thr: int
+    num: int
+    distance: Callable[[int, int], float]  # percent of differing bits of two hashes
+    _previous: int | None = None
+    _best: list[tuple[float, int, Any]] = field(default_factory=list)  # (score, -number, item)
+
+    def score(self, hash_value: int) -> float:
+        """The next candidate's score (its hash against the previous candidate's)."""
+        score = 100.0 if self._previous is None else self.distance(self._previous, hash_value)
+        self._previous = hash_value
+        return score
+
+    def passes(self, score: float) -> bool:
+        """Whether a candidate with this score is output (before ``num`` ranking)."""
+        return score > self.thr
+
+    def rank(self, number: int, score: float, item: Any = None) -> None:
+        """Holds a passing candidate among the ``num`` best (``item``: what to hand back)."""
+        heapq.heappush(self._best, (score, -number, item))
+        if len(self._best) > self.num:
+            heapq.heappop(self._best)
+
+    def winners(self) -> list[tuple[int, float, Any]]:
+        """The ``num`` best as ``(number, score, item)``, in time order."""
+        in_time_order = sorted(self._best, key=lambda entry: -entry[1])
+        return [(-neg_number, score, item) for score, neg_number, item in in_time_order]
 
 
 def sampled_frames(index: FrameIndex, ss: Fraction, inter: Fraction) -> list[int]:
     """Frames shown at ss, ss+inter, ... up to the last frame's time, each frame once.
 
     A frame that several samples fall on is returned once. An interval of 0, or not longer than
-    the mean frame interval, returns every frame from the one shown at ``ss`` on (SPEC §3).
+    the mean frame interval, returns every frame from the one shown at ``ss`` on.
     """
     first = index.frame_at(ss)
     if inter <= index.duration / len(index):

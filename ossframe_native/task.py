@@ -1,6 +1,9 @@
 """``process()``: a capture action plus ``sys/saveas`` and ``notify`` → a ``TaskResult``.
 
-The order of a task (SPEC §4, docs/TASKS.md):
+A front end over :mod:`ossframe_native.pipeline` (through ``api.capture``). Every process string
+gives a :class:`TaskResult`: without ``sys/saveas`` it carries the captured images
+(``result.images``) and nothing is stored. The order of a task with ``sys/saveas``
+(docs/TASKS.md, docs/BEHAVIOUR.md "Saving and naming" and "Notify"):
 
 1. Everything that can be checked without the media is checked first: the process string, the
    store, the bucket name, the object-name template (with the source's ``{barename}``), the
@@ -17,11 +20,9 @@ The order of a task (SPEC §4, docs/TASKS.md):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -34,15 +35,7 @@ from ossframe_native.errors import EXIT_STATUS, FrameError, InvalidArgument, err
 from ossframe_native.naming import NameTemplate, barename_of, compile_template
 from ossframe_native.store import Store, open_store, validate_bucket
 
-__all__ = [
-    "SavedObject",
-    "TaskResult",
-    "add_cli_arguments",
-    "cli_main",
-    "exit_status",
-    "process",
-    "task_key",
-]
+__all__ = ["SavedObject", "TaskResult", "exit_status", "process", "run_request", "task_key"]
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -72,7 +65,12 @@ class SavedObject:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """What a ``sys/saveas`` task did; ``to_dict()`` is the notify message and the record."""
+    """What a task did; ``to_dict()`` is the notify message and the record.
+
+    Without ``sys/saveas`` nothing is stored: ``images`` holds the captured ``Image`` objects
+    (in time order; not part of ``to_dict()``), ``store`` and ``bucket`` are empty and
+    ``outputs`` counts the images.
+    """
 
     task_id: str
     state: str  # "Succeeded" or "Failed"
@@ -89,6 +87,7 @@ class TaskResult:
     timings: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     notify: Mapping[str, Any] | None = None
+    images: tuple[Any, ...] = field(default=(), repr=False, compare=False)  # api.Image
 
     @property
     def ok(self) -> bool:
@@ -160,21 +159,36 @@ def process(
     store: Store | str | os.PathLike[str] | None = None,
     topics: Mapping[str, str | _notify.Webhook] | None = None,
     task_id: str | None = None,
-) -> TaskResult | list[Any]:
-    """Runs a process string on ``source``.
+    threads: int | None = None,
+) -> TaskResult:
+    """Runs a process string on ``source`` and returns a :class:`TaskResult`.
 
-    Without ``sys/saveas`` the captured ``Image`` objects are returned as a list. With it, each
-    output is saved to ``store`` (a :class:`Store`, a directory path or an fsspec URL) and a
-    :class:`TaskResult` is returned, ``Failed`` rather than raised when the media or the store
-    fails midway. ``topics`` maps topic names to http(s) webhook URLs (or :class:`Webhook`);
-    unmapped topics are appended to ``.notify/<topic>.jsonl`` in the store.
+    Without ``sys/saveas`` the captured ``Image`` objects are in ``result.images`` and errors
+    raise (nothing was stored that a result could report). With it, each output is saved to
+    ``store`` (a :class:`Store`, a directory path or an fsspec URL), and the result is
+    ``Failed`` rather than raised when the media or the store fails midway. ``topics`` maps topic
+    names to http(s) webhook URLs (or :class:`Webhook`); unmapped topics are appended to
+    ``.notify/<topic>.jsonl`` in the store. ``threads``: decoder threads (see ``frames``).
 
-    Raises ``InvalidArgument`` before decoding anything when the process string, the store, the
-    bucket, the object name or the topic is not valid.
+    Raises ``InvalidArgument`` before decoding anything when the process string, a parameter
+    checked against the media, the store, the bucket, the object name or the topic is not valid.
     """
     from ossframe_native.params import parse_process
 
-    request = parse_process(spec)
+    return run_request(source, spec, parse_process(spec), store, topics, task_id, threads)
+
+
+def run_request(
+    source: Any,
+    spec: str,
+    request: Any,
+    store: Store | str | os.PathLike[str] | None = None,
+    topics: Mapping[str, str | _notify.Webhook] | None = None,
+    task_id: str | None = None,
+    threads: int | None = None,
+) -> TaskResult:
+    """:func:`process` for a process string already parsed into ``request`` (a
+    ``ProcessRequest``), so that callers holding one do not parse it again."""
     if request.saveas is None:
         if request.notify is not None:
             raise InvalidArgument(
@@ -182,11 +196,34 @@ def process(
                 "notify needs sys/saveas: the message reports the saved objects; add "
                 "'|sys/saveas,b_..,o_..' before notify",
             )
-        from ossframe_native import api
-
-        return list(api.capture(source, request.action))
+        return _capture_only(source, spec, request, task_id, threads)
     plan = prepare(spec, request, store, topics)
-    return run_task(plan, source, task_id=task_id, raise_invalid=True)
+    return run_task(plan, source, task_id=task_id, raise_invalid=True, threads=threads)
+
+
+def _capture_only(
+    source: Any, spec: str, request: Any, task_id: str | None, threads: int | None
+) -> TaskResult:
+    from ossframe_native import api
+
+    started_at = _now()
+    t0 = time.perf_counter()
+    images = tuple(api.capture(source, request.action, threads=threads))
+    total_ms = round((time.perf_counter() - t0) * 1000, 3)
+    return TaskResult(
+        task_id=task_id or uuid.uuid4().hex,
+        state=SUCCEEDED,
+        source=_source_label(source),
+        spec=spec,
+        store="",
+        bucket="",
+        objects=(),
+        outputs=len(images),
+        overwritten=0,
+        bytes_written=0,
+        timings={"started_at": started_at, "finished_at": _now(), "total_ms": total_ms},
+        images=images,
+    )
 
 
 def prepare(
@@ -260,9 +297,16 @@ def _error_message(exc: BaseException) -> str:
 
 
 def run_task(
-    plan: _Plan, source: Any, task_id: str | None = None, raise_invalid: bool = True
+    plan: _Plan,
+    source: Any,
+    task_id: str | None = None,
+    raise_invalid: bool = True,
+    threads: int | None = None,
 ) -> TaskResult:
-    """Runs one saveas task on ``source`` (see the module docstring for the order)."""
+    """Runs one saveas task on ``source`` (see the module docstring for the order).
+
+    ``threads``: decoder threads for this task (a batch worker passes its share of the cores).
+    """
     from ossframe_native import api
 
     task_id = task_id or uuid.uuid4().hex
@@ -275,17 +319,20 @@ def run_task(
     write_s = 0.0
     error: BaseException | None = None
     last_key = ""
+    images = None
     try:
-        # The one check that needs the source's name, still before any decode.
+        # The one check that needs the source's name, still before any decode; then the source
+        # is opened and the request resolved against it (parameter errors surface here).
         plan.template.render(index=1, ms=0, autoext=action.f, barename=barename)
+        images = api.capture(source, action, threads=threads)
     except InvalidArgument as exc:
         if raise_invalid:
             raise
         error = exc
-    if error is None:
-        images = None
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed result
+        error = exc
+    if images is not None:
         try:
-            images = api.capture(source, action)
             for image in images:
                 outputs += 1
                 key = plan.template.render(
@@ -407,48 +454,3 @@ def exit_status(result: TaskResult) -> int:
     if result.ok:
         return 0
     return EXIT_STATUS.get(result.error_code or "", 1)
-
-
-# -- command line --------------------------------------------------------------------------------
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--root`` and ``--topic NAME=URL`` (for ``ossframe process`` and ``batch``)."""
-    parser.add_argument(
-        "--root",
-        metavar="DIR|URL",
-        help="store for sys/saveas: a directory (each bucket is a sub-directory) or an fsspec "
-        "URL such as s3://bucket/prefix",
-    )
-    parser.add_argument(
-        "--topic",
-        action="append",
-        default=[],
-        metavar="NAME=URL",
-        help="deliver notify messages of topic NAME by POST to an http(s) URL (repeatable); "
-        "other topics go to <root>/.notify/<topic>.jsonl",
-    )
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    """``ossframe process SOURCE SPEC --root DIR`` for a spec with sys/saveas.
-
-    Prints the task result as JSON on stdout; on failure also one line on stderr. Returns the
-    exit status. Raises ``InvalidArgument`` (exit 2 in the CLI) for problems found before the
-    task starts.
-    """
-    if getattr(args, "output", None):
-        raise InvalidArgument(
-            "-o", "-o is for process strings without sys/saveas; the saveas object name is used"
-        )
-    if not getattr(args, "root", None):
-        raise InvalidArgument(
-            "--root", "sys/saveas needs a store: give --root DIR (or an fsspec URL)"
-        )
-    topics = _notify.parse_topic_args(getattr(args, "topic", None))
-    result = process(args.source, args.spec, store=args.root, topics=topics)
-    assert isinstance(result, TaskResult)
-    print(result.to_json(indent=2))
-    if not result.ok:
-        print(f"ossframe: {result.error_code}: {result.error_message}", file=sys.stderr)
-    return exit_status(result)

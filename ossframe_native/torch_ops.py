@@ -50,16 +50,28 @@ def _cell_starts(n: int, length: int) -> list[int]:
     return [i * length // n for i in range(n + 1)]
 
 
+@functools.lru_cache(maxsize=64)
+def _cell_matrix(n: int, length: int, device: torch.device) -> torch.Tensor:
+    """(n, length) float64 on ``device``, made once: row i is 1 over cell i, 0 elsewhere."""
+    starts = _cell_starts(n, length)
+    matrix = np.zeros((n, length))
+    for i in range(n):
+        matrix[i, starts[i] : starts[i + 1]] = 1.0
+    return torch.from_numpy(matrix).to(device)
+
+
 def _block_sums(planes: torch.Tensor, cols: int, rows: int) -> torch.Tensor:
-    """(..., H, W) uint8 -> (..., rows, cols) int64 sums of integer pixel blocks (exact)."""
+    """(..., H, W) uint8 -> (..., rows, cols) int64 sums of integer pixel blocks (exact).
+
+    Two matrix products with 0/1 cell matrices, in float64: every partial sum is an integer
+    below 2**53, so exact in any order; on a GPU this is one pass over the plane, where prefix
+    sums down its columns would be a long sequential scan.
+    """
     height, width = planes.shape[-2:]
-    xs = torch.tensor(_cell_starts(cols, width), device=planes.device)
-    ys = torch.tensor(_cell_starts(rows, height), device=planes.device)
-    # Prefix sums with a leading zero: a block sum is a difference of two of them.
-    acc = torch.nn.functional.pad(torch.cumsum(planes, dim=-1, dtype=torch.int64), (1, 0))
-    columns = acc.index_select(-1, xs[1:]) - acc.index_select(-1, xs[:-1])  # (..., H, cols)
-    acc = torch.nn.functional.pad(torch.cumsum(columns, dim=-2), (0, 0, 1, 0))
-    return acc.index_select(-2, ys[1:]) - acc.index_select(-2, ys[:-1])  # (..., rows, cols)
+    down = _cell_matrix(rows, height, planes.device)
+    across = _cell_matrix(cols, width, planes.device)
+    sums = down @ planes.to(torch.float64) @ across.T
+    return sums.round_().to(torch.int64)
 
 
 def _check_plane(name: str, plane: torch.Tensor, ndim: int = 2) -> None:
@@ -85,12 +97,16 @@ def dhash_many(planes: torch.Tensor) -> list[int]:
     if width < 9 or height < 8:
         raise ValueError(f"plane: dhash needs at least 9x8 pixels, got {width}x{height}")
     sums = _block_sums(planes, 9, 8)  # (N, 8, 9)
-    xs = _cell_starts(9, width)
-    widths = torch.tensor(np.diff(xs), device=planes.device)
+    widths = _cell_widths(width, planes.device)
     # avg_l > avg_r without division; the two blocks share their rows, so only widths matter.
     bits = sums[..., :-1] * widths[1:] > sums[..., 1:] * widths[:-1]  # (N, 8, 8)
     packed = np.packbits(bits.reshape(len(planes), 64).cpu().numpy(), axis=1)  # MSB first
     return [int.from_bytes(row.tobytes(), "big") for row in packed]
+
+
+@functools.lru_cache(maxsize=64)
+def _cell_widths(width: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor(np.diff(_cell_starts(9, width)), device=device)
 
 
 def hash_distance(a: int, b: int) -> float:
@@ -209,39 +225,57 @@ def _span(table: tuple[np.ndarray, ...]) -> tuple[int, int]:
     return lo, int(ofs.max()) + weights.shape[1] - lo
 
 
-def _apply(x: torch.Tensor, table: tuple[np.ndarray, ...], lo: int, dim: int) -> torch.Tensor:
-    """Filters float ``x`` along ``dim`` with a table whose source line ``lo`` is ``x``'s first:
-    out[d] = sum_k x[ofs[d] - lo + k] * w[d, k]."""
-    ofs_np, weights_np = table
-    ofs = torch.from_numpy(ofs_np - lo).to(x.device)
-    weights = torch.from_numpy(weights_np).to(device=x.device, dtype=x.dtype)
-    shape = [1] * x.dim()
-    shape[dim] = len(ofs_np)
-    out: torch.Tensor | None = None
-    for k in range(weights_np.shape[1]):
-        part = x.index_select(dim, ofs + k)
-        w = weights[:, k].reshape(shape)
-        out = part * w if out is None else out.addcmul_(part, w)
-    assert out is not None
-    return out
+# (area, start, length, size, dst): the arguments of _area_axis / _bilinear_axis.
+Axis = tuple[bool, float, float, int, int]
+
+
+def _table(axis: Axis) -> tuple[np.ndarray, ...]:
+    area, *args = axis
+    return (_area_axis if area else _bilinear_axis)(*args)
+
+
+@functools.lru_cache(maxsize=128)
+def _device_table(axis: Axis, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The table on ``device``, made once: the source lines each output reads, tap by tap,
+    counted from the first line the table reads (flat, taps * dst), and (taps, dst) float32
+    weights."""
+    ofs, weights = _table(axis)
+    lines = ofs[None, :] - ofs.min() + np.arange(weights.shape[1])[:, None]
+    return (
+        torch.from_numpy(lines.reshape(-1)).to(device),
+        torch.from_numpy(weights.T.copy()).to(device=device, dtype=torch.float32),
+    )
+
+
+def _apply(x: torch.Tensor, axis: Axis, dim: int) -> torch.Tensor:
+    """Filters ``x`` (uint8 or float32, starting at the first line the table reads) along
+    ``dim``: out[d] = sum_k x[ofs[d] - lo + k] * w[d, k], in float32. One gather of every tap's
+    lines, one product, one sum: a few launches whatever the number of taps."""
+    lines, weights = _device_table(axis, x.device)
+    dim %= x.dim()
+    taps, dst = weights.shape
+    parts = x.index_select(dim, lines).unflatten(dim, (taps, dst))  # (..., taps, dst, ...)
+    shape = [1] * parts.dim()
+    shape[dim], shape[dim + 1] = taps, dst
+    return (parts * weights.reshape(shape)).sum(dim)
 
 
 def _resample(planes: torch.Tensor, crop: Crop, dst_w: int, dst_h: int, area: bool) -> torch.Tensor:
     """(..., H, W) uint8 -> (..., dst_h, dst_w) float32: the crop resampled (not rounded)."""
     height, width = planes.shape[-2:]
     x, y, w, h = crop
-    axis = _area_axis if area else _bilinear_axis
-    tx = axis(x, w, width, dst_w)
-    ty = axis(y, h, height, dst_h)
+    ax: Axis = (area, x, w, width, dst_w)
+    ay: Axis = (area, y, h, height, dst_h)
+    tx, ty = _table(ax), _table(ay)
     (x0, nx), (y0, ny) = _span(tx), _span(ty)
-    # Only the source pixels the tables read are converted to float.
-    window = planes.narrow(-1, x0, nx).narrow(-2, y0, ny).to(torch.float32)
+    # Only the source pixels the tables read; the first pass gathers them as uint8.
+    window = planes.narrow(-1, x0, nx).narrow(-2, y0, ny)
     # The cheaper order: filter first the axis that shrinks the intermediate the most.
     v_first = dst_h * nx * ty[1].shape[1] + dst_h * dst_w * tx[1].shape[1]
     h_first = ny * dst_w * tx[1].shape[1] + dst_h * dst_w * ty[1].shape[1]
     if v_first <= h_first:
-        return _apply(_apply(window, ty, y0, -2), tx, x0, -1)
-    return _apply(_apply(window, tx, x0, -1), ty, y0, -2)
+        return _apply(_apply(window, ay, -2), ax, -1)
+    return _apply(_apply(window, ax, -1), ay, -2)
 
 
 def _to_u8(values: torch.Tensor) -> torch.Tensor:

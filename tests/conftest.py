@@ -20,6 +20,8 @@ from media import (
     make_audio_with_cover,
     make_clip,
     make_cover,
+    make_two_video_streams,
+    make_video_with_cover,
 )
 
 # Irregular frame durations (ms) of the variable-frame-rate fixture, repeated.
@@ -226,6 +228,25 @@ def clip_cuts(media_dir: Path) -> ClipTruth:
         bframes=2,
         scene_cuts=(12, 24, 36, 48, 60),
     )
+
+
+@pytest.fixture(scope="session")
+def clip_two_videos(media_dir: Path) -> Path:
+    """MP4 with two H.264 video streams, 30 fps, 30 frames, GOP 10: stream 0 is 320x180 and
+    shows the numbers 0..29, stream 1 is 480x270 and shows 1000..1029. FFmpeg's choice
+    (``av_find_best_stream``, as ``ffmpeg -i file out.png``) is stream 1."""
+    path = media_dir / "two_videos.mp4"
+    make_two_video_streams(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_video_with_cover(media_dir: Path) -> Path:
+    """MP4: a 192x108 H.264 video (30 frames, frame i shows i) and a 640x480 JPEG cover
+    picture (attached picture)."""
+    path = media_dir / "video_with_cover.mp4"
+    make_video_with_cover(path)
+    return path
 
 
 @pytest.fixture(scope="session")

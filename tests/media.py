@@ -11,7 +11,7 @@ does. Three things live here:
   :class:`UnreadableFrame` when the pattern is damaged (guard rows disagree, a block is grey).
 * :func:`reference_frames` is "what FFmpeg decodes": a plain sequential decode of the whole file,
   frames in presentation order with their exact times measured from the first frame.
-  :func:`shown_at` picks "the frame shown at t" from it (SPEC §2).
+  :func:`shown_at` picks "the frame shown at t" from it (docs/BEHAVIOUR.md, "Which frame").
 
 Below those, small helpers the test modules share (checking outputs, writing process strings,
 listing a store's files); fixtures live in ``conftest.py``.
@@ -350,6 +350,69 @@ def make_clip(
         expect_frames=n_frames,
         scene_cuts=tuple(cuts),
     )
+
+
+def make_two_video_streams(
+    path: str | os.PathLike[str],
+    sizes: Sequence[tuple[int, int]] = ((320, 180), (480, 270)),
+    n_frames: int = 30,
+    fps: int = 30,
+    gop: int = 10,
+    offset: int = 1000,
+) -> None:
+    """An MP4 with one H.264 video stream per entry of ``sizes``, in that order, all marked
+    default; frame ``i`` of stream ``k`` shows the number ``i + k * offset`` (so a capture tells
+    which stream it read)."""
+    with av.open(str(path), "w", format="mp4") as out:
+        streams = []
+        for w, h in sizes:
+            params = f"log-level=error:scenecut=0:keyint={gop}:bframes=0"
+            stream = out.add_stream(
+                "libx264", rate=fps, options={"crf": "16", "preset": "fast", "x264-params": params}
+            )
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            # Every track enabled (default), as from a camera that records two resolutions;
+            # otherwise the muxer marks only the first as default and both FFmpeg rules
+            # (av_find_best_stream and the ffmpeg tool's) prefer that one.
+            stream.disposition = av.stream.Disposition.default
+            streams.append(stream)
+        for i in range(n_frames):
+            for k, stream in enumerate(streams):
+                rgb = render_frame(i, i + k * offset, (stream.width, stream.height), noise=0)
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = i
+                frame.time_base = Fraction(1, fps)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+        for stream in streams:
+            for packet in stream.encode(None):
+                out.mux(packet)
+
+
+def make_video_with_cover(path: str | os.PathLike[str], n_frames: int = 30) -> None:
+    """An MP4 holding a 192x108 H.264 video (frame ``i`` shows ``i``) and a larger 640x480
+    JPEG cover picture (attached picture, showing 7): the cover must never be captured."""
+    with av.open(str(path), "w", format="mp4") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 640, 480, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        params = "log-level=error:scenecut=0:keyint=10:bframes=0"
+        video = out.add_stream(
+            "libx264", rate=30, options={"crf": "16", "preset": "fast", "x264-params": params}
+        )
+        video.width, video.height, video.pix_fmt = 192, 108, "yuv420p"
+        picture = av.VideoFrame.from_ndarray(render_frame(0, 7, (640, 480)), format="rgb24")
+        picture = picture.reformat(format="yuvj420p")
+        picture.pts, picture.time_base = 0, Fraction(1, 1)
+        for packet in [*cover.encode(picture), *cover.encode(None)]:
+            out.mux(packet)
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(render_frame(i, i, (192, 108)), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
 
 
 def clip_truth(
@@ -724,7 +787,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def dhash_bits(luma: np.ndarray) -> np.ndarray:
-    """SPEC §3 difference hash of a luma plane: a 9x8 grid of integer blocks (cell i covers
+    """The documented difference hash of a luma plane: a 9x8 grid of integer blocks (cell i covers
     columns [floor(i*W/9), floor((i+1)*W/9)), rows [floor(j*H/8), floor((j+1)*H/8))), each
     averaged; bit = left cell average > right cell average. Returns 8x8 bools."""
     h, w = luma.shape

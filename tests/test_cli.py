@@ -1,5 +1,6 @@
-"""The command line (SPEC §6): ``ossframe process`` / ``ossframe probe``, exit codes, one-line
-errors. Runs ``python -m ossframe_native.cli`` in a subprocess with a timeout (a hang fails)."""
+"""The command line (docs/BEHAVIOUR.md, "Command line"): ``ossframe process`` /
+``ossframe probe``, exit codes, one-line errors. Runs ``python -m ossframe_native.cli`` in a
+subprocess with a timeout (a hang fails)."""
 
 from __future__ import annotations
 
@@ -216,3 +217,118 @@ def test_unwritable_output_is_one_line_exit_1(child_env, sample_mp4, tmp_path, t
     assert result.stderr.startswith("ossframe: FrameError: cannot write")
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------------------------
+# What process prints, --version, batch --help
+
+
+def test_process_lists_what_it_wrote(clip_h264_b: ClipTruth, tmp_path: Path) -> None:
+    out = tmp_path / "key.jpg"
+    proc = ossframe("process", clip_h264_b.path, "video/snapshots,f_jpg,m_key", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [str(tmp_path / f"key_{i}.jpg") for i in (1, 2, 3)]
+    proc = ossframe("process", clip_h264_b.path, "video/snapshots,f_jpg,m_key", "-o", out, "-q")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    proc = ossframe("process", clip_h264_b.path, "video/snapshots,f_jpg,m_key", "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    assert [(e["path"], e["index"], e["time_ms"]) for e in listed] == [
+        (str(tmp_path / f"key_{i + 1}.jpg"), 30 * i, 1000 * i) for i in range(3)
+    ]
+    assert [e["bytes"] for e in listed] == [
+        (tmp_path / f"key_{i}.jpg").stat().st_size for i in (1, 2, 3)
+    ]
+
+
+def test_version() -> None:
+    import ossframe_native
+
+    proc = ossframe("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"ossframe {ossframe_native.__version__}"
+
+
+def test_batch_help_shows_one_spec() -> None:
+    proc = ossframe("batch", "--help")
+    assert proc.returncode == 0, proc.stderr
+    usage = " ".join(proc.stdout.split("\n\n")[0].split())
+    assert "SOURCE [SOURCE ...] SPEC" in usage
+    assert usage.count("SPEC") == 1
+
+
+# --------------------------------------------------------------------------------------------
+# -o: regular files, symlinks, devices, FIFOs, standard output
+
+SNAP_1000 = "video/snapshot,t_1000,f_png"
+
+
+def _is_frame_30(data: bytes) -> bool:
+    return read_frame_number(decode_image(data)) == 30
+
+
+def test_output_symlink_replaces_its_target(clip_h264_b: ClipTruth, tmp_path: Path) -> None:
+    target = tmp_path / "real" / "frame.png"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(Path("real") / "frame.png")  # relative, as ln -s makes them
+    proc = ossframe("process", clip_h264_b.path, SNAP_1000, "-o", link)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert _is_frame_30(target.read_bytes())
+    assert sorted(p.name for p in target.parent.iterdir()) == ["frame.png"]  # no temp left
+
+
+def test_output_fifo_is_written_into(clip_h264_b: ClipTruth, tmp_path: Path) -> None:
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    proc = ossframe("process", clip_h264_b.path, SNAP_1000, "-o", fifo)
+    reader.join(timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode), "the FIFO was replaced"
+    assert received and _is_frame_30(received[0])
+
+
+def test_output_dev_full_is_a_write_error(clip_h264_b: ClipTruth) -> None:
+    import errno
+    import os
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    proc = ossframe("process", clip_h264_b.path, SNAP_1000, "-o", "/dev/full")
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    line = assert_one_line_error(proc, "FrameError")
+    assert "/dev/full" in line and os.strerror(errno.ENOSPC) in line
+
+
+def test_output_dev_null_stays_a_device(clip_h264_b: ClipTruth) -> None:
+    import os
+    import stat
+
+    proc = ossframe("process", clip_h264_b.path, SNAP_1000, "-o", os.devnull)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_output_dash_is_stdout(clip_h264_b: ClipTruth, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ossframe_native.cli", "process", str(clip_h264_b.path)]
+        + [SNAP_1000, "-o", "-"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _is_frame_30(proc.stdout)
+    assert list(tmp_path.iterdir()) == []
+    proc = ossframe("process", clip_h264_b.path, "video/snapshots,f_png,m_key", "-o", "-")
+    assert proc.returncode == 2
+    assert "-o" in assert_one_line_error(proc, "InvalidArgument")

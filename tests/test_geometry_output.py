@@ -1,7 +1,8 @@
-"""Output geometry: w/h/pw/ph and the four scaletypes (SPEC §2-3) give the specified sizes and
-content, compared with an OpenCV resize of the exact reference frame (PNG, PSNR >= 35 dB).
+"""Output geometry: w/h/pw/ph and the four scaletypes (docs/BEHAVIOUR.md, "Sizes and geometry")
+give the specified sizes and content, compared with an OpenCV resize of the exact reference frame
+(PNG, PSNR >= 35 dB).
 
-Rules of ours where the SPEC is silent (also in the engine's docs):
+Rules of ours where the OSS documentation is silent (also in docs/BEHAVIOUR.md):
 
 * one side given (``w`` or ``pw`` without ``h``/``ph``, or the reverse): the other side keeps
   the source aspect ratio, rounded to the nearest pixel (at least 1), for every scaletype;
@@ -222,7 +223,7 @@ def test_geometry_on_odd_444_source(ofn, clip_odd444: ClipTruth) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# snapshot (single frame): w/h rules of SPEC §2
+# snapshot (single frame): the w/h rules of video/snapshot
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Bad and unusual media (SPEC §3 audio files, §5 errors): MediaError with a clear message, no
-crash, no hang; a damaged file still gives the frames before the damage; cover art.
+"""Bad and unusual media (docs/BEHAVIOUR.md: audio files, "Errors and exit codes"): MediaError
+with a clear message, no crash, no hang; a damaged file still gives the frames before the damage;
+cover art.
 
 Every call on a bad file runs through :func:`media.run_with_timeout`, so a hang fails the test
 instead of stalling the suite (the CLI tests also run them in a subprocess with a timeout).
@@ -32,7 +33,7 @@ CALLS = {
     "snapshots_dhash": lambda ofn, src: list(ofn.snapshots(src, f="jpg", m="dhash", thr=10)),
     "frames": lambda ofn, src: list(ofn.frames(src)),
     "probe": lambda ofn, src: ofn.probe(src),
-    "process": lambda ofn, src: list(ofn.process(src, "video/snapshot,t_0,f_jpg")),
+    "process": lambda ofn, src: list(ofn.process(src, "video/snapshot,t_0,f_jpg").images),
 }
 
 # what the message must mention, per file
@@ -201,7 +202,7 @@ COVER_CALLS = {
     "key": lambda ofn, p: list(ofn.snapshots(p, f="png", m="key")),
     "dhash": lambda ofn, p: list(ofn.snapshots(p, f="png", m="dhash", thr=50)),
     "dhash_num": lambda ofn, p: list(ofn.snapshots(p, f="png", m="dhash", num=4)),
-    "process": lambda ofn, p: list(ofn.process(p, "video/snapshots,f_png,m_key")),
+    "process": lambda ofn, p: list(ofn.process(p, "video/snapshots,f_png,m_key").images),
 }
 
 

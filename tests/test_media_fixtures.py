@@ -196,7 +196,8 @@ def test_shown_at_rule(clip_h264_b) -> None:
 
 def test_dhash_reference_matches_imagehash() -> None:
     """On a 9x8 input the grid cells are single pixels; imagehash's dhash sets bit = right >
-    left, ours (SPEC) left > right, so with no equal neighbours one is the other inverted."""
+    left, ours (docs/BEHAVIOUR.md) left > right, so with no equal neighbours one is the other
+    inverted."""
     import imagehash
     from PIL import Image
 

@@ -41,7 +41,7 @@ def names(template: str, count: int = 2, fmt: str = "jpg", barename: str | None 
         # a fixed name with an extension: every output gets it (each overwrites the last)
         ("cover.jpg", ["cover.jpg", "cover.jpg"]),
         ("dir/cover.png", ["dir/cover.png", "dir/cover.png"]),
-        # a variable but no extension: no suffix (SPEC §4: the rule needs "no variable")
+        # a variable but no extension: no suffix (the rule needs "no variable")
         ("{barename}", ["clip", "clip"]),
         ("frame_{index}", ["frame_1", "frame_2"]),
     ],

@@ -1,4 +1,5 @@
-"""Process strings and parameters: every rule of SPEC §1-3.
+"""Process strings and parameters: every rule of docs/BEHAVIOUR.md,
+"Process strings" to "Sizes and geometry".
 
 Each error case asserts that ``InvalidArgument`` names the parameter (``.param``) and that the
 message states what is allowed (the range's bounds, or the allowed words).
@@ -361,7 +362,7 @@ def test_ss_at_or_after_duration(ofn, clip_h264_b: ClipTruth) -> None:
         assert exc.value.param == "ss"
         states(str(exc.value), 3000)
         with pytest.raises(ofn.InvalidArgument) as exc:
-            list(ofn.process(clip_h264_b.path, f"video/snapshots,f_jpg,m_key,ss_{ss}"))
+            ofn.process(clip_h264_b.path, f"video/snapshots,f_jpg,m_key,ss_{ss}")
         assert exc.value.param == "ss"
     assert [i.index for i in ofn.snapshots(clip_h264_b.path, f="jpg", ss=2999)] == [89]
     for mode in ("avg", "dhash", "key"):

@@ -1,4 +1,5 @@
-"""``video/snapshot``: the exact frame shown at t, on every codec/container fixture (SPEC §2).
+"""``video/snapshot``: the exact frame shown at t, on every codec/container fixture
+(docs/BEHAVIOUR.md, "Which frame").
 
 "What FFmpeg decodes" is :func:`media.reference_frames`, a sequential PyAV decode of the whole
 file; "the frame shown at t" is picked from it by :func:`media.shown_at`.
@@ -215,7 +216,7 @@ def test_ar_w_and_h_force_orientation(ofn, name: str, request: pytest.FixtureReq
 
 
 def test_ar_limits_w_h_after_rotation(ofn, clip_rot270: ClipTruth) -> None:
-    """w/h may not exceed the source size after ``ar`` rotation (SPEC §2)."""
+    """w/h may not exceed the source size after ``ar`` rotation."""
     path = clip_rot270.path
     img = ofn.snapshot(path, t=0, f="jpg", ar="auto", w=108, h=192)
     assert (img.width, img.height) == (108, 192)
@@ -266,12 +267,13 @@ def test_sources_agree_for_snapshots(ofn, clip_ts_offset: ClipTruth) -> None:
 
 def test_process_without_saveas_returns_images(ofn, clip_h264_b: ClipTruth) -> None:
     refs = reference_frames(clip_h264_b.path)
-    images = ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_png")
-    images = list(images)
+    result = ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_png")
+    assert isinstance(result, ofn.TaskResult) and result.ok and result.outputs == 1
+    images = list(result.images)
     assert len(images) == 1
     assert images[0].index == shown_at(refs, 1500) == 45
     assert np.array_equal(decode_image(images[0].data), refs[45].rgb)
-    images = list(ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_jpg,m_fast"))
+    images = list(ofn.process(clip_h264_b.path, "video/snapshot,t_1500,f_jpg,m_fast").images)
     assert [i.index for i in images] == [30]
 
 

@@ -1,7 +1,8 @@
-"""``video/snapshots``: every mode returns exactly the frames SPEC §3 defines, in time order.
+"""``video/snapshots``: every mode returns exactly the frames docs/BEHAVIOUR.md
+("Intervals and modes") defines, in time order.
 
 Expected selections are computed here from the reference decode (:func:`media.reference_frames`)
-with the SPEC's formulas; the engine's outputs are compared by index, by the number each image
+with the documented formulas; the engine's outputs are compared by index, by the number each image
 shows, and by time.
 """
 
@@ -26,7 +27,7 @@ from media import (
 def default_selection(
     refs, ss: int, inter: int, num: int, frame_interval_ms: Fraction
 ) -> list[int]:
-    """SPEC §3 ``default``: samples ss, ss+inter, ... up to the last frame's time, each the
+    """``default``: samples ss, ss+inter, ... up to the last frame's time, each the
     frame shown at that time; inter 0 or not longer than the frame interval = every frame from
     the one shown at ss on. A frame several samples fall on is returned once (ours: matters
     only for variable frame rate; the cases below never have two samples on one frame)."""
@@ -144,7 +145,7 @@ def test_every_frame_png_is_exact(ofn, clip_vfr: ClipTruth) -> None:
 
 
 def avg_selection(refs, ss: int, num: int, duration_ms: Fraction) -> list[int]:
-    """SPEC §3 ``avg``: the frames shown at ss + k*(D - ss)/num, k = 0..num-1 (exact times)."""
+    """``avg``: the frames shown at ss + k*(D - ss)/num, k = 0..num-1 (exact times)."""
     return [shown_at(refs, ss + k * (duration_ms - ss) / num) for k in range(num)]
 
 
@@ -255,7 +256,7 @@ def test_key_by_hand(ofn, clip_h264_b: ClipTruth) -> None:
 
 
 def dhash_selection(refs, ss: int, inter: int, thr: int, num: int, interval: Fraction):
-    """SPEC §3 ``dhash``: candidates = the ``default`` frames for ss/inter; score = percent of
+    """``dhash``: candidates = the ``default`` frames for ss/inter; score = percent of
     hash bits differing from the previous candidate (first = 100); keep score > thr; num > 0
     keeps the num highest (ties: earlier first), returned in time order."""
     candidates = default_selection(refs, ss, inter, 0, interval)

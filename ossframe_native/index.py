@@ -1,0 +1,162 @@
+"""Plain data about a stream, shared by the planner and the decoder; imports no ``av``.
+
+* :class:`FrameIndex`: every frame of the video stream, from demuxed packets (no decoding).
+* :class:`DecodeRun`: one stretch of packets to decode and the frames to keep from it.
+* :class:`StreamInfo` / :class:`MediaInfo`: what the demuxer says about the streams.
+* :class:`DecodeStats`: what a source's decoders did (frames decoded, packets fed, seeks).
+
+The index is built by ``decode.py`` (``build_index`` / ``build_window``); the rules on times
+are in ``docs/ARCHITECTURE.md`` ("Time rules") and ``docs/BEHAVIOUR.md`` ("Which frame").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Every frame of the video stream, from demuxed packets (no decoding).
+
+    Arrays are in presentation order (sorted by ``pts``); ``decode_pos[i]`` is frame i's packet
+    position in decode (file) order and ``packet_key`` tells, per decode position, whether that
+    packet is a keyframe.
+    """
+
+    pts: np.ndarray  # int64, presentation order
+    decode_pos: np.ndarray  # int64, presentation order -> decode position
+    packet_key: np.ndarray  # bool, decode order
+    packet_pts: np.ndarray  # int64, decode order
+    packet_dts: np.ndarray  # int64, decode order (pts where the container gives no dts)
+    packet_ids: dict[tuple[int | None, int | None], int]  # (dts, pts) -> decode position
+    time_base: Fraction
+    end_pts: int  # presentation end of the last frame
+    first_pts: int  # the stream's first frame (a window of the stream may start later)
+    first_number: int = 0  # the stream's frame number of this index's frame 0
+
+    def number(self, i: int) -> int:
+        """Frame i's number in the whole stream, in presentation order from 0."""
+        return self.first_number + i
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def time_ms(self, i: int) -> int:
+        """Frame i's time from the first frame, rounded up to whole milliseconds."""
+        exact = (int(self.pts[i]) - self.first_pts) * self.time_base * 1000
+        return -((-exact.numerator) // exact.denominator)
+
+    def time_exact(self, i: int) -> Fraction:
+        """Frame i's time from the first frame, in seconds."""
+        return (int(self.pts[i]) - self.first_pts) * self.time_base
+
+    @property
+    def duration(self) -> Fraction:
+        """Seconds from the first frame's start to the last frame's end."""
+        return (self.end_pts - self.first_pts) * self.time_base
+
+    def frame_at(self, t: Fraction) -> int:
+        """The frame shown at ``t`` seconds: greatest time <= t, the last frame past the end."""
+        limit = self.first_pts + (t / self.time_base)
+        i = int(np.searchsorted(self.pts, int(limit // 1), side="right")) - 1
+        return max(i, 0)
+
+    def is_keyframe(self, i: int) -> bool:
+        """Whether frame i's packet is a keyframe."""
+        return bool(self.packet_key[self.decode_pos[i]])
+
+
+def single_picture_index() -> FrameIndex:
+    """The index of a stream holding one picture (a cover image): one keyframe at time 0."""
+    return FrameIndex(
+        pts=np.zeros(1, np.int64),
+        decode_pos=np.zeros(1, np.int64),
+        packet_key=np.ones(1, bool),
+        packet_pts=np.zeros(1, np.int64),
+        packet_dts=np.zeros(1, np.int64),
+        packet_ids={},
+        time_base=Fraction(1, 1000),
+        end_pts=1,
+        first_pts=0,
+    )
+
+
+@dataclass(frozen=True)
+class DecodeRun:
+    """Decode packets ``start..end`` (decode positions) and keep ``frames`` (frame numbers).
+
+    ``start`` is a keyframe. With ``keyframes_only`` only keyframe packets are fed.
+    """
+
+    start: int
+    end: int
+    frames: tuple[int, ...]
+    keyframes_only: bool = False
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of the source as the demuxer describes it (``probe`` lists them)."""
+
+    index: int  # the stream's number in the container
+    type: str  # "video", "audio", "subtitle", "data", ...
+    codec: str | None
+    width: int | None = None
+    height: int | None = None
+    cover_art: bool = False  # an attached picture (cover image), not a video
+    default: bool = False  # the container marks it as a default stream
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by ``probe``."""
+        return {
+            "index": self.index,
+            "type": self.type,
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "cover_art": self.cover_art,
+            "default": self.default,
+        }
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the demuxer says about a source, without decoding."""
+
+    codec: str
+    width: int
+    height: int
+    fps: float
+    cover_art: bool  # the picture is an embedded cover image, not a video
+    stream: int = 0  # container index of the stream captured from
+    streams: tuple[StreamInfo, ...] = ()
+
+
+@dataclass
+class DecodeStats:
+    """What the decoders of one source did; read it from ``Capture.stats`` (or
+    ``VideoSource.stats``) after the outputs were consumed.
+
+    ``frames_decoded`` counts every frame a decoder returned, wanted or not (frames FFmpeg was
+    told to skip are not returned, so not counted); ``packets_fed`` the packets sent to
+    decoders; ``seeks`` the demuxer seeks (a rewind to the start counts as one); ``runs`` the
+    decode runs executed; ``parallel_runs`` those that went to parallel decoders.
+    """
+
+    frames_decoded: int = 0
+    packets_fed: int = 0
+    seeks: int = 0
+    runs: int = 0
+    parallel_runs: int = 0
+
+    def add(self, other: DecodeStats) -> None:
+        """Adds another decoder's counts to these."""
+        self.frames_decoded += other.frames_decoded
+        self.packets_fed += other.packets_fed
+        self.seeks += other.seeks
+        self.runs += other.runs
+        self.parallel_runs += other.parallel_runs

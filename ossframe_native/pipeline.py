@@ -1,0 +1,290 @@
+"""The capture pipeline every front end goes through.
+
+``open_capture`` opens the source and resolves the request against the media before it
+returns, so every error about the parameters (``InvalidArgument``) or the file (``MediaError``)
+surfaces at the call; nothing after that raises ``InvalidArgument``::
+
+    source ─▶ open (decode.VideoSource: stream choice, FrameIndex)
+           ─▶ resolve (ss against the duration, w/h against the size after rotation, output
+              geometry)
+           ─▶ plan (plan.py: one selector per mode, decode runs)
+           ─▶ Capture.outputs(): decode + dhash ranking ─▶ Output (frame + its metadata)
+           ─▶ front end: api.py renders + encodes (Image), ml.py hands over arrays (Frame),
+              task.py saves (TaskResult)
+
+Rendering for images runs on a worker thread while the decoder goes on (:meth:`Capture.mapped`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, TypeVar
+
+import numpy as np
+
+from . import decode, geometry, kernels, transform
+from .decode import Source, VideoSource
+from .errors import InvalidArgument, MediaError
+from .geometry import Geometry
+from .index import DecodeStats, FrameIndex, MediaInfo
+from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
+from .plan import (
+    CapturePlan,
+    DhashRanking,
+    decode_runs,
+    keyframe_numbers,
+    mode_of,
+    plan_capture,
+)
+
+__all__ = ["Capture", "DecodeStats", "Output", "open_capture", "probe", "resolve"]
+
+# dhash with num > 0 holds its best candidates' decoded frames while it hashes the rest when
+# they fit in this many pixels; otherwise it keeps scores only and decodes the winners again.
+_DHASH_HOLD_PIXELS = 64 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a capture: the decoded frame and what every front end reports about it."""
+
+    frame: Any = None  # av.VideoFrame
+    index: int = 0  # the frame's number in the whole stream, presentation order, from 0
+    time_ms: int = 0  # the frame's time from the first frame, rounded up to whole ms
+    keyframe: bool = False
+    score: float | None = None  # dhash mode: percent of hash bits changed from the previous
+
+
+def open_capture(
+    source: Source, request: CaptureRequest, *, threads: int | None = None, hw: str | None = None
+) -> Capture:
+    """Opens ``source`` and resolves ``request`` against it (see :func:`resolve`).
+
+    ``threads``: decoder threads (0: one per core; None: ``OSSFRAME_DECODE_THREADS`` or one per
+    core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (not for dhash,
+    which hashes luma on the CPU). One snapshot indexes only the GOP around its time.
+    """
+    around = Fraction(request.t, 1000) if isinstance(request, SnapshotRequest) else None
+    if isinstance(request, SnapshotsRequest) and request.m == "dhash":
+        hw = None
+    src = VideoSource(source, threads=threads, around=around, hw=hw)
+    try:
+        return resolve(src, request)
+    except BaseException:
+        src.close()
+        raise
+
+
+def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
+    """Checks what depends on the media and plans the capture; raises before any output.
+
+    * ``ss`` of ``video/snapshots`` must be before the end of the stream (a cover picture has
+      no duration: ``ss`` is not checked there, the cover is output once).
+    * ``w``/``h`` of ``video/snapshot`` may not exceed the source size after ``ar`` rotation.
+      The rotation is read up front (:meth:`VideoSource.rotation` decodes the first keyframe)
+      only when ``ar`` is given.
+    """
+    info = src.info
+    if isinstance(request, SnapshotsRequest) and not info.cover_art:
+        duration_ms = float(src.index.duration * 1000)
+        if request.ss >= duration_ms:
+            raise InvalidArgument(
+                "ss",
+                f"must be less than the source's duration ({duration_ms:.0f} ms), got {request.ss}",
+            )
+    rotation = src.rotation() if getattr(request, "ar", None) is not None else 0
+    shape = output_geometry(request, info.width, info.height, rotation)
+    # A cover picture is output once whatever the mode (its plan decodes nothing: see outputs).
+    cover = CapturePlan(mode_of(request), (0,), ())
+    plan = cover if info.cover_art else plan_capture(request, src.index)
+    return Capture(src, request, plan, shape, rotation)
+
+
+def output_geometry(
+    request: CaptureRequest, width: int, height: int, rotation: int = 0
+) -> Geometry:
+    """The output geometry of a ``width`` x ``height`` frame (``rotation``: its display
+    rotation, used by ``ar``); raises ``InvalidArgument`` for a snapshot w/h past the size."""
+    if isinstance(request, SnapshotRequest):
+        return geometry.for_snapshot(request, width, height, rotation)
+    return geometry.for_snapshots(request, width, height)
+
+
+class Capture:
+    """An opened, resolved and planned request: iterate :meth:`outputs` (or :meth:`mapped`).
+
+    Use as a context manager, or consume the iterator to the end (which closes the source).
+    """
+
+    def __init__(
+        self,
+        src: VideoSource,
+        request: CaptureRequest,
+        plan: CapturePlan,
+        shape: Geometry,
+        rotation: int,
+    ) -> None:
+        self.source = src
+        self.request = request
+        self.plan = plan
+        self.geometry = shape  # at the stream's size; frames of another size get their own
+        self.rotation = rotation
+
+    @property
+    def info(self) -> MediaInfo:
+        """What the demuxer says about the source."""
+        return self.source.info
+
+    @property
+    def index(self) -> FrameIndex:
+        """The frame index the plan was made on."""
+        return self.source.index
+
+    @property
+    def stats(self) -> DecodeStats:
+        """What the decoders did so far (complete once the outputs are consumed)."""
+        return self.source.stats
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Releases the source."""
+        self.source.close()
+
+    def geometry_for(self, frame: Any) -> Geometry:
+        """The output geometry of a decoded frame: the resolved one, unless the stream changed
+        size mid-way (then recomputed for the frame; a snapshot w/h past a smaller frame is a
+        MediaError: the parameters were valid for the stream)."""
+        if (frame.width, frame.height) == (self.info.width, self.info.height):
+            return self.geometry
+        try:
+            return output_geometry(self.request, frame.width, frame.height, self.rotation)
+        except InvalidArgument as exc:
+            raise MediaError(
+                f"the frame is {frame.width}x{frame.height}, not the stream's "
+                f"{self.info.width}x{self.info.height} ({exc})"
+            ) from exc
+
+    def render(self, output: Output, bgr: bool = False) -> np.ndarray:
+        """The output as an (H, W, 3) uint8 RGB (or BGR) array at its output geometry."""
+        return transform.render(output.frame, self.geometry_for(output.frame), bgr=bgr)
+
+    def outputs(self) -> Generator[Output, None, None]:
+        """The outputs in time order (repeated where the plan repeats a frame); closes the
+        source when exhausted or closed."""
+        with self:
+            if self.info.cover_art:  # a cover picture: once, in every mode
+                score = 100.0 if self.plan.mode == "dhash" else None
+                yield Output(self.source.cover_frame(), 0, 0, True, score)
+            elif self.plan.mode == "dhash":
+                yield from self._dhash_outputs()
+            else:
+                repeats = Counter(self.plan.frames)
+                for number, frame in self.source.decode(self.plan.runs):
+                    output = self._output(number, frame, None)
+                    for _ in range(repeats[number]):
+                        yield output
+
+    def mapped(self, fn: Callable[[Output], T], ahead: int = 2) -> Iterator[T]:
+        """``fn`` of every output, in order, computed on a worker thread up to ``ahead`` outputs
+        behind the decoder (rendering and encoding release the GIL); ``ahead=0``: inline."""
+        outputs = self.outputs()
+        if ahead <= 0:
+            try:
+                yield from map(fn, outputs)
+            finally:
+                outputs.close()
+            return
+        try:
+            with ThreadPoolExecutor(1) as worker:  # exits (waits for the worker) first
+                pending: deque[Future[T]] = deque()
+                try:
+                    for output in outputs:
+                        pending.append(worker.submit(fn, output))
+                        if len(pending) > ahead:
+                            yield pending.popleft().result()
+                    while pending:
+                        yield pending.popleft().result()
+                finally:
+                    for future in pending:
+                        future.cancel()
+        finally:
+            outputs.close()  # then the source
+
+    def _output(self, number: int, frame: Any, score: float | None) -> Output:
+        index = self.source.index
+        return Output(
+            frame, index.number(number), index.time_ms(number), index.is_keyframe(number), score
+        )
+
+    def _dhash_outputs(self) -> Iterator[Output]:
+        """Hashes each candidate's luma as it is decoded; the ranking is plan.DhashRanking."""
+        request = self.request
+        assert isinstance(request, SnapshotsRequest)
+        ranking = DhashRanking(request.thr, request.num, kernels.hash_distance)
+        hold = request.num * self.info.width * self.info.height <= _DHASH_HOLD_PIXELS
+        for number, frame in self.source.decode(self.plan.runs):
+            score = ranking.score(kernels.dhash(decode.luma_plane(frame)))
+            if not ranking.passes(score):
+                continue
+            if not request.num:
+                yield self._output(number, frame, score)
+            else:
+                ranking.rank(number, score, frame if hold else None)
+        winners = ranking.winners()
+        if hold:
+            for number, score, frame in winners:
+                yield self._output(number, frame, score)
+            return
+        scores = {number: score for number, score, _ in winners}
+        runs = decode_runs(self.source.index, list(scores))
+        for number, frame in self.source.decode(runs):
+            yield self._output(number, frame, scores[number])
+
+
+def probe(source: Source) -> dict[str, Any]:
+    """Describes a source from its packets (and its first keyframe, for the rotation): the
+    picture stream captured from, and every stream of the file."""
+    with VideoSource(source) as src:
+        index = src.index
+        info = src.info
+        described = {
+            "codec": info.codec,
+            "width": info.width,
+            "height": info.height,
+            "rotation": src.rotation(),
+            "fps": round(info.fps, 6),
+            "frames": len(index),
+            "duration_ms": float(index.duration * 1000),
+            "start_ms": float(index.first_pts * index.time_base * 1000),
+            "keyframes_ms": [index.time_ms(i) for i in keyframe_numbers(index)],
+            "cover_art": info.cover_art,
+            "stream": info.stream,
+            "streams": [
+                {**stream.to_dict(), "used": stream.index == info.stream} for stream in info.streams
+            ],
+        }
+    # After the source is closed: a file object serves one container at a time.
+    described["snapshot_reads"] = _snapshot_reads(source, index, info.cover_art)
+    return described
+
+
+def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool) -> str:
+    """How a snapshot reaches its frame in this source, found by a trial in the middle of the
+    stream: ``seek`` (only the GOP around t is read), ``seek_and_count`` (and the packets
+    before it are counted: variable frame rate outside MP4/MOV), ``from_start`` (no usable
+    seek: read up to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
+    if cover_art:
+        return decode.SEEK  # the one picture
+    with VideoSource(source, around=index.duration / 2) as trial:
+        return trial.reach or decode.WHOLE_STREAM
