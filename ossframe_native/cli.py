@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         "batch", help="run a process string with sys/saveas on many sources (resumable)"
     )
     batch.add_cli_arguments(batch_command)
+
+    from .server import cli as server_cli  # argparse only: Starlette is imported by serve
+
+    server_cli.add_serve_arguments(
+        commands.add_parser("serve", help="run the OSS-compatible service")
+    )
+    server_cli.add_tasks_arguments(commands.add_parser("tasks", help="show the service's tasks"))
     return parser
 
 
@@ -58,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .batch import cli_main
 
             return cli_main(args)
+        if args.command in ("serve", "tasks"):
+            from .server import cli as server_cli
+
+            return (server_cli.serve_main if args.command == "serve" else server_cli.tasks_main)(
+                args
+            )
         if args.command == "probe":
             from .api import probe
 
