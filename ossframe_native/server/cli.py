@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Mapping
 
@@ -172,6 +173,9 @@ def serve_main(args: argparse.Namespace) -> int:
         await server.serve()
         waiter.cancel()
 
+    # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM then ends
+    # the process with status 0 instead of being killed by it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     asyncio.run(run())
     return 0 if server.started else 1
 

@@ -297,12 +297,28 @@ def _worker_main(conn: Any, root: str, topics: Mapping[str, str], region: str) -
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    _die_with_parent()
     while True:
         try:
             task = conn.recv()
         except EOFError:
             return
         conn.send(run_task(task, root, topics, region))
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive a killed server: it would finish (and notify) a task that the
+    next start runs again. Linux: PR_SET_PDEATHSIG; elsewhere the pipe's EOF ends the loop."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the server died before prctl took effect
+        os._exit(0)
 
 
 class WorkerPool:
