@@ -46,8 +46,19 @@ def start_server(root: Path, env: dict[str, str], *extra: str, port: int | None 
     """Starts ``python -m ossframe_native.cli serve`` and waits for its ready line."""
     port = port or free_port()
     env = dict(env, OSS_ACCESS_KEY_ID=AK, OSS_ACCESS_KEY_SECRET=SK, PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "ossframe_native.cli", "serve", "--root", str(root),
-            "--port", str(port), "--region", REGION, *extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "ossframe_native.cli",
+        "serve",
+        "--root",
+        str(root),
+        "--port",
+        str(port),
+        "--region",
+        REGION,
+        *extra,
+    ]
     process = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -70,3 +81,14 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    """An HTTP error reply read from a raw socket: headers and the XML body."""
+    reply = b""
+    while b"</Error>" not in reply:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply

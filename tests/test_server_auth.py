@@ -37,9 +37,16 @@ def epoch(text: str) -> float:
 
 def test_v1_vendor_vector() -> None:
     date = "Wed, 28 Dec 2022 10:27:41 GMT"
-    req = request("PUT", "examplebucket", "nelson", content_md5="eB5eJF1ptWaXm4bijSPyxw==",
-                  content_type="text/html", x_oss_date=date, x_oss_meta_author="alice",
-                  x_oss_meta_magic="abracadabra")  # fmt: skip
+    req = request(
+        "PUT",
+        "examplebucket",
+        "nelson",
+        content_md5="eB5eJF1ptWaXm4bijSPyxw==",
+        content_type="text/html",
+        x_oss_date=date,
+        x_oss_meta_author="alice",
+        x_oss_meta_magic="abracadabra",
+    )
     sts = v1_string_to_sign(req)
     assert sts == (
         f"PUT\neB5eJF1ptWaXm4bijSPyxw==\ntext/html\n{date}\nx-oss-date:{date}\n"
@@ -50,9 +57,16 @@ def test_v1_vendor_vector() -> None:
 
 def test_v4_vendor_vector() -> None:
     query = "param1=value1&%2Bparam1=value3&%7Cparam1=value4&%2Bparam2&%7Cparam2&param2"
-    req = request("PUT", "bucket", "1234+-/123/1.txt", query, content_type="text/plain",
-                  x_oss_content_sha256="UNSIGNED-PAYLOAD", x_oss_head1="value",
-                  x_oss_date="20231216T162057Z")  # fmt: skip
+    req = request(
+        "PUT",
+        "bucket",
+        "1234+-/123/1.txt",
+        query,
+        content_type="text/plain",
+        x_oss_content_sha256="UNSIGNED-PAYLOAD",
+        x_oss_head1="value",
+        x_oss_date="20231216T162057Z",
+    )
     canonical = v4_canonical_request(req)
     uri, canonical_query = canonical.split("\n")[1:3]
     assert uri == "/bucket/1234%2B-/123/1.txt"
@@ -75,15 +89,25 @@ def test_oss2_v1_async_post_and_process_get() -> None:
     sts = v1_string_to_sign(post)
     assert sts == f"POST\n\n\n{DATE}\n/mybucket/videos/a.mp4?x-oss-async-process"
     assert v1_signature("SECRET", sts) == "g4ZdkYHRnkA6c2XJbP66BaoyGdM="
-    get = request("GET", "mybucket", "videos/a.mp4",
-                  "x-oss-process=video%2Fsnapshot%2Ct_1000%2Cf_jpg%2Cw_800", date=DATE)  # fmt: skip
+    get = request(
+        "GET",
+        "mybucket",
+        "videos/a.mp4",
+        "x-oss-process=video%2Fsnapshot%2Ct_1000%2Cf_jpg%2Cw_800",
+        date=DATE,
+    )
     assert v1_signature("SECRET", v1_string_to_sign(get)) == "Qm2IcOPtpd0+kTDa4lVvNKW8iYc="
 
 
 def test_oss2_v4_process_get() -> None:
-    req = request("GET", "mybucket", "videos/a.mp4",
-                  "x-oss-process=video%2Fsnapshot%2Ct_1000%2Cf_jpg%2Cw_800",
-                  x_oss_date="20261121T120000Z", x_oss_content_sha256="UNSIGNED-PAYLOAD")  # fmt: skip
+    req = request(
+        "GET",
+        "mybucket",
+        "videos/a.mp4",
+        "x-oss-process=video%2Fsnapshot%2Ct_1000%2Cf_jpg%2Cw_800",
+        x_oss_date="20261121T120000Z",
+        x_oss_content_sha256="UNSIGNED-PAYLOAD",
+    )
     canonical = v4_canonical_request(req)
     assert canonical == (
         "GET\n/mybucket/videos/a.mp4\nx-oss-process=video%2Fsnapshot%2Ct_1000%2Cf_jpg%2Cw_800\n"
@@ -149,3 +173,17 @@ def test_v1_presigned_expiry() -> None:
     assert verifier().verify(request("GET", "mybucket", "k", query)) == "AKID"
     assert code_of(request("GET", "mybucket", "k", query), NOW + 61) == "AccessDenied"
     assert code_of(request("GET", "mybucket", "other", query)) == "SignatureDoesNotMatch"
+
+
+def test_the_package_and_its_cli_never_import_the_server_extra(child_env) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ossframe_native, ossframe_native.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'anyio') if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr

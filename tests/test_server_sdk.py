@@ -25,7 +25,7 @@ oss = pytest.importorskip("alibabacloud_oss_v2")
 httpx = pytest.importorskip("httpx")
 
 from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at  # noqa: E402
-from server_support import AK, REGION, SK, start_server, wait_for  # noqa: E402
+from server_support import AK, REGION, SK, read_reply, start_server, wait_for  # noqa: E402
 
 import ossframe_native as ofn  # noqa: E402
 from ossframe_native.store import TEMP_SUFFIX  # noqa: E402
@@ -76,7 +76,7 @@ def frame_number(data: bytes) -> int:
     return read_frame_number(decode_image(data))
 
 
-# -- buckets and objects -------------------------------------------------------------------------
+# -- buckets and objects ---------------------------------------------------------------------------
 
 
 def test_buckets(server, v1, video) -> None:
@@ -172,12 +172,15 @@ def test_metadata_survives_a_restart(tmp_path, child_env) -> None:
     try:
         got = oss2.Bucket(oss2.Auth(AK, SK), srv.endpoint, "keep-bucket").get_object("k.dat")
         assert (got.read(), got.headers["Content-Type"], got.headers["x-oss-meta-a"]) == (
-            b"abc", "x/y", "1")  # fmt: skip
+            b"abc",
+            "x/y",
+            "1",
+        )
     finally:
         srv.stop()
 
 
-# -- authentication ---------------------------------------------------------------------------------
+# -- authentication --------------------------------------------------------------------------------
 
 
 def test_presigned_urls_with_a_plain_client(v1, v4, client, video) -> None:
@@ -211,15 +214,18 @@ def test_a_thousand_bad_signatures_write_nothing(server, video) -> None:
     date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
     with httpx.Client() as http:
         for i in range(1000):
-            reply = http.put(f"{server.endpoint}/{BUCKET}/evil{i}.bin", content=b"x" * 100,
-                             headers={"Date": date, "Authorization": f"OSS {AK}:bm90IGl0"})  # fmt: skip
+            reply = http.put(
+                f"{server.endpoint}/{BUCKET}/evil{i}.bin",
+                content=b"x" * 100,
+                headers={"Date": date, "Authorization": f"OSS {AK}:bm90IGl0"},
+            )
             assert reply.status_code == 403
     after = sorted(p for p in server.root.rglob("*") if ".server" not in p.parts)
     assert after == before
     assert not list((server.root / ".server" / "tmp").iterdir())
 
 
-# -- processing ------------------------------------------------------------------------------------------
+# -- processing ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("t", "fmt"), [(1000, "png"), (2345, "jpg")])
@@ -276,7 +282,7 @@ def test_documentation_async_example(server, video) -> None:
     target_key = "doc/{index}.{autoext}"
     topic = "test-topic"
     style = "video/snapshots,f_png,inter_1000"
-    process = "{0}|sys/saveas,b_{1},o_{2}/notify,topic_{3}".format(
+    process = "{0}|sys/saveas,b_{1},o_{2}/notify,topic_{3}".format(  # noqa: UP030
         style,
         oss2.compat.to_string(
             base64.urlsafe_b64encode(oss2.compat.to_bytes(target_bucket))
@@ -317,9 +323,20 @@ def test_documentation_async_example(server, video) -> None:
     # The task over HTTP (a signed generic request) and on the command line.
     state = _get_task(server, result.task_id)
     assert state["State"] == "Succeeded" and state["TaskId"] == result.task_id
-    cli = subprocess.run([sys.executable, "-m", "ossframe_native.cli", "tasks", "--root",
-                          str(server.root), result.task_id], capture_output=True, text=True,
-                         env=_env())  # fmt: skip
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ossframe_native.cli",
+            "tasks",
+            "--root",
+            str(server.root),
+            result.task_id,
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert cli.returncode == 0 and json.loads(cli.stdout)["State"] == "Succeeded"
 
 
@@ -338,7 +355,7 @@ def _get_task(server, task_id: str) -> dict:
     result = oss.Client(cfg).invoke_operation(
         oss.OperationInput(
             op_name="GetTask", method="GET", bucket=BUCKET, parameters={"taskId": task_id}
-        )  # fmt: skip
+        )
     )
     return json.loads(result.http_response.content)
 
@@ -377,22 +394,14 @@ def test_bad_keys_write_nothing(server, key, video) -> None:
     auth._sign_request(req, BUCKET, key)
     raw = oss2.compat.urlquote(key, safe="")
     with socket.create_connection(("127.0.0.1", server.port)) as s:
-        s.sendall(f"PUT /{BUCKET}/{raw} HTTP/1.1\r\nHost: x\r\nDate: {date}\r\nAuthorization: "
-                  f"{req.headers['authorization']}\r\nContent-Length: 1\r\n\r\nx".encode())  # fmt: skip
-        reply = _read_reply(s)
+        s.sendall(
+            f"PUT /{BUCKET}/{raw} HTTP/1.1\r\nHost: x\r\nDate: {date}\r\nAuthorization: "
+            f"{req.headers['authorization']}\r\nContent-Length: 1\r\n\r\nx".encode()
+        )
+        reply = read_reply(s)
     assert b" 400 " in reply.split(b"\r\n")[0] and b"InvalidObjectName" in reply
     assert not (server.root.parent / "escape.txt").exists()
     assert not (server.root / "escape.txt").exists()
-
-
-def _read_reply(s: socket.socket) -> bytes:
-    reply = b""
-    while b"</Error>" not in reply:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
-    return reply
 
 
 def test_saveas_escape_writes_nothing_outside(v1, video, server) -> None:
@@ -410,8 +419,10 @@ def test_cut_off_upload_leaves_nothing(v1, server, video) -> None:
     req.headers["Content-Type"] = ""
     oss2.Auth(AK, SK)._sign_request(req, BUCKET, "cut.bin")
     with socket.create_connection(("127.0.0.1", server.port)) as s:
-        s.sendall(f"PUT /{BUCKET}/cut.bin HTTP/1.1\r\nHost: x\r\nDate: {date}\r\nAuthorization: "
-                  f"{req.headers['authorization']}\r\nContent-Length: 1000000\r\n\r\n".encode())  # fmt: skip
+        s.sendall(
+            f"PUT /{BUCKET}/cut.bin HTTP/1.1\r\nHost: x\r\nDate: {date}\r\nAuthorization: "
+            f"{req.headers['authorization']}\r\nContent-Length: 1000000\r\n\r\n".encode()
+        )
         s.sendall(b"y" * 300_000)
         time.sleep(0.3)
     wait_for(lambda: not list((server.root / ".server" / "tmp").iterdir()), 10, "temp cleanup")
@@ -421,7 +432,12 @@ def test_cut_off_upload_leaves_nothing(v1, server, video) -> None:
 
 def test_refuses_to_start_without_credentials(tmp_path, child_env) -> None:
     env = {k: v for k, v in child_env.items() if not k.startswith("OSS_ACCESS_KEY")}
-    run = subprocess.run([sys.executable, "-m", "ossframe_native.cli", "serve", "--root",
-                          str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "ossframe_native.cli", "serve", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "credentials" in run.stderr
