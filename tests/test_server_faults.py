@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 oss2 = pytest.importorskip("oss2")
+httpx = pytest.importorskip("httpx")
 
 from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames  # noqa: E402
 from server_support import AK, SK, read_reply, start_server, wait_for  # noqa: E402
@@ -168,3 +169,50 @@ def test_webhook_topic(tmp_path, child_env, clip_h264_b):
         srv.stop()
         hook.shutdown()
         hook.server_close()
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_the_running_task_queued_and_busy_processing_is_503(
+    tmp_path, child_env, clip_h264_long_gop
+):
+    srv = start_server(tmp_path, child_env, "--workers", "1", "--max-processing", "1")
+    bucket = setup_bucket(srv, clip_h264_long_gop)
+    try:
+        spec = "video/snapshot,t_8200,f_png"  # frame 246: 247 frames decoded from keyframe 0
+        codes: list[object] = []
+
+        def get() -> None:
+            try:
+                bucket.get_object(VIDEO, process=spec).read()
+                codes.append(200)
+            except oss2.exceptions.ServerError as exc:
+                codes.append(exc.status if exc.code == "SlowDown" else exc)
+
+        threads = [threading.Thread(target=get) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert 200 in codes and 503 in codes and set(codes) == {200, 503}
+
+        result = bucket.async_process_object(VIDEO, async_spec(EVERY_FRAME, "q/{index}.png", "q"))
+        wait_for(lambda: task_state(tmp_path, result.task_id) == "Running", 30, "the task")
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+    assert task_state(tmp_path, result.task_id) == "Queued"
+    assert notify_lines(tmp_path, "q") == []
+
+
+def test_virtual_hosted_style_under_localhost(tmp_path, child_env):
+    srv = start_server(tmp_path, child_env)
+    try:
+        bucket = oss2.Bucket(oss2.Auth(AK, SK), srv.endpoint, BUCKET)
+        bucket.create_bucket()
+        bucket.put_object("dir/v.txt", b"virtual")
+        url = bucket.sign_url("GET", "dir/v.txt", 60)
+        path = url.split(f"/{BUCKET}", 1)[1]  # '/dir%2Fv.txt?OSSAccessKeyId=...'
+        host = f"{BUCKET}.localhost:{srv.port}"
+        reply = httpx.get(f"{srv.endpoint}{path}", headers={"Host": host})
+        assert reply.status_code == 200 and reply.content == b"virtual"
+    finally:
+        srv.stop()

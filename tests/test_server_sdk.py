@@ -338,6 +338,10 @@ def test_documentation_async_example(server, video) -> None:
         env=_env(),
     )
     assert cli.returncode == 0 and json.loads(cli.stdout)["State"] == "Succeeded"
+    # The task database, the notify files and the task records are not buckets.
+    assert (server.root / ".notify").is_dir() and (server.root / ".server" / "tasks.db").exists()
+    names = [b.name for b in oss2.Service(auth, server.endpoint).list_buckets().buckets]
+    assert names == [BUCKET, OUT]
 
 
 def _env() -> dict[str, str]:
