@@ -18,9 +18,10 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +34,18 @@ from starlette.routing import Route
 from ossframe_native.errors import FrameError, InvalidArgument, MediaError, error_code
 from ossframe_native.server import xml
 from ossframe_native.server.auth import SignedRequest, Verifier
-from ossframe_native.server.objects import ObjectInfo, ObjectStore, check_bucket_name, new_crc64
+from ossframe_native.server.objects import (
+    ObjectInfo,
+    ObjectStore,
+    Upload,
+    check_bucket_name,
+    new_crc64,
+)
 from ossframe_native.server.tasks import TaskQueue, WorkerPool
 from ossframe_native.server.xml import OssError
 
 _READ_CHUNK = 1 << 20
+_UPLOAD_BATCH = 4 << 20  # pending upload bytes (at most about three batches in memory)
 _MAX_SMALL_BODY = 1 << 20  # process bodies, delete lists, bucket configurations
 _UNSUPPORTED = ("acl", "append", "uploads", "uploadId", "tagging", "symlink", "restore", "cors")
 _ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]
@@ -369,8 +377,7 @@ class Service:
         }
         upload = self.store.begin_upload()
         try:
-            async for chunk in self._body(call):
-                upload.write(chunk)
+            await self._receive_upload(call, upload)
             if declared is not None and declared.isdigit() and upload.size != int(declared):
                 raise OssError(400, "IncompleteBody")
             content_type = call.headers.get("content-type") or _guess_type(call.key)
@@ -384,29 +391,69 @@ class Service:
         headers = {"etag": info.etag, "x-oss-hash-crc64ecma": info.crc64}
         return Response(headers=headers)
 
-    async def _body(self, call: _Call) -> AsyncIterator[bytes]:
-        """The request body, chunk by chunk; a client that stops sending is dropped."""
-        stream = call.request.stream().__aiter__()
-        while True:
-            try:
-                chunk = await asyncio.wait_for(stream.__anext__(), self.settings.idle_timeout_s)
-            except StopAsyncIteration:
-                return
-            except asyncio.TimeoutError:
-                raise OssError(400, "RequestTimeout", "the request body stopped arriving") from None
-            except ClientDisconnect:
-                raise OssError(400, "IncompleteBody", "the client went away mid-body") from None
-            if chunk:
-                yield chunk
+    async def _receive_upload(self, call: _Call, upload: Upload) -> None:
+        """Receives an object body while the previous batch is hashed and written in a
+        thread (MD5 and the disk write run in parallel with the HTTP parsing)."""
+        loop = asyncio.get_running_loop()
+        previous: asyncio.Future[None] | None = None
+
+        async def sink(chunk: bytes) -> None:
+            nonlocal previous
+            upload.append(chunk)
+            if upload.pending >= _UPLOAD_BATCH:
+                if previous is not None:
+                    await asyncio.shield(previous)  # one batch in flight: bounded memory
+                previous = loop.run_in_executor(None, upload.consume, upload.take())
+
+        try:
+            await self._receive(call, sink)
+        finally:
+            if previous is not None:
+                await asyncio.wait([previous])
+        if previous is not None:
+            previous.result()
+        await anyio.to_thread.run_sync(upload.flush)
+
+    async def _receive(self, call: _Call, sink: Callable[[bytes], Awaitable[None]]) -> None:
+        """Feeds the request body to ``sink`` chunk by chunk; a client that sends nothing for
+        ``idle_timeout_s`` is dropped (one watchdog per request, not a timer per chunk)."""
+        idle = self.settings.idle_timeout_s
+        last = time.monotonic()
+        timed_out = False
+
+        async def watchdog(scope: anyio.CancelScope) -> None:
+            nonlocal timed_out
+            while True:
+                await anyio.sleep(max(0.05, min(1.0, idle / 4)))
+                if time.monotonic() - last > idle:
+                    timed_out = True
+                    scope.cancel()
+                    return
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watchdog, group.cancel_scope)
+                async for chunk in call.request.stream():
+                    last = time.monotonic()
+                    if chunk:
+                        await sink(chunk)
+                group.cancel_scope.cancel()
+        except ClientDisconnect:
+            raise OssError(400, "IncompleteBody", "the client went away mid-body") from None
+        if timed_out:
+            raise OssError(400, "RequestTimeout", "the request body stopped arriving")
 
     async def _small_body(self, call: _Call) -> bytes:
         data = bytearray()
-        async for chunk in self._body(call):
-            data += chunk
+
+        async def append(chunk: bytes) -> None:
+            data.extend(chunk)
             if len(data) > _MAX_SMALL_BODY:
                 raise OssError(
                     400, "EntityTooLarge", f"this body may have at most {_MAX_SMALL_BODY} bytes"
                 )
+
+        await self._receive(call, append)
         content_md5 = call.headers.get("content-md5")
         if (
             content_md5 is not None

@@ -33,6 +33,7 @@ from ossframe_native.store import TEMP_SUFFIX, atomic_write, validate_bucket, va
 
 SERVER_DIR = ".server"
 _READ_CHUNK = 1 << 20
+_WRITE_BATCH = 1 << 20
 
 
 def new_crc64() -> Any:
@@ -77,15 +78,37 @@ class Upload:
         self.crc = new_crc64()
         self.size = 0
         self.limit = limit
+        self._pending = bytearray()  # small network chunks, hashed and written in batches
 
-    def write(self, chunk: bytes) -> None:
-        """Appends a chunk; ``EntityTooLarge`` once the object would exceed the limit."""
+    def append(self, chunk: bytes) -> None:
+        """Adds a received chunk; ``EntityTooLarge`` once the object would exceed the limit."""
         self.size += len(chunk)
         if self.size > self.limit:
             raise OssError(400, "EntityTooLarge", MaxSizeAllowed=str(self.limit))
-        self.md5.update(chunk)
-        self.crc.update(chunk)
-        self.file.write(chunk)
+        self._pending += chunk
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def take(self) -> bytes:
+        """The pending bytes, handed to :meth:`consume` (possibly in another thread)."""
+        data = bytes(self._pending)
+        self._pending.clear()
+        return data
+
+    def consume(self, data: bytes) -> None:
+        """Hashes and writes one batch; batches must be consumed one at a time, in order."""
+        self.md5.update(data)
+        self.crc.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[self.file.write(view) :]  # a raw file may write part of it
+
+    def flush(self) -> None:
+        """Consumes what is pending, in this thread."""
+        if self._pending:
+            self.consume(self.take())
 
     def abort(self) -> None:
         """Closes and removes the temporary file (idempotent)."""
@@ -234,7 +257,7 @@ class ObjectStore:
             digest = upload.md5.digest()
             if content_md5 is not None and content_md5 != base64.b64encode(digest).decode():
                 raise OssError(400, "InvalidDigest")
-            upload.file.flush()
+            upload.flush()
             os.fsync(upload.file.fileno())
             upload.file.close()
             st = os.stat(upload.path)
