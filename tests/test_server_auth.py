@@ -187,3 +187,20 @@ def test_the_package_and_its_cli_never_import_the_server_extra(child_env) -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, env=child_env
     )
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr
+
+
+def test_crc64_matches_oss2() -> None:
+    pytest.importorskip("anycrc")
+    oss2 = pytest.importorskip("oss2")
+    from ossframe_native.server.objects import Crc64
+
+    for text in (b"123456789", b"abc", b"", bytes(range(256)) * 1000):
+        crc = Crc64()
+        for part in (text[:7], text[7:]):
+            crc.update(part)
+        reference = oss2.utils.Crc64(0)
+        reference.update(text)
+        assert crc.value == reference.crc
+    check = Crc64()
+    check.update(b"123456789")
+    assert check.value == 0x995DC9BBDF1939FA

@@ -35,11 +35,11 @@ from ossframe_native.errors import FrameError, InvalidArgument, MediaError, erro
 from ossframe_native.server import xml
 from ossframe_native.server.auth import SignedRequest, Verifier
 from ossframe_native.server.objects import (
+    Crc64,
     ObjectInfo,
     ObjectStore,
     Upload,
     check_bucket_name,
-    new_crc64,
 )
 from ossframe_native.server.tasks import TaskQueue, WorkerPool
 from ossframe_native.server.xml import OssError
@@ -521,10 +521,10 @@ class Service:
         info = self.store.stat(call.bucket, call.key)
         images = await self._run_engine(lambda: ofn.process(info.path, spec))
         image = images[0]
-        crc = new_crc64()
+        crc = Crc64()
         crc.update(image.data)
         headers = {
-            "x-oss-hash-crc64ecma": str(crc.crcValue),
+            "x-oss-hash-crc64ecma": str(crc.value),
             "content-length": str(len(image.data)),
         }
         if call.method == "HEAD":

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import crcmod
+import anycrc
 
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.server.xml import ListedObject, OssError
@@ -36,9 +36,20 @@ _READ_CHUNK = 1 << 20
 _WRITE_BATCH = 1 << 20
 
 
-def new_crc64() -> Any:
-    """CRC-64/XZ (``x-oss-hash-crc64ecma``), the parameters oss2 uses; ``.update``/``.crcValue``."""
-    return crcmod.Crc(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
+_CRC64_XZ = anycrc.Model("CRC64-XZ")
+
+
+class Crc64:
+    """Running CRC-64/XZ, the ``x-oss-hash-crc64ecma`` of OSS (``.value``: an unsigned int).
+
+    anycrc computes it at GB/s (crcmod, what oss2 uses, is some 30 times slower).
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self.value = _CRC64_XZ.calc(data, init=self.value) if self.value else _CRC64_XZ.calc(data)
 
 
 def check_bucket_name(bucket: str) -> str:
@@ -75,7 +86,7 @@ class Upload:
         self.path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
         self.file = open(self.path, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
         self.md5 = hashlib.md5()
-        self.crc = new_crc64()
+        self.crc = Crc64()
         self.size = 0
         self.limit = limit
         self._pending = bytearray()  # small network chunks, hashed and written in batches
@@ -224,7 +235,7 @@ class ObjectStore:
     def _compute_meta(
         path: str, key: str, st: os.stat_result, old: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        md5, crc = hashlib.md5(), new_crc64()
+        md5, crc = hashlib.md5(), Crc64()
         with open(path, "rb") as f:
             while chunk := f.read(_READ_CHUNK):
                 md5.update(chunk)
@@ -233,7 +244,7 @@ class ObjectStore:
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "etag": f'"{md5.hexdigest().upper()}"',
-            "crc64": str(crc.crcValue),
+            "crc64": str(crc.value),
             "content_type": mimetypes.guess_type(key)[0] or "application/octet-stream",
             "user_meta": {},
         }
@@ -265,7 +276,7 @@ class ObjectStore:
                 "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns,
                 "etag": f'"{digest.hex().upper()}"',
-                "crc64": str(upload.crc.crcValue),
+                "crc64": str(upload.crc.value),
                 "content_type": content_type or "application/octet-stream",
                 "user_meta": dict(user_meta),
             }
