@@ -192,7 +192,7 @@ class ObjectStore:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             raise OssError(404, "NoSuchKey", Key=key) from None
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) or not self._inside(bucket, path):
             raise OssError(404, "NoSuchKey", Key=key)
         record = self._read_meta(bucket, key)
         if (
@@ -211,6 +211,11 @@ class ObjectStore:
             content_type=record["content_type"],
             user_meta=record.get("user_meta", {}),
         )
+
+    def _inside(self, bucket: str, path: str) -> bool:
+        """False for a file reached through a symbolic link that leaves the bucket."""
+        top = os.path.realpath(self.bucket_dir(bucket))
+        return os.path.realpath(path).startswith(top + os.sep)
 
     def _read_meta(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
