@@ -88,8 +88,9 @@ def test_sigkill_mid_task_then_restart_completes_it(tmp_path, child_env, clip_h2
 
 @pytest.mark.slow
 def test_time_limit_and_full_queue(tmp_path, child_env, clip_h264_long_gop):
-    srv = start_server(tmp_path, child_env, "--workers", "1", "--task-time-limit", "1",
-                       "--max-queued-tasks", "2")  # fmt: skip
+    srv = start_server(
+        tmp_path, child_env, "--workers", "1", "--task-time-limit", "1", "--max-queued-tasks", "2"
+    )
     try:
         bucket = setup_bucket(srv, clip_h264_long_gop)
         spec = async_spec(EVERY_FRAME, "slow/{index}.png", "t")
@@ -126,6 +127,16 @@ def test_stalled_upload_is_dropped(tmp_path, child_env):
             assert reply.startswith(b"HTTP/1.1 400") and b"<Code>RequestTimeout</Code>" in reply
         assert not list((tmp_path / ".server" / "tmp").iterdir())
         assert not bucket.object_exists("stall.bin")
+        # Oversized and malformed request heads are refused by the HTTP parser.
+        for raw in (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+            b"GARBAGE\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", srv.port)) as s:
+                s.sendall(raw)
+                s.settimeout(10)
+                assert s.recv(4096).startswith(b"HTTP/1.1 4")
+        assert bucket.object_exists("stall.bin") is False  # and it still serves
     finally:
         assert srv.stop() == 0
 
