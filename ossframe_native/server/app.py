@@ -88,8 +88,9 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = ObjectStore(settings.root, settings.max_object_size)
-        kwargs = {"clock": settings.clock} if settings.clock else {}
-        self.verifier = Verifier(settings.credentials, settings.region, **kwargs)
+        self.verifier = Verifier(
+            settings.credentials, settings.region, clock=settings.clock or time.time
+        )
         self.queue: TaskQueue | None = None
         self.pool: WorkerPool | None = None
         self._admitted = 0
@@ -247,11 +248,8 @@ class Service:
             body = xml.bucket_info_body(bucket, created, "ossframe", self.settings.region)
             return Response(body, media_type="application/xml")
         if "location" in params:
-            body = (
-                xml.XML_HEAD
-                + f"<LocationConstraint>oss-{self.settings.region}</LocationConstraint>"
-            )
-            return Response(body.encode(), media_type="application/xml")
+            text = f"<LocationConstraint>oss-{self.settings.region}</LocationConstraint>"
+            return Response((xml.XML_HEAD + text).encode(), media_type="application/xml")
         if "taskId" in params:
             return await self._task_state(bucket, params["taskId"])
         return self._list_objects(bucket, params)
@@ -380,11 +378,10 @@ class Service:
             await self._receive_upload(call, upload)
             if declared is not None and declared.isdigit() and upload.size != int(declared):
                 raise OssError(400, "IncompleteBody")
-            content_type = call.headers.get("content-type") or _guess_type(call.key)
+            bucket, key = call.bucket, call.key
+            content_type = call.headers.get("content-type") or _guess_type(key)
             info = await anyio.to_thread.run_sync(
-                lambda: self.store.commit(
-                    upload, call.bucket, call.key, content_type, user_meta, content_md5
-                )
+                lambda: self.store.commit(upload, bucket, key, content_type, user_meta, content_md5)
             )
         finally:
             upload.abort()
