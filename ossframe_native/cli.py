@@ -65,12 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .batch import cli_main
 
             return cli_main(args)
-        if args.command in ("serve", "tasks"):
-            from .server import cli as server_cli
+        if args.command == "serve":
+            from .server.cli import serve_main
 
-            return (server_cli.serve_main if args.command == "serve" else server_cli.tasks_main)(
-                args
-            )
+            return serve_main(args)
+        if args.command == "tasks":
+            from .server.cli import tasks_main
+
+            return tasks_main(args)
         if args.command == "probe":
             from .api import probe
 
