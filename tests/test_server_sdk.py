@@ -234,7 +234,7 @@ def test_a_thousand_bad_signatures_write_nothing(server, video) -> None:
 @pytest.mark.parametrize(("t", "fmt"), [(1000, "png"), (2345, "jpg")])
 def test_processed_get_is_the_engines_output(v1, v4, client, video, t, fmt) -> None:
     spec = f"video/snapshot,t_{t},f_{fmt}"
-    expected = ofn.process(str(video.path), spec)[0].data
+    expected = ofn.process(str(video.path), spec).images[0].data
     got = v1.get_object(VIDEO, process=spec)
     data = got.read()
     assert data == expected
@@ -250,7 +250,7 @@ def test_processed_get_is_the_engines_output(v1, v4, client, video, t, fmt) -> N
 def test_processed_get_to_file_checks_crc(v1, video, tmp_path) -> None:
     spec = "video/snapshot,t_500,f_png"
     v1.get_object_to_file(VIDEO, str(tmp_path / "o.png"), process=spec)  # verifies the CRC
-    assert (tmp_path / "o.png").read_bytes() == ofn.process(str(video.path), spec)[0].data
+    assert (tmp_path / "o.png").read_bytes() == ofn.process(str(video.path), spec).images[0].data
 
 
 def test_processing_errors(v1, video) -> None:
@@ -272,7 +272,7 @@ def test_process_object_saves(v1, video) -> None:
     result = v1.process_object(VIDEO, spec)
     assert (result.bucket, result.object, result.process_status) == (OUT, "sync/one.png", "OK")
     out = oss2.Bucket(v1.auth, v1.endpoint, OUT).get_object("sync/one.png").read()
-    assert out == ofn.process(str(video.path), "video/snapshot,t_1500,f_png")[0].data
+    assert out == ofn.process(str(video.path), "video/snapshot,t_1500,f_png").images[0].data
     assert result.fileSize == len(out)
 
 
@@ -318,7 +318,7 @@ def test_documentation_async_example(server, video) -> None:
     uris = [t["URI"] for t in content["Targets"]]
     assert uris == [f"oss://{OUT}/doc/{i}.png" for i in range(1, len(expected) + 1)]
     out = oss2.Bucket(auth, server.endpoint, OUT, region="cn-hangzhou")
-    engine = ofn.process(str(video.path), style)
+    engine = ofn.process(str(video.path), style).images
     for i, (n, image) in enumerate(zip(expected, engine, strict=True), 1):
         data = out.get_object(f"doc/{i}.png").read()
         assert frame_number(data) == refs[n].number and data == image.data

@@ -510,14 +510,14 @@ class Service:
         return request
 
     async def _process_get(self, call: _Call) -> Response:
-        import ossframe_native as ofn
+        from ossframe_native.task import run_request
 
         assert call.bucket is not None and call.key is not None
         spec = call.params["x-oss-process"]
-        self._parse_spec(spec, saveas=False)
+        request = self._parse_spec(spec, saveas=False)
         info = self.store.stat(call.bucket, call.key)
-        images = await self._run_engine(lambda: ofn.process(info.path, spec))
-        image = images[0]
+        result = await self._run_engine(lambda: run_request(info.path, spec, request))
+        image = result.images[0]
         crc = Crc64()
         crc.update(image.data)
         headers = {
@@ -539,6 +539,7 @@ class Service:
 
     async def _process_save(self, call: _Call) -> Response:
         import ossframe_native as ofn
+        from ossframe_native.task import run_request
 
         assert call.bucket is not None and call.key is not None
         spec = await self._process_body(call, "x-oss-process")
@@ -546,7 +547,7 @@ class Service:
         self.store.require_bucket(check_bucket_name(request.saveas.bucket))
         info = self.store.stat(call.bucket, call.key)
         store = ofn.LocalStore(self.store.root)
-        result = await self._run_engine(lambda: ofn.process(info.path, spec, store=store))
+        result = await self._run_engine(lambda: run_request(info.path, spec, request, store))
         if not result.ok:
             status = 500 if result.error_code not in ("InvalidArgument", "MediaError") else 400
             code = "InternalError" if status == 500 else "InvalidArgument"
