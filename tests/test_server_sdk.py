@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -449,3 +450,27 @@ def test_refuses_to_start_without_credentials(tmp_path, child_env) -> None:
     )
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "credentials" in run.stderr
+
+
+def test_readme_service_example(server, tmp_path, monkeypatch) -> None:
+    """The README's oss2 example runs as written against the server: only the endpoint and the
+    credentials are replaced."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    (example,) = [
+        b for b in re.findall(r"^```python\n(.*?)^```$", readme, re.M | re.S) if "oss2" in b
+    ]
+    example = example.replace("http://127.0.0.1:9000", server.endpoint)
+    example = example.replace('"my-key"', repr(AK)).replace('"my-secret"', repr(SK))
+    sample = Path(__file__).resolve().parent.parent / "examples" / "sample.mp4"
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "sample.mp4").write_bytes(sample.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), scope)
+    assert scope["jpg"] == ofn.process(sample, "video/snapshot,t_3500,f_jpg,w_320").images[0].data
+    bucket = scope["bucket"]
+    wait_for(lambda: bucket.object_exists("frames/1.jpg"), 60, "the task's first output")
+    expected = ofn.process(sample, "video/snapshots,f_jpg,inter_1000").images
+    wait_for(lambda: bucket.object_exists(f"frames/{len(expected)}.jpg"), 60, "the last output")
+    for i, image in enumerate(expected, 1):
+        assert bucket.get_object(f"frames/{i}.jpg").read() == image.data
