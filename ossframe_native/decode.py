@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -119,6 +120,7 @@ class VideoSource:
         self._container = _open(source)
         try:
             self._stream, cover = _picture_stream(self._container)
+            _require_decoder(self._stream, source)
             if hw is not None:  # "cuda" / "cuda:N": ml.py asks for it on CUDA output
                 self._use_gpu(hw, cover)
             ctx = self._stream.codec_context
@@ -498,6 +500,38 @@ def _picture_stream(container: Any) -> tuple[Any, bool]:
     if videos:
         return videos[0], True
     raise MediaError("no video stream and no cover picture in the source")
+
+
+def _require_decoder(stream: Any, source: Source) -> None:
+    """MediaError naming the codec tag when FFmpeg has no decoder for the picture stream."""
+    if stream.codec_context is not None:
+        return
+    raise MediaError(
+        f"the video stream's codec ({_codec_tag(source, stream.index)}) is not one FFmpeg can "
+        "decode; nothing can be captured from it"
+    )
+
+
+def _codec_tag(source: Source, index: int) -> str:
+    """The stream's codec tag as FFmpeg reports it (PyAV does not expose it): the source is
+    opened again with FFmpeg's warnings captured. Only on this error path."""
+    import av.logging
+
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs:
+            _open(source).close()
+    except MediaError:
+        logs = []
+    finally:
+        av.logging.set_level(previous)
+    pattern = re.compile(rf"stream {index} \(Video: \S+ \((.+?) / (0x[0-9A-Fa-f]+)\)")
+    for _level, _name, text in logs:
+        found = pattern.search(text)
+        if found:
+            return f"tag {found.group(1)!r}, {found.group(2)}"
+    return "unknown tag"
 
 
 def _cover_index() -> FrameIndex:

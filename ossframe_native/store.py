@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 MAX_KEY_BYTES = 1023
+# Bytes of one '/'-separated segment of a key: the file-name limit (NAME_MAX) of ext4, XFS,
+# Btrfs, APFS and NTFS, so a key that validates can be written to any local store.
+MAX_SEGMENT_BYTES = 255
 TEMP_SUFFIX = ".ossframe-tmp"
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
@@ -68,7 +71,8 @@ def validate_key(key: str, param: str = "o") -> str:
     """Return ``key`` if it is an object key that stays inside its bucket, else raise.
 
     Refused: empty keys, keys over 1023 bytes of UTF-8, absolute keys (leading ``/``),
-    backslashes, NUL and other control characters, and empty, ``.`` or ``..`` segments.
+    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, and
+    segments over 255 bytes (the file-name limit of local file systems).
     """
     if not isinstance(key, str) or not key:
         raise InvalidArgument(param, "the object name is empty; give a name of 1 to 1023 bytes")
@@ -98,6 +102,14 @@ def validate_key(key: str, param: str = "o") -> str:
                 param,
                 f"object name {key!r} has an empty, '.' or '..' path segment; a name may not "
                 "leave its bucket or contain '//'",
+            )
+        segment_size = len(segment.encode("utf-8"))
+        if segment_size > MAX_SEGMENT_BYTES:
+            raise InvalidArgument(
+                param,
+                f"object name has a segment (between '/') of {segment_size} bytes of UTF-8; file "
+                f"systems allow at most {MAX_SEGMENT_BYTES} bytes per name, so each segment may "
+                f"have at most {MAX_SEGMENT_BYTES} (split the name with '/')",
             )
     return key
 
