@@ -7,7 +7,7 @@ and tensors on it.
 from __future__ import annotations
 
 import heapq
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -100,8 +100,14 @@ def _capture(src: VideoSource, request: CaptureRequest) -> Iterator[Image]:
     # works on the next frames; outputs keep their order.
     with src, ThreadPoolExecutor(1) as encoder:
         pending: deque[Future[Image]] = deque()
+        previous: tuple[int, Future[Image]] | None = None
         for item in select(src, request):
-            pending.append(encoder.submit(_image, src.index, request, item))
+            if previous is not None and previous[0] == item.number:
+                job = previous[1]  # a repeated frame (avg): the same image, encoded once
+            else:
+                job = encoder.submit(_image, src.index, request, item)
+                previous = (item.number, job)
+            pending.append(job)
             if len(pending) > _ENCODE_AHEAD:
                 yield pending.popleft().result()
         while pending:
@@ -138,9 +144,8 @@ def select(src: VideoSource, request: CaptureRequest) -> Iterator[Selected]:
     if dhash_mode:
         yield from _select_dhash(src, plan.runs, request)  # type: ignore[arg-type]
         return
-    repeats = Counter(plan.frames)
     for number, frame in src.decode(plan.runs):
-        for _ in range(repeats[number]):
+        for _ in range(plan.outputs(number)):  # avg may repeat a frame (lazily: num may be huge)
             yield Selected(number, frame, None)
 
 

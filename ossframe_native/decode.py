@@ -30,6 +30,17 @@ from .errors import InvalidArgument, MediaError
 
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
+# Timestamps are int64 in FFmpeg and in the index. A time past every frame (t up to 2**53 - 1 ms
+# in a time base of 1/10**9 s is about 2**73 ticks) is clamped to this: it still lies after the
+# last frame of any real stream, and it neither overflows NumPy nor av's seek.
+PTS_LIMIT = 2**62
+
+
+def clamp_pts(pts: int) -> int:
+    """``pts`` limited to +-PTS_LIMIT: the same frame is shown, and no int64 overflows."""
+    return max(-PTS_LIMIT, min(pts, PTS_LIMIT))
+
+
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
 _READ_ON_PACKETS = 64
@@ -78,8 +89,8 @@ class FrameIndex:
 
     def frame_at(self, t: Fraction) -> int:
         """The frame shown at ``t`` seconds: greatest time <= t, the last frame past the end."""
-        limit = self.first_pts + (t / self.time_base)
-        i = int(np.searchsorted(self.pts, int(limit // 1), side="right")) - 1
+        limit = clamp_pts(self.first_pts + int(t / self.time_base // 1))
+        i = int(np.searchsorted(self.pts, limit, side="right")) - 1
         return max(i, 0)
 
     def is_keyframe(self, i: int) -> bool:
@@ -220,7 +231,7 @@ class VideoSource:
         ctx = self._stream.codec_context
         try:
             self._container.seek(0)
-            for packet in self._container.demux(self._stream):
+            for packet in demux_guarded(self._container, self._stream):
                 if packet.size:
                     return next(iter([*ctx.decode(packet), *ctx.decode(None)]))
         except (av.FFmpegError, StopIteration) as exc:
@@ -393,7 +404,7 @@ class VideoSource:
         self._next_pos = 0
 
     def _demux(self) -> Iterator[Any]:
-        return (p for p in self._container.demux(self._stream) if p.size)
+        return (p for p in demux_guarded(self._container, self._stream) if p.size)
 
     def _next_packet(self, pos: int) -> Any:
         """Returns the packet at decode position ``pos``, which must be the next one."""
@@ -534,6 +545,28 @@ def _codec_tag(source: Source, index: int) -> str:
     return "unknown tag"
 
 
+class StreamAddedMidway(MediaError):
+    """The demuxer met a stream that appeared after the file was opened (an MPEG-TS whose
+    streams start mid-file); PyAV cannot read on past it."""
+
+
+def demux_guarded(container: Any, stream: Any) -> Iterator[Any]:
+    """``container.demux(stream)``, with PyAV's ``IndexError`` on a stream that appears
+    mid-file turned into :class:`StreamAddedMidway` (a :class:`MediaError`)."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except IndexError as exc:
+            raise StreamAddedMidway(
+                "a new stream starts in the middle of the file and it cannot be read past that "
+                "point"
+            ) from exc
+        yield packet
+
+
 def _cover_index() -> FrameIndex:
     """The index of a cover picture: one keyframe at time 0."""
     return FrameIndex(
@@ -551,7 +584,7 @@ def _cover_index() -> FrameIndex:
 
 def _read_index(container: Any, stream: Any) -> FrameIndex:
     """Indexes every packet of the stream (demuxing only)."""
-    return _index_from(container.demux(stream), _time_base(stream))
+    return _index_from(demux_guarded(container, stream), _time_base(stream))
 
 
 def _read_window(stream: Any, t: Fraction) -> tuple[list[Any], FrameIndex] | None:
@@ -571,13 +604,13 @@ def _read_window(stream: Any, t: Fraction) -> tuple[list[Any], FrameIndex] | Non
     first_pts = _first_pts(container, stream)
     if first_pts is None:
         return None
-    target = first_pts + int(t / time_base // 1)
+    target = clamp_pts(first_pts + int(t / time_base // 1))
     seek_to = target
     for _ in range(4):  # each try steps back one keyframe
         try:
             container.seek(seek_to, stream=stream, backward=True, any_frame=False)
             packets = []
-            for packet in container.demux(stream):
+            for packet in demux_guarded(container, stream):
                 if not packet.size:
                     continue
                 if packet.pts is None or packet.dts is None or not (packets or packet.is_keyframe):
@@ -585,7 +618,7 @@ def _read_window(stream: Any, t: Fraction) -> tuple[list[Any], FrameIndex] | Non
                 packets.append(packet)
                 if packet.dts > target:
                     break
-        except av.FFmpegError:
+        except (av.FFmpegError, StreamAddedMidway):
             return None
         if not packets:
             return None
@@ -620,7 +653,7 @@ def _first_pts(container: Any, stream: Any) -> int | None:
     """The smallest pts of the stream's frames, read from its first packets."""
     first = None
     try:
-        for packet in container.demux(stream):
+        for packet in demux_guarded(container, stream):
             if not packet.size or packet.is_discard:
                 continue
             if packet.pts is None or packet.dts is None:
@@ -628,7 +661,7 @@ def _first_pts(container: Any, stream: Any) -> int | None:
             first = packet.pts if first is None else min(first, packet.pts)
             if packet.dts >= first:  # every later packet is presented at or after its dts
                 return first
-    except av.FFmpegError:
+    except (av.FFmpegError, StreamAddedMidway):
         return None
     return first
 
@@ -665,10 +698,11 @@ def _index_from(
                 frame_pos.append(pos)
                 end = pts + (packet.duration or 0)
                 end_pts = end if end_pts is None else max(end_pts, end)
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, StreamAddedMidway) as exc:
         if not frame_pts:
             raise MediaError(f"cannot read the video stream ({exc})") from exc
-        # A damaged tail: index what could be read; decoding reports the damage if reached.
+        # A damaged tail (or one PyAV cannot demux): index what could be read; decoding
+        # reports the damage if it reaches it.
     if not frame_pts:
         raise MediaError("the video stream has no frames")
     order = np.argsort(np.asarray(frame_pts, dtype=np.int64), kind="stable")

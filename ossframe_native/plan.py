@@ -7,6 +7,7 @@ live here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,35 +20,55 @@ from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
 
 @dataclass(frozen=True)
 class CapturePlan:
-    """The frames to output (time order, a frame may repeat in ``avg``) and how to decode them.
+    """The frames to output (time order, each once) and how to decode them.
 
-    In ``dhash`` mode ``frames`` are the candidates; which of them are output is decided by
-    their hashes while decoding.
+    ``repeats[i]`` is how many outputs frames[i] gives (``avg`` repeats a frame when ``num``
+    exceeds the frames); empty means one each. The plan's size is bounded by the frames of the
+    video, whatever ``num`` asks. In ``dhash`` mode ``frames`` are the candidates; which of them
+    are output is decided by their hashes while decoding.
     """
 
     frames: tuple[int, ...]
     runs: tuple[DecodeRun, ...]
+    repeats: tuple[int, ...] = ()
+
+    def outputs(self, number: int) -> int:
+        """How many outputs frame ``number`` gives (0 if it is not in the plan)."""
+        if not self.repeats:
+            return 1 if number in self._positions else 0
+        position = self._positions.get(number)
+        return 0 if position is None else self.repeats[position]
+
+    @functools.cached_property
+    def _positions(self) -> dict[int, int]:
+        return {frame: i for i, frame in enumerate(self.frames)}
 
 
 def plan_capture(request: CaptureRequest, index: FrameIndex) -> CapturePlan:
     """The plan for a ``video/snapshot`` or ``video/snapshots`` request."""
     keyframes_only = False
+    repeats: tuple[int, ...] = ()
     if isinstance(request, SnapshotRequest):
         t = Fraction(request.t, 1000)
         frames = [last_keyframe_at(index, t) if request.m == "fast" else index.frame_at(t)]
         keyframes_only = request.m == "fast"
+    elif request.m == "avg":
+        pairs = avg_frames(index, Fraction(request.ss, 1000), request.num)
+        frames = [frame for frame, _ in pairs]
+        repeats = tuple(count for _, count in pairs)
     else:
         frames = snapshots_frames(request, index)
         keyframes_only = request.m == "key"
-    return CapturePlan(frames=tuple(frames), runs=decode_runs(index, frames, keyframes_only))
+    runs = decode_runs(index, frames, keyframes_only)
+    return CapturePlan(frames=tuple(frames), runs=runs, repeats=repeats)
 
 
 def snapshots_frames(request: SnapshotsRequest, index: FrameIndex) -> list[int]:
     """The frames ``video/snapshots`` outputs (``dhash``: its candidates), in time order."""
     ss = Fraction(request.ss, 1000)
     if request.m == "avg":
-        span = index.duration - ss
-        return [index.frame_at(ss + span * k / request.num) for k in range(request.num)]
+        pairs = avg_frames(index, ss, request.num)
+        return [frame for frame, count in pairs for _ in range(count)]
     if request.m == "key":
         keys = [i for i in keyframe_numbers(index) if index.time_exact(i) >= ss]
         return keys[: request.num] if request.num else keys
@@ -55,6 +76,31 @@ def snapshots_frames(request: SnapshotsRequest, index: FrameIndex) -> list[int]:
     if request.m == "default" and request.num:
         return frames[: request.num]
     return frames
+
+
+def avg_frames(index: FrameIndex, ss: Fraction, num: int) -> list[tuple[int, int]]:
+    """``avg``: the frames shown at ss + k * (D - ss) / num, k = 0..num-1, as (frame, count)
+    pairs in time order, where count is how many of the num samples show that frame.
+
+    Counted per frame, not per sample, so the work is bounded by the video's frames whatever
+    ``num`` is: the samples before time T number ceil((T - ss) * num / (D - ss)), clamped to
+    0..num, and frame i gets those before its successor's time minus those before its own.
+    """
+    span = index.duration - ss
+    if span <= 0:  # ss at or past the end (the request check refuses it): the last frame
+        return [(len(index) - 1, num)]
+
+    def samples_before(t: Fraction) -> int:
+        return min(max(-((ss - t) * num // span), 0), num)  # ceil((t - ss) * num / span)
+
+    pairs = []
+    before = 0
+    for i in range(index.frame_at(ss), len(index)):
+        after = samples_before(index.time_exact(i + 1)) if i + 1 < len(index) else num
+        if after > before:
+            pairs.append((i, after - before))
+        before = after
+    return pairs
 
 
 def sampled_frames(index: FrameIndex, ss: Fraction, inter: Fraction) -> list[int]:
