@@ -528,14 +528,16 @@ def _codec_tag(source: Source, index: int) -> str:
     opened again with FFmpeg's warnings captured. Only on this error path."""
     import av.logging
 
-    previous = av.logging.get_level()
+    previous, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.WARNING)
+    av.logging.set_skip_repeated(False)  # the same file twice logs the same line twice
     try:
         with av.logging.Capture() as logs:
             _open(source).close()
     except MediaError:
         logs = []
     finally:
+        av.logging.set_skip_repeated(skip_repeated)
         av.logging.set_level(previous)
     pattern = re.compile(rf"stream {index} \(Video: \S+ \((.+?) / (0x[0-9A-Fa-f]+)\)")
     for _level, _name, text in logs:

@@ -164,7 +164,9 @@ class _Worker:
     def __init__(self) -> None:
         env = dict(os.environ, OSSFRAME_DECODE_THREADS="1")
         if (HERE.parent / "ossframe_native").is_dir():  # a source checkout: import it from there
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(HERE.parent), env.get("PYTHONPATH")])
+            )
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker"],
             stdin=subprocess.PIPE,
