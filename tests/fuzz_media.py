@@ -19,6 +19,7 @@ exits 1 when any case failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -180,8 +181,9 @@ class _Worker:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
+        with contextlib.suppress(OSError, ValueError):  # the pipe closed by stop()
+            for line in self.proc.stdout:
+                self.lines.put(line)
         self.lines.put(None)
 
     def run(self, path: str, timeout: float) -> dict | str:
@@ -207,12 +209,17 @@ class _Worker:
 
     def _crashed(self) -> str:
         code = self.proc.wait()
+        self.stop()
         return f"crash: exit status {code}" + (f" (signal {-code})" if code < 0 else "")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 def run_cases(
