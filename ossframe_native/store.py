@@ -358,7 +358,8 @@ def atomic_write(directory: str, name: str, data: bytes, dir_fd: int | None = No
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        os.replace(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link, never follows
+        # A rename replaces a symbolic link at the final name; it never writes through one.
+        os.replace(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         if fd >= 0:
             os.close(fd)

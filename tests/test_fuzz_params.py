@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,8 @@ VALID = [
 
 
 def _only_invalid_argument(ofn, spec: str) -> None:
-    try:
+    with contextlib.suppress(ofn.InvalidArgument):
         ofn.parse_process(spec)
-    except ofn.InvalidArgument:
-        pass
 
 
 @SETTINGS
