@@ -730,7 +730,7 @@ def _index_from(
 def luma_plane(frame: Any) -> np.ndarray:
     """A zero-copy (H, W) uint8 view of the frame's luma, converting only non-8-bit-YUV formats."""
     if frame.format.name not in _EIGHT_BIT_YUV:
-        frame = frame.reformat(format="gray")
+        frame = _converted(frame, "gray")
     return _plane_view(frame.planes[0])
 
 
@@ -776,7 +776,19 @@ _EIGHT_BIT_YUV = frozenset(
 
 def to_rgb(frame: Any, bgr: bool = False) -> np.ndarray:
     """The frame as an (H, W, 3) uint8 array (FFmpeg's swscale conversion)."""
-    return frame.to_ndarray(format="bgr24" if bgr else "rgb24")
+    return _converted(frame, "bgr24" if bgr else "rgb24").to_ndarray()
+
+
+def _converted(frame: Any, pixel_format: str) -> Any:
+    """``frame.reformat``, with swscale's refusal (e.g. colour tags a corrupt stream garbled)
+    reported as a MediaError."""
+    try:
+        return frame.reformat(format=pixel_format)
+    except av.FFmpegError as exc:
+        raise MediaError(
+            f"cannot convert a decoded {frame.width}x{frame.height} {frame.format.name} frame to "
+            f"{pixel_format} ({exc.strerror or exc}); the file may be corrupt"
+        ) from exc
 
 
 def rotation(frame: Any) -> int:

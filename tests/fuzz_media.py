@@ -13,7 +13,8 @@ rest. The test suite runs a short pass (``tests/test_fuzz_media.py``); a longer 
     python tests/fuzz_media.py --cases 5000 --seed 7
 
 It prints one line per failing case (and keeps the mutant under ``--keep DIR`` if given) and
-exits 1 when any case failed.
+exits 1 when any case failed. ``--replay CASE`` (with the same ``--seed``) writes that one mutant
+again, into ``--keep DIR`` or the current directory.
 """
 
 from __future__ import annotations
@@ -222,6 +223,18 @@ class _Worker:
                     pipe.close()
 
 
+def replay(seed: int, case: int, directory: Path) -> Path:
+    """Writes mutant number ``case`` of the run with ``seed`` into ``directory`` (to debug it)."""
+    rng = random.Random(seed)
+    seeds = [(p.name, p.read_bytes()) for p in make_seeds(directory)]
+    for number in range(case + 1):
+        name, data = seeds[number % len(seeds)]
+        mutant, kind = mutate(data, rng)
+    path = directory / f"case{case}-{kind}{Path(name).suffix}"
+    path.write_bytes(mutant)
+    return path
+
+
 def run_cases(
     cases: int, seed: int, timeout: float = 60.0, keep: Path | None = None, log=print
 ) -> tuple[dict[str, dict[str, int]], list[Failure]]:
@@ -268,10 +281,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per mutant")
     parser.add_argument("--keep", type=Path, help="copy failing mutants into this directory")
+    parser.add_argument("--replay", type=int, metavar="CASE", help="only write that mutant")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker()
+    if args.replay is not None:
+        directory = args.keep or Path(".")
+        directory.mkdir(parents=True, exist_ok=True)
+        print(replay(args.seed, args.replay, directory))
+        return 0
     start = time.monotonic()
     counts, failures = run_cases(args.cases, args.seed, args.timeout, args.keep)
     print(json.dumps({"cases": args.cases, "seed": args.seed, "outcomes": counts}, indent=1))

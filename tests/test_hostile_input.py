@@ -155,6 +155,18 @@ def test_huge_time_in_a_nanosecond_time_base(ofn, nanosecond_mp4: Path, m: str |
     assert [fr.index for fr in frames] == [0]
 
 
+@pytest.mark.parametrize(("seed", "case"), [(7, 550)])
+def test_fuzz_cases_found_before(ofn, tmp_path: Path, seed: int, case: int) -> None:
+    """Mutants that once escaped as other errors (550: an MPEG-2 frame swscale refuses to
+    convert, which was av's OSError)."""
+    import fuzz_media
+
+    path = fuzz_media.replay(seed, case, tmp_path)
+    for op in fuzz_media.OPERATIONS:
+        outcome, message = fuzz_media._outcome(ofn, op, str(path))
+        assert outcome in fuzz_media.ALLOWED, (op, message)
+
+
 # --------------------------------------------------------------------------------------------
 # dhash of frames under 9x8
 
