@@ -1,7 +1,8 @@
 """Process strings and keyword arguments -> validated, frozen requests.
 
-Every range of SPEC §1-3 lives in this module. Ranges that depend on the media (``w``/``h``
-of ``video/snapshot`` against the source size, ``ss`` against the duration) are checked by
+Every parameter range of docs/BEHAVIOUR.md lives in this module. Ranges that depend on the media
+(``w``/``h`` of ``video/snapshot`` against the source size, ``ss`` against the duration) are
+checked by
 :func:`ossframe_native.pipeline.resolve` once the source is opened, before any output.
 """
 
@@ -102,7 +103,7 @@ class _Validated:
 
 @dataclass(frozen=True)
 class SnapshotRequest(_Validated):
-    """``video/snapshot``: one frame (SPEC §2)."""
+    """``video/snapshot``: one frame."""
 
     t: int = _param(IntRange(0, MAX_INT, "ms"), 0)
     w: int = _param(IntRange(0, MAX_INT), 0)
@@ -116,7 +117,7 @@ class SnapshotRequest(_Validated):
 
 @dataclass(frozen=True)
 class SnapshotsRequest(_Validated):
-    """``video/snapshots``: many frames (SPEC §3)."""
+    """``video/snapshots``: many frames."""
 
     ss: int = _param(IntRange(0, MAX_INT, "ms"), 0)
     f: str = _param(Choice(FORMATS), "jpg")

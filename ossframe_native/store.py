@@ -2,7 +2,7 @@
 
 A store holds buckets; a bucket holds objects named by keys that may contain ``/``. Every name
 is validated here, before anything runs, so that nothing can be written outside the store:
-see :func:`validate_bucket` and :func:`validate_key` (SPEC §4, docs/TASKS.md).
+see :func:`validate_bucket` and :func:`validate_key` (docs/TASKS.md).
 
 Besides user objects, a store keeps the project's own records under *system names* that start
 with a dot and so can never clash with a bucket (``.tasks/<key>.json`` for task results,
