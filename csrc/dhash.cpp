@@ -2,6 +2,8 @@
 
 #include "blocks.h"
 
+#include <vector>
+
 namespace ossframe {
 namespace {
 
@@ -22,7 +24,28 @@ inline bool left_brighter(uint64_t sum_l, uint64_t width_l, uint64_t sum_r, uint
 
 }  // namespace
 
+// A plane narrower than 9 or shorter than 8 pixels has too few pixels for the grid: it is hashed
+// with each pixel repeated 9 times across (8 times down) on the short axis, so every cell covers
+// an exact 1/9 (1/8) of the picture, as an area-averaging upscale would give.
+static uint64_t dhash_small(const ImageView& plane) {
+    const int rx = plane.width < kCols ? kCols : 1;
+    const int ry = plane.height < kRows ? kRows : 1;
+    ImageView big;
+    big.width = plane.width * rx;
+    big.height = plane.height * ry;
+    big.row_stride = big.width;
+    std::vector<uint8_t> pixels(static_cast<size_t>(big.width) * big.height);
+    for (int y = 0; y < big.height; ++y) {
+        const uint8_t* src = plane.row(y / ry);
+        uint8_t* dst = pixels.data() + static_cast<size_t>(y) * big.width;
+        for (int x = 0; x < big.width; ++x) dst[x] = src[x / rx];
+    }
+    big.data = pixels.data();
+    return dhash(big);
+}
+
 uint64_t dhash(const ImageView& plane) {
+    if (plane.width < kCols || plane.height < kRows) return dhash_small(plane);
     uint64_t sums[kRows * kCols];
     block_sums(plane, kCols, kRows, sums);
     uint64_t widths[kCols];

@@ -635,6 +635,9 @@ AxisTable area_axis(double start, double length, int src_size, int dst_size) {
         if (k1 == k0) w[k0 - first] = 1.0;  // a zero-width interval (rounding): the one pixel
         t.ofs[d] = first;
         quantise(w.data(), t.taps, t.weights.data() + static_cast<ptrdiff_t>(d) * t.taps);
+        double total = 0;
+        for (double v : w) total += v;
+        for (double v : w) t.exact.push_back(v / total);
     }
     t.lo = t.ofs.front();
     t.hi = t.ofs.back() + t.taps - 1;
@@ -660,6 +663,13 @@ void Resampler::init(const Crop& crop, bool area) {
     const AxisTable tx = area ? area_axis(crop.x, crop.w, sw, dst_w_)
                               : bilinear_axis(crop.x, crop.w, sw, dst_w_);
     ty_ = area ? area_axis(crop.y, crop.h, sh, dst_h_) : bilinear_axis(crop.y, crop.h, sh, dst_h_);
+    exact_ = area && (tx.taps > kExactAreaTaps || ty_.taps > kExactAreaTaps);
+    if (exact_) {
+        tx_exact_ = tx;
+        for (AxisTable* t : {&tx_exact_, &ty_})
+            if (t->exact.empty())  // an upscaled axis has bilinear Q14 weights: use them as they are
+                for (int16_t w : t->weights) t->exact.push_back(w / static_cast<double>(kOne));
+    }
 
     // Horizontal table, its taps padded to what the SIMD kernels read (extra weights are 0 and
     // read the zeroed padding of the span row).
@@ -767,9 +777,51 @@ void Resampler::vertical_span(int dy, int32_t bias) {
     interleave(tmp[0], tmp[1], span_len_, span_.data());
 }
 
+// Area averaging with double weights (see kExactAreaTaps): each output pixel is the exact
+// weighted mean of its source pixels, rounded once. Scalar, but only used when an output covers
+// more than 128 source pixels on an axis, where reading the source dominates anyway.
+template <class Out>
+void Resampler::produce_exact(int dy, Out* out, int shift) {
+    const int C = channels_;
+    const int len = span_len_ * C;
+    exact_row_.assign(static_cast<size_t>(len), 0.0);
+    double* acc = exact_row_.data();
+    const int n = ty_.taps;
+    const double* wy = ty_.exact.data() + static_cast<ptrdiff_t>(dy) * n;
+    for (int k = 0; k < n; ++k) {
+        const double w = wy[k];
+        if (w == 0) continue;
+        const int sy = ty_.ofs[dy] + k;
+        if (planes_ == 1) {
+            const uint8_t* r = src_[0].row(sy) + static_cast<ptrdiff_t>(span_lo_) * C;
+            for (int i = 0; i < len; ++i) acc[i] += w * r[i];
+        } else {  // two planes, interleaved as channels 0 and 1
+            for (int p = 0; p < 2; ++p) {
+                const uint8_t* r = src_[p].row(sy) + span_lo_;
+                for (int i = 0; i < span_len_; ++i) acc[2 * i + p] += w * r[i];
+            }
+        }
+    }
+    const double scale = static_cast<double>(1 << (kWeightBits + kMidBits - shift));
+    const int taps = tx_exact_.taps;
+    for (int d = 0; d < dst_w_; ++d) {
+        const double* wx = tx_exact_.exact.data() + static_cast<ptrdiff_t>(d) * taps;
+        const double* base = acc + hx_ofs_[d];
+        for (int c = 0; c < C; ++c) {
+            double v = 0;
+            for (int k = 0; k < taps; ++k) v += wx[k] * base[k * C + c];
+            put(out + static_cast<ptrdiff_t>(d) * C + c, static_cast<int32_t>(std::lround(v * scale)));
+        }
+    }
+}
+
 template <class Out>
 void Resampler::produce(int dy, Out* out, int shift) {
     const int C = channels_;
+    if (exact_) {
+        produce_exact(dy, out, shift);
+        return;
+    }
     if (copy_y_ >= 0) {  // a 1:1 copy of whole pixels
         const uint8_t* src = src_[0].row(copy_y_ + dy) + static_cast<ptrdiff_t>(copy_x_) * C;
         const int len = dst_w_ * C;

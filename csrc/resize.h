@@ -42,6 +42,7 @@ struct AxisTable {
     int lo = 0, hi = 0;            // smallest / largest source index read
     std::vector<int32_t> ofs;      // first source index of each output
     std::vector<int16_t> weights;  // Q14, non-negative, each output's weights sum to 2^14
+    std::vector<double> exact;     // area_axis: the same weights unrounded (summing to 1)
 };
 
 // Bilinear, as cv2 INTER_LINEAR on the crop: output d samples the source at
@@ -53,6 +54,12 @@ AxisTable bilinear_axis(double start, double length, int src_size, int dst_size)
 // length / dst_size, each pixel weighted by its overlap (cv2 INTER_AREA for downscales).
 // When length < dst_size (an upscale on this axis) it returns bilinear_axis instead.
 AxisTable area_axis(double start, double length, int src_size, int dst_size);
+
+// Area averaging over more than this many source pixels per output on an axis is computed with
+// the exact (double) weights instead of Q14 ones: 1/n is not representable in Q14 for large n
+// (each weight rounds to 0 or 1 and the average drifts), while up to 128 taps the rounding moves
+// a result by less than one level.
+constexpr int kExactAreaTaps = 128;
 
 // Resamples a crop of one image to dst_w x dst_h, an output row at a time. Rows may be requested
 // in any order; ascending is fastest (the horizontal-first ring is reused).
@@ -81,6 +88,8 @@ class Resampler {
     void init(const Crop& crop, bool area);
     template <class Out>
     void produce(int dy, Out* out, int shift);
+    template <class Out>
+    void produce_exact(int dy, Out* out, int shift);
     const int16_t* horizontal_row(int sy);
     void vertical_span(int dy, int32_t bias);
 
@@ -89,6 +98,9 @@ class Resampler {
     int channels_;
     int dst_w_, dst_h_;
     AxisTable ty_;                     // vertical table
+    AxisTable tx_exact_;               // horizontal table, kept when exact_ (else empty)
+    bool exact_ = false;               // area over > kExactAreaTaps pixels: see produce_exact
+    std::vector<double> exact_row_;    // produce_exact: one vertically averaged span row
     int hx_taps_ = 0;                  // taps per output of the horizontal table, padded for SIMD
     std::vector<int32_t> hx_ofs_;      // element offset of each output's first tap in a span row
     std::vector<int16_t> hx_weights_;  // hx_taps_ per output

@@ -19,13 +19,15 @@ import numpy.typing as npt
 __version__: str
 
 def dhash(plane: npt.NDArray[np.uint8]) -> int:
-    """64-bit difference hash of a luma plane of shape (H, W), H >= 8, W >= 9.
+    """64-bit difference hash of a luma plane of shape (H, W).
 
     The plane is reduced to 8 rows x 9 columns of integer blocks; bit (j, i) is set when block
     (j, i) has a larger average than block (j, i + 1), compared exactly (integer sums cross-
     multiplied by the block widths). Row 0 column 0 is the most significant bit (bit 63), which
     is imagehash's hex order: on a 9x8 plane ``dhash(p) == int(str(imagehash.dhash(
     Image.fromarray(255 - p))), 16)`` (imagehash sets right > left, hence the inversion).
+    A plane narrower than 9 (shorter than 8) pixels is hashed as if each pixel were repeated
+    9 times across (8 times down), so each block is an exact ninth (eighth) of the picture.
     """
 
 def hash_distance(a: SupportsIndex, b: SupportsIndex) -> float:

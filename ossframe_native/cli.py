@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
             "batch", help="run a process string with sys/saveas on many sources (resumable)"
         )
     )
+    from .server import cli as server_cli  # argparse only: Starlette is imported by serve
+
+    server_cli.add_serve_arguments(
+        commands.add_parser("serve", help="run the OSS-compatible service")
+    )
+    server_cli.add_tasks_arguments(commands.add_parser("tasks", help="show the service's tasks"))
     return parser
 
 
@@ -87,6 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "batch":
             return _batch(args)
+        if args.command == "serve":
+            from .server.cli import serve_main
+
+            return serve_main(args)
+        if args.command == "tasks":
+            from .server.cli import tasks_main
+
+            return tasks_main(args)
         if args.command == "probe":
             from .pipeline import probe
 

@@ -25,6 +25,7 @@ import dataclasses
 import io
 import itertools
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,7 @@ from .index import (
     FrameIndex,
     MediaInfo,
     StreamInfo,
+    clamp_pts,
     single_picture_index,
 )
 
@@ -94,6 +96,7 @@ class VideoSource:
         try:
             self._stream, cover = _picture_stream(self._container)
             self._stream_number = self._stream.index
+            _require_decoder(self._stream, source)
             if hw is not None:
                 self._start_gpu(hw, cover)
             self.info = _media_info(self._container, self._stream, cover)
@@ -163,7 +166,7 @@ class VideoSource:
         ctx = self._stream.codec_context
         try:
             self._container.seek(0)
-            for packet in self._container.demux(self._stream):
+            for packet in demux_guarded(self._container, self._stream):
                 if packet.size:
                     self.stats.packets_fed += 1
                     frame = next(iter([*ctx.decode(packet), *ctx.decode(None)]))
@@ -336,7 +339,7 @@ class VideoSource:
             self._reopen()
             try:
                 before = _count_before(self._container, self._stream, packets[0])
-            except av.FFmpegError:
+            except (av.FFmpegError, StreamAddedMidway):
                 before = None
             if before is None:
                 return None
@@ -359,7 +362,7 @@ class VideoSource:
         self._next_pos = 0
 
     def _demux(self) -> Iterator[Any]:
-        return (p for p in self._container.demux(self._stream) if p.size)
+        return (p for p in demux_guarded(self._container, self._stream) if p.size)
 
     def _next_packet(self, pos: int) -> Any:
         """Returns the packet at decode position ``pos``, which must be the next one."""
@@ -563,6 +566,62 @@ def _media_info(container: Any, stream: Any, cover: bool) -> MediaInfo:
     )
 
 
+def _require_decoder(stream: Any, source: Source) -> None:
+    """MediaError naming the codec tag when FFmpeg has no decoder for the picture stream."""
+    if stream.codec_context is not None:
+        return
+    raise MediaError(
+        f"the video stream's codec ({_codec_tag(source, stream.index)}) is not one FFmpeg can "
+        "decode; nothing can be captured from it"
+    )
+
+
+def _codec_tag(source: Source, index: int) -> str:
+    """The stream's codec tag as FFmpeg reports it (PyAV does not expose it): the source is
+    opened again with FFmpeg's warnings captured. Only on this error path."""
+    import av.logging
+
+    previous, skip_repeated = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.WARNING)
+    av.logging.set_skip_repeated(False)  # the same file twice logs the same line twice
+    try:
+        with av.logging.Capture() as logs:
+            _open(source).close()
+    except MediaError:
+        logs = []
+    finally:
+        av.logging.set_skip_repeated(skip_repeated)
+        av.logging.set_level(previous)
+    pattern = re.compile(rf"stream {index} \(Video: \S+ \((.+?) / (0x[0-9A-Fa-f]+)\)")
+    for _level, _name, text in logs:
+        found = pattern.search(text)
+        if found:
+            return f"tag {found.group(1)!r}, {found.group(2)}"
+    return "unknown tag"
+
+
+class StreamAddedMidway(MediaError):
+    """The demuxer met a stream that appeared after the file was opened (an MPEG-TS whose
+    streams start mid-file); PyAV cannot read on past it."""
+
+
+def demux_guarded(container: Any, stream: Any) -> Iterator[Any]:
+    """``container.demux(stream)``, with PyAV's ``IndexError`` on a stream that appears
+    mid-file turned into :class:`StreamAddedMidway` (a :class:`MediaError`)."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except IndexError as exc:
+            raise StreamAddedMidway(
+                "a new stream starts in the middle of the file and it cannot be read past that "
+                "point"
+            ) from exc
+        yield packet
+
+
 def _stream_info(stream: Any) -> StreamInfo:
     ctx = stream.codec_context
     video = stream.type == "video"
@@ -584,7 +643,7 @@ def _stream_info(stream: Any) -> StreamInfo:
 
 def _read_index(container: Any, stream: Any) -> FrameIndex:
     """Indexes every packet of the stream (demuxing only)."""
-    return _index_from(container.demux(stream), _time_base(stream))
+    return _index_from(demux_guarded(container, stream), _time_base(stream))
 
 
 def _read_window(
@@ -607,13 +666,13 @@ def _read_window(
         first_pts, head = _first_pts(_demux_all(container, stream))
         if first_pts is None:
             return None
-        target = first_pts + int(t / time_base // 1)
+        target = clamp_pts(first_pts + int(t / time_base // 1))
         if from_start:
             from_first = itertools.chain(head, _demux_all(container, stream))
             packets = _window_packets(from_first, target, trust_dts, after_seek=False)
         else:
             packets = _seek_window(stream, target, first_pts, trust_dts)
-    except av.FFmpegError:
+    except (av.FFmpegError, StreamAddedMidway):
         return None
     if not packets or packets[0].pts > target:
         return None
@@ -736,7 +795,7 @@ def _count_before(container: Any, stream: Any, keyframe: Any) -> int | None:
 
 def _demux_all(container: Any, stream: Any) -> Iterator[Any]:
     """The stream's packets that carry data, from the demuxer's position on."""
-    return (packet for packet in container.demux(stream) if packet.size)
+    return (packet for packet in demux_guarded(container, stream) if packet.size)
 
 
 def _frames_before(entries: Any, keyframe: Any) -> int | None:
@@ -808,10 +867,11 @@ def _index_from(
                 frame_pos.append(pos)
                 end = pts + (packet.duration or 0)
                 end_pts = end if end_pts is None else max(end_pts, end)
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, StreamAddedMidway) as exc:
         if not frame_pts:
             raise MediaError(f"cannot read the video stream ({exc})") from exc
-        # A damaged tail: index what could be read; decoding reports the damage if reached.
+        # A damaged tail (or one PyAV cannot demux): index what could be read; decoding
+        # reports the damage if it reaches it.
     if not frame_pts:
         raise MediaError("the video stream has no frames")
     order = np.argsort(np.asarray(frame_pts, dtype=np.int64), kind="stable")
@@ -841,7 +901,7 @@ def _index_from(
 def luma_plane(frame: Any) -> np.ndarray:
     """A zero-copy (H, W) uint8 view of the frame's luma, converting only non-8-bit-YUV formats."""
     if frame.format.name not in _EIGHT_BIT_YUV:
-        frame = frame.reformat(format="gray")
+        frame = _converted(frame, "gray")
     return _plane_view(frame.planes[0])
 
 
@@ -887,7 +947,19 @@ _EIGHT_BIT_YUV = frozenset(
 
 def to_rgb(frame: Any, bgr: bool = False) -> np.ndarray:
     """The frame as an (H, W, 3) uint8 array (FFmpeg's swscale conversion)."""
-    return frame.to_ndarray(format="bgr24" if bgr else "rgb24")
+    return _converted(frame, "bgr24" if bgr else "rgb24").to_ndarray()
+
+
+def _converted(frame: Any, pixel_format: str) -> Any:
+    """``frame.reformat``, with swscale's refusal (e.g. colour tags a corrupt stream garbled)
+    reported as a MediaError."""
+    try:
+        return frame.reformat(format=pixel_format)
+    except av.FFmpegError as exc:
+        raise MediaError(
+            f"cannot convert a decoded {frame.width}x{frame.height} {frame.format.name} frame to "
+            f"{pixel_format} ({exc.strerror or exc}); the file may be corrupt"
+        ) from exc
 
 
 def rotation(frame: Any) -> int:

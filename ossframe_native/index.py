@@ -17,6 +17,16 @@ from typing import Any
 
 import numpy as np
 
+# Timestamps are int64 in FFmpeg and in the index. A time past every frame (t up to 2**53 - 1 ms
+# in a time base of 1/10**9 s is about 2**73 ticks) is clamped to this: it still lies after the
+# last frame of any real stream, and it neither overflows NumPy nor av's seek.
+PTS_LIMIT = 2**62
+
+
+def clamp_pts(pts: int) -> int:
+    """``pts`` limited to +-PTS_LIMIT: the same frame is shown, and no int64 overflows."""
+    return max(-PTS_LIMIT, min(pts, PTS_LIMIT))
+
 
 @dataclass(frozen=True)
 class FrameIndex:
@@ -61,8 +71,8 @@ class FrameIndex:
 
     def frame_at(self, t: Fraction) -> int:
         """The frame shown at ``t`` seconds: greatest time <= t, the last frame past the end."""
-        limit = self.first_pts + (t / self.time_base)
-        i = int(np.searchsorted(self.pts, int(limit // 1), side="right")) - 1
+        limit = clamp_pts(self.first_pts + int(t / self.time_base // 1))
+        i = int(np.searchsorted(self.pts, limit, side="right")) - 1
         return max(i, 0)
 
     def is_keyframe(self, i: int) -> bool:

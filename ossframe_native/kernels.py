@@ -20,8 +20,8 @@ __all__ = ["dhash", "hash_distance", "resize_into", "scene_score", "yuv420_to_rg
 
 
 def dhash(plane: np.ndarray) -> int:
-    """64-bit difference hash of a (H, W) uint8 luma plane (bit = left > right; docs/BEHAVIOUR.md,
-    "Intervals and modes")."""
+    """64-bit difference hash of a (H, W) uint8 luma plane (bit = left > right); a plane under
+    9x8 is hashed as its upscale by pixel repetition (9x across, 8x down on the short axis)."""
     return _native.dhash(plane)
 
 

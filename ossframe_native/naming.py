@@ -1,4 +1,5 @@
-"""Object-name templates for ``sys/saveas,o_...`` (SPEC §4, docs/TASKS.md).
+"""Object-name templates for ``sys/saveas,o_...`` (docs/TASKS.md; docs/BEHAVIOUR.md, "Saving
+and naming").
 
 Variables: ``{index}`` (output number from 1), ``{streamindex}`` (0: the video stream),
 ``{autoext}`` (``jpg`` / ``png``), ``{barename}`` (source file name without its extension),

@@ -1,4 +1,4 @@
-"""Delivering one JSON message per task to a topic (SPEC §4, docs/TASKS.md).
+"""Delivering one JSON message per task to a topic (docs/TASKS.md, docs/BEHAVIOUR.md "Notify").
 
 Embedded default: the message is appended as one line to ``.notify/<topic>.jsonl`` in the
 store. A topic mapped to an http(s) URL (``topics={"name": "https://..."}`` in the API,

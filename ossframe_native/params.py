@@ -1,7 +1,8 @@
 """Process strings and keyword arguments -> validated, frozen requests.
 
-Every range of SPEC §1-3 lives in this module. Ranges that depend on the media (``w``/``h``
-of ``video/snapshot`` against the source size, ``ss`` against the duration) are checked by
+Every parameter range of docs/BEHAVIOUR.md lives in this module. Ranges that depend on the media
+(``w``/``h`` of ``video/snapshot`` against the source size, ``ss`` against the duration) are
+checked by
 :func:`ossframe_native.pipeline.resolve` once the source is opened, before any output.
 """
 
@@ -12,7 +13,7 @@ import binascii
 import contextlib
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -33,9 +34,11 @@ class IntRange:
 
     lo: int
     hi: int
+    unit: str = ""  # "ms" for times: messages then say the value is in milliseconds
 
     def describe(self) -> str:
-        return f"an integer in {self.lo}..{self.hi}"
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"an integer in {self.lo}..{self.hi}{unit}"
 
     def check(self, param: str, value: Any) -> int:
         if isinstance(value, str):
@@ -44,9 +47,10 @@ class IntRange:
                     param,
                     f"must be {self.describe()} written as plain decimal digits, got {value!r}",
                 )
-            if len(value.lstrip("0")) > len(str(self.hi)):  # out of range; spare int() the work
+            digits = value.lstrip("0") or "0"  # leading zeros: int() refuses > 4300 digits
+            if len(digits) > len(str(self.hi)):  # out of range; spare int() the work
                 raise InvalidArgument(param, f"must be {self.describe()}, got {value[:20]}...")
-            value = int(value)
+            value = int(digits)
         elif not isinstance(value, bool):
             with contextlib.suppress(TypeError):
                 value = operator.index(value)  # NumPy and other integer types
@@ -99,9 +103,9 @@ class _Validated:
 
 @dataclass(frozen=True)
 class SnapshotRequest(_Validated):
-    """``video/snapshot``: one frame (SPEC §2)."""
+    """``video/snapshot``: one frame."""
 
-    t: int = _param(IntRange(0, MAX_INT), 0)
+    t: int = _param(IntRange(0, MAX_INT, "ms"), 0)
     w: int = _param(IntRange(0, MAX_INT), 0)
     h: int = _param(IntRange(0, MAX_INT), 0)
     m: str | None = _param(Choice(("fast",)))
@@ -113,14 +117,14 @@ class SnapshotRequest(_Validated):
 
 @dataclass(frozen=True)
 class SnapshotsRequest(_Validated):
-    """``video/snapshots``: many frames (SPEC §3)."""
+    """``video/snapshots``: many frames."""
 
-    ss: int = _param(IntRange(0, MAX_INT), 0)
+    ss: int = _param(IntRange(0, MAX_INT, "ms"), 0)
     f: str = _param(Choice(FORMATS), "jpg")
     m: str = _param(Choice(SNAPSHOTS_MODES), "default")
     thr: int = _param(IntRange(0, 100), 0)
     num: int = _param(IntRange(0, MAX_INT), 0)
-    inter: int = _param(IntRange(0, MAX_INT), 0)
+    inter: int = _param(IntRange(0, MAX_INT, "ms"), 0)
     w: int | None = _param(IntRange(32, 4096))
     h: int | None = _param(IntRange(32, 4096))
     pw: int | None = _param(IntRange(1, 200))
@@ -186,10 +190,10 @@ def parse_process(spec: str) -> ProcessRequest:
         name, params = _split_step(step)
         if name == "sys/saveas" and saveas is None and notify is None:
             values = _key_values(name, params, allowed=("b", "o"), required=("b", "o"))
-            saveas = SaveAs(bucket=_b64("b", values["b"]), object=_b64("o", values["o"]))
+            saveas = _saveas(_b64("b", values["b"]), _b64("o", values["o"]), action.f)
         elif name == "notify" and notify is None:
             values = _key_values(name, params, allowed=("topic",), required=("topic",))
-            notify = Notify(topic=_b64("topic", values["topic"]))
+            notify = _notify(_b64("topic", values["topic"]), saveas)
         else:
             raise InvalidArgument(
                 "spec",
@@ -199,13 +203,39 @@ def parse_process(spec: str) -> ProcessRequest:
     return ProcessRequest(action=action, saveas=saveas, notify=notify)
 
 
+def _saveas(bucket: str, template: str, f: str) -> SaveAs:
+    """The saveas step, checked by the same functions a task uses before it decodes."""
+    from .naming import compile_template
+    from .store import validate_bucket
+
+    validate_bucket(bucket)
+    # The object name template: variables, braces, and the name it gives (a neutral {barename};
+    # the source's own is checked when the task starts) must stay inside the bucket.
+    compile_template(template).render(index=1, ms=0, autoext=f, barename="x")
+    return SaveAs(bucket=bucket, object=template)
+
+
+def _notify(topic: str, saveas: SaveAs | None) -> Notify:
+    from .notify import validate_topic
+
+    if saveas is None:
+        raise InvalidArgument(
+            "notify",
+            "notify needs sys/saveas: the message reports the saved objects; add "
+            "'|sys/saveas,b_..,o_..' before notify",
+        )
+    return Notify(topic=validate_topic(topic))
+
+
 def _parse_action(segment: str) -> CaptureRequest:
     name, params = _split_step(segment)
     cls = _ACTIONS.get(name)
     if cls is None:
         raise InvalidArgument("spec", f"unknown action {name!r}; allowed: {', '.join(_ACTIONS)}")
-    allowed = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    values = _key_values(name, params, allowed=allowed, required=("f",))
+    rules = {f.name: f.metadata["rule"] for f in fields(cls)}  # type: ignore[arg-type]
+    values = _key_values(
+        name, params, allowed=tuple(rules), required=("f",), check=lambda k, v: rules[k].check(k, v)
+    )
     return cls(**values)  # type: ignore[return-value]
 
 
@@ -227,8 +257,15 @@ def _split_step(step: str) -> tuple[str, list[str]]:
 
 
 def _key_values(
-    step: str, params: list[str], *, allowed: tuple[str, ...], required: tuple[str, ...]
+    step: str,
+    params: list[str],
+    *,
+    allowed: tuple[str, ...],
+    required: tuple[str, ...],
+    check: Callable[[str, str], object] | None = None,
 ) -> dict[str, str]:
+    """The ``key_value`` items of a step. Each item is checked as it is read (its key, then its
+    value with ``check``), so the first invalid parameter in the order written is reported."""
     values: dict[str, str] = {}
     for item in params:
         key, sep, value = item.partition("_")
@@ -242,6 +279,8 @@ def _key_values(
             )
         if key in values:
             raise InvalidArgument(key, f"given more than once in {step}")
+        if check is not None:
+            check(key, value)
         values[key] = value
     for key in required:
         if key not in values:

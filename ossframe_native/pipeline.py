@@ -17,7 +17,7 @@ Rendering for images runs on a worker thread while the decoder goes on (:meth:`C
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -180,8 +180,11 @@ class Capture:
         return transform.render(output.frame, self.geometry_for(output.frame), bgr=bgr)
 
     def outputs(self) -> Generator[Output, None, None]:
-        """The outputs in time order (repeated where the plan repeats a frame); closes the
-        source when exhausted or closed."""
+        """The outputs in time order; closes the source when exhausted or closed.
+
+        Where the plan repeats a frame (``avg``), the same :class:`Output` object is yielded
+        again, lazily (``num`` may be far larger than the frames), so that :meth:`mapped`
+        renders it once."""
         with self:
             if self.info.cover_art:  # a cover picture: once, in every mode
                 score = 100.0 if self.plan.mode == "dhash" else None
@@ -189,28 +192,33 @@ class Capture:
             elif self.plan.mode == "dhash":
                 yield from self._dhash_outputs()
             else:
-                repeats = Counter(self.plan.frames)
                 for number, frame in self.source.decode(self.plan.runs):
                     output = self._output(number, frame, None)
-                    for _ in range(repeats[number]):
+                    for _ in range(self.plan.outputs(number)):
                         yield output
 
     def mapped(self, fn: Callable[[Output], T], ahead: int = 2) -> Iterator[T]:
         """``fn`` of every output, in order, computed on a worker thread up to ``ahead`` outputs
-        behind the decoder (rendering and encoding release the GIL); ``ahead=0``: inline."""
+        behind the decoder (rendering and encoding release the GIL); ``ahead=0``: inline.
+
+        A repeated output (the same object again, see :meth:`outputs`) is not computed again:
+        its result is handed out once more."""
         outputs = self.outputs()
         if ahead <= 0:
             try:
-                yield from map(fn, outputs)
+                yield from _computed_once(fn, outputs)
             finally:
                 outputs.close()
             return
         try:
             with ThreadPoolExecutor(1) as worker:  # exits (waits for the worker) first
                 pending: deque[Future[T]] = deque()
+                last: tuple[Output, Future[T]] | None = None
                 try:
                     for output in outputs:
-                        pending.append(worker.submit(fn, output))
+                        if last is None or last[0] is not output:
+                            last = (output, worker.submit(fn, output))
+                        pending.append(last[1])
                         if len(pending) > ahead:
                             yield pending.popleft().result()
                     while pending:
@@ -250,6 +258,15 @@ class Capture:
         runs = decode_runs(self.source.index, list(scores))
         for number, frame in self.source.decode(runs):
             yield self._output(number, frame, scores[number])
+
+
+def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iterator[T]:
+    """``fn`` of each output, inline; a repeated output gets the previous result again."""
+    last: tuple[Output, T] | None = None
+    for output in outputs:
+        if last is None or last[0] is not output:
+            last = (output, fn(output))
+        yield last[1]
 
 
 def probe(source: Source) -> dict[str, Any]:

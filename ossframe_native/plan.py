@@ -8,6 +8,7 @@ selector per mode in :data:`SELECTORS`, and the dhash ranking (:class:`DhashRank
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +23,37 @@ from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
 
 @dataclass(frozen=True)
 class CapturePlan:
-    """The frames to output (time order, a frame may repeat in ``avg``) and how to decode them.
+    """The frames to output (time order, each once) and how to decode them.
 
-    In ``dhash`` mode ``frames`` are the candidates; which of them are output is decided by
-    their hashes while decoding (:class:`DhashRanking`).
+    ``repeats[i]`` is how many outputs frames[i] gives (``avg`` repeats a frame when ``num``
+    exceeds the frames); empty means one each. The plan's size is bounded by the frames of the
+    video, whatever ``num`` asks. In ``dhash`` mode ``frames`` are the candidates; which of them
+    are output is decided by their hashes while decoding (:class:`DhashRanking`).
     """
 
     mode: str  # a key of SELECTORS
     frames: tuple[int, ...]
     runs: tuple[DecodeRun, ...]
+    repeats: tuple[int, ...] = ()
+
+    def outputs(self, number: int) -> int:
+        """How many outputs frame ``number`` gives (0 if it is not in the plan)."""
+        position = self._positions.get(number)
+        if position is None:
+            return 0
+        return self.repeats[position] if self.repeats else 1
+
+    @functools.cached_property
+    def _positions(self) -> dict[int, int]:
+        return {frame: i for i, frame in enumerate(self.frames)}
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A selector's frames (time order, each once) with how many outputs each gives."""
+
+    frames: list[int]
+    repeats: tuple[int, ...]
 
 
 def mode_of(request: CaptureRequest) -> str:
@@ -45,8 +68,13 @@ def plan_capture(request: CaptureRequest, index: FrameIndex) -> CapturePlan:
     """The plan for a ``video/snapshot`` or ``video/snapshots`` request."""
     mode = mode_of(request)
     select, keyframes_only = SELECTORS[mode]
-    frames = select(request, index)
-    return CapturePlan(mode, tuple(frames), decode_runs(index, frames, keyframes_only))
+    picked = select(request, index)
+    if isinstance(picked, Counted):
+        frames, repeats = picked.frames, picked.repeats
+    else:
+        frames, repeats = picked, ()
+    runs = decode_runs(index, frames, keyframes_only)
+    return CapturePlan(mode, tuple(frames), runs, repeats)
 
 
 def _snapshot(request: Any, index: FrameIndex) -> list[int]:
@@ -67,10 +95,34 @@ def _dhash_candidates(request: Any, index: FrameIndex) -> list[int]:
     return sampled_frames(index, Fraction(request.ss, 1000), Fraction(request.inter, 1000))
 
 
-def _avg(request: Any, index: FrameIndex) -> list[int]:
-    ss = Fraction(request.ss, 1000)
+def _avg(request: Any, index: FrameIndex) -> Counted:
+    pairs = avg_frames(index, Fraction(request.ss, 1000), request.num)
+    return Counted([frame for frame, _ in pairs], tuple(count for _, count in pairs))
+
+
+def avg_frames(index: FrameIndex, ss: Fraction, num: int) -> list[tuple[int, int]]:
+    """``avg``: the frames shown at ss + k * (D - ss) / num, k = 0..num-1, as (frame, count)
+    pairs in time order, where count is how many of the num samples show that frame.
+
+    Counted per frame, not per sample, so the work is bounded by the video's frames whatever
+    ``num`` is: the samples before time T number ceil((T - ss) * num / (D - ss)), clamped to
+    0..num, and frame i gets those before its successor's time minus those before its own.
+    """
     span = index.duration - ss
-    return [index.frame_at(ss + span * k / request.num) for k in range(request.num)]
+    if span <= 0:  # ss at or past the end (the request check refuses it): the last frame
+        return [(len(index) - 1, num)]
+
+    def samples_before(t: Fraction) -> int:
+        return min(max(-((ss - t) * num // span), 0), num)  # ceil((t - ss) * num / span)
+
+    pairs = []
+    before = 0
+    for i in range(index.frame_at(ss), len(index)):
+        after = samples_before(index.time_exact(i + 1)) if i + 1 < len(index) else num
+        if after > before:
+            pairs.append((i, after - before))
+        before = after
+    return pairs
 
 
 def _key(request: Any, index: FrameIndex) -> list[int]:
@@ -79,9 +131,10 @@ def _key(request: Any, index: FrameIndex) -> list[int]:
     return keys[: request.num] if request.num else keys
 
 
-Selector = Callable[[Any, FrameIndex], list[int]]
+Selector = Callable[[Any, FrameIndex], list[int] | Counted]
 
-# mode -> (the frames it outputs, in time order (dhash: its candidates); keyframes only?)
+# mode -> (the frames it outputs, in time order (dhash: its candidates; avg: each once, Counted
+# with its repeats); keyframes only?)
 SELECTORS: dict[str, tuple[Selector, bool]] = {
     "snapshot": (_snapshot, False),
     "fast": (_fast, True),
@@ -93,8 +146,16 @@ SELECTORS: dict[str, tuple[Selector, bool]] = {
 
 
 def snapshots_frames(request: SnapshotsRequest, index: FrameIndex) -> list[int]:
-    """The frames ``video/snapshots`` outputs (``dhash``: its candidates), in time order."""
-    return SELECTORS[request.m][0](request, index)
+    """The frames ``video/snapshots`` outputs (``dhash``: its candidates), in time order, a
+    repeated frame (``avg``) as often as it is output."""
+    picked = SELECTORS[request.m][0](request, index)
+    if isinstance(picked, Counted):
+        return [
+            frame
+            for frame, count in zip(picked.frames, picked.repeats, strict=True)
+            for _ in range(count)
+        ]
+    return picked
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A store holds buckets; a bucket holds objects named by keys that may contain ``/``. Every name
 is validated here, before anything runs, so that nothing can be written outside the store:
-see :func:`validate_bucket` and :func:`validate_key` (SPEC §4, docs/TASKS.md).
+see :func:`validate_bucket` and :func:`validate_key` (docs/TASKS.md).
 
 Besides user objects, a store keeps the project's own records under *system names* that start
 with a dot and so can never clash with a bucket (``.tasks/<key>.json`` for task results,
@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 MAX_KEY_BYTES = 1023
+# Bytes of one '/'-separated segment of a key: the file-name limit (NAME_MAX) of ext4, XFS,
+# Btrfs, APFS and NTFS, so a key that validates can be written to any local store.
+MAX_SEGMENT_BYTES = 255
 TEMP_SUFFIX = ".ossframe-tmp"
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
@@ -68,7 +71,8 @@ def validate_key(key: str, param: str = "o") -> str:
     """Return ``key`` if it is an object key that stays inside its bucket, else raise.
 
     Refused: empty keys, keys over 1023 bytes of UTF-8, absolute keys (leading ``/``),
-    backslashes, NUL and other control characters, and empty, ``.`` or ``..`` segments.
+    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, and
+    segments over 255 bytes (the file-name limit of local file systems).
     """
     if not isinstance(key, str) or not key:
         raise InvalidArgument(param, "the object name is empty; give a name of 1 to 1023 bytes")
@@ -98,6 +102,14 @@ def validate_key(key: str, param: str = "o") -> str:
                 param,
                 f"object name {key!r} has an empty, '.' or '..' path segment; a name may not "
                 "leave its bucket or contain '//'",
+            )
+        segment_size = len(segment.encode("utf-8"))
+        if segment_size > MAX_SEGMENT_BYTES:
+            raise InvalidArgument(
+                param,
+                f"object name has a segment (between '/') of {segment_size} bytes of UTF-8; file "
+                f"systems allow at most {MAX_SEGMENT_BYTES} bytes per name, so each segment may "
+                f"have at most {MAX_SEGMENT_BYTES} (split the name with '/')",
             )
     return key
 
@@ -256,25 +268,89 @@ class LocalStore(Store):
                     continue
                 yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
 
+    # The store's own records (.tasks/, .notify/) are reached only through real directories
+    # and files inside the root: each step is opened relative to the last with O_NOFOLLOW, so a
+    # symbolic link planted at .notify, .tasks or a record file is refused, never followed.
+
+    def put_record(self, name: str, data: bytes) -> None:
+        path = self._path(_check_system_name(name))
+        try:
+            with self._record_dir(name, create=True) as dir_fd:
+                atomic_write(path.rsplit(os.sep, 1)[0], name.split("/")[1], data, dir_fd=dir_fd)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {_reason(exc)}") from exc
+
+    def get_record(self, name: str) -> bytes | None:
+        path = self._path(_check_system_name(name))
+        try:
+            with self._record_dir(name, create=False) as dir_fd:
+                fd = os.open(name.split("/")[1], os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+                with open(fd, "rb") as f:
+                    return f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {_reason(exc)}") from exc
+
     def append_line(self, name: str, line: bytes) -> str:
         path = self._path(_check_system_name(name))
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            append_line_to_file(path, line)
+            with self._record_dir(name, create=True) as dir_fd:
+                append_line_to_file(name.split("/")[1], line, dir_fd=dir_fd)
         except OSError as exc:
-            raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from exc
+            raise StoreError(f"cannot append to {path}: {_reason(exc)}") from exc
         return path
 
     def read_lines(self, name: str) -> builtins.list[bytes]:
-        data = self._get(_check_system_name(name))
+        data = self.get_record(name)
         return [] if data is None else [ln for ln in data.split(b"\n") if ln]
 
+    @contextlib.contextmanager
+    def _record_dir(self, name: str, create: bool) -> Iterator[int]:
+        """A descriptor of the record's directory (``.tasks`` / ``.notify``), opened without
+        following a symbolic link anywhere below the root."""
+        folder = name.split("/")[0]
+        if create:
+            os.makedirs(self.root, exist_ok=True)
+        root_fd = os.open(self.root, os.O_RDONLY | _DIRECTORY)
+        try:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder, dir_fd=root_fd)
+            dir_fd = os.open(folder, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=root_fd)
+        finally:
+            os.close(root_fd)
+        try:
+            yield dir_fd
+        finally:
+            os.close(dir_fd)
 
-def atomic_write(directory: str, name: str, data: bytes) -> None:
-    """Writes ``directory/name`` via a synced temporary file and a rename: never half written."""
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return (
+            "a symbolic link (or a file) stands where the store keeps its records; they are "
+            "only written to real directories inside the store root"
+        )
+    return exc.strerror or str(exc)
+
+
+def atomic_write(directory: str, name: str, data: bytes, dir_fd: int | None = None) -> None:
+    """Writes ``directory/name`` via a synced temporary file and a rename: never half written.
+
+    With ``dir_fd`` (a descriptor of ``directory``) the files are named relative to it.
+    """
     # A fixed-length temporary name: any valid object name fits the file system's limit.
-    tmp = os.path.join(directory, f".{uuid.uuid4().hex}{TEMP_SUFFIX}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    tmp_name = f".{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    tmp = tmp_name if dir_fd is not None else os.path.join(directory, tmp_name)
+    final = name if dir_fd is not None else os.path.join(directory, name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | _NOFOLLOW
+    fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
     try:
         view = memoryview(data)
         while view:
@@ -282,14 +358,18 @@ def atomic_write(directory: str, name: str, data: bytes) -> None:
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        os.replace(tmp, os.path.join(directory, name))
+        # A rename replaces a symbolic link at the final name; it never writes through one.
+        os.replace(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         if fd >= 0:
             os.close(fd)
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
-    _fsync_dir(directory)
+    if dir_fd is not None:
+        _fsync_fd(dir_fd)
+    else:
+        _fsync_dir(directory)
 
 
 def _fsync_dir(directory: str) -> None:
@@ -299,25 +379,32 @@ def _fsync_dir(directory: str) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError as exc:  # pragma: no cover - e.g. some network file systems
-        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
-            raise
+        _fsync_fd(fd)
     finally:
         os.close(fd)
 
 
-def append_line_to_file(path: str, line: bytes) -> None:
+def _fsync_fd(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # pragma: no cover - e.g. some network file systems
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+
+
+def append_line_to_file(path: str, line: bytes, dir_fd: int | None = None) -> None:
     """Append ``line`` (a newline is added) to ``path`` so that appenders never interleave.
 
     The file is opened with ``O_APPEND`` and the whole line is written while an exclusive
     ``flock`` is held (which also covers lines longer than the kernel's atomic-write size and
-    short writes), then fsynced.
+    short writes), then fsynced. A symbolic link at ``path`` is refused (``O_NOFOLLOW``);
+    ``dir_fd``: ``path`` is relative to that directory.
     """
     if b"\n" in line:
         raise ValueError("a JSON line may not contain a newline")
     data = line + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _CLOEXEC | _NOFOLLOW
+    fd = os.open(path, flags, 0o666, dir_fd=dir_fd)
     try:
         _lock(fd)
         try:

@@ -5,10 +5,10 @@ gives a :class:`TaskResult`: without ``sys/saveas`` it carries the captured imag
 (``result.images``) and nothing is stored. The order of a task with ``sys/saveas``
 (docs/TASKS.md, docs/BEHAVIOUR.md "Saving and naming" and "Notify"):
 
-1. Everything that can be checked without the media is checked first: the process string, the
-   store, the bucket name, the object-name template (with the source's ``{barename}``), the
-   topic name and the webhook mapping. Any problem raises ``InvalidArgument``; nothing is
-   decoded and nothing is written.
+1. Everything that can be checked without the media is checked first: the process string
+   (``parse_process`` checks the bucket name, the object-name template and the topic name), the
+   store, the template with the source's ``{barename}`` and the webhook mapping. Any problem
+   raises ``InvalidArgument``; nothing is decoded and nothing is written.
 2. Outputs are streamed from ``capture()`` into the store one by one, each written atomically.
 3. A failure midway ends the task ``Failed`` with its error code and message; what was saved
    stays and is listed, and no partial object exists under a final name.
@@ -33,7 +33,7 @@ from typing import Any
 from ossframe_native import notify as _notify
 from ossframe_native.errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
 from ossframe_native.naming import NameTemplate, barename_of, compile_template
-from ossframe_native.store import Store, open_store, validate_bucket
+from ossframe_native.store import Store, open_store
 
 __all__ = ["SavedObject", "TaskResult", "exit_status", "process", "run_request", "task_key"]
 
@@ -189,13 +189,7 @@ def run_request(
 ) -> TaskResult:
     """:func:`process` for a process string already parsed into ``request`` (a
     ``ProcessRequest``), so that callers holding one do not parse it again."""
-    if request.saveas is None:
-        if request.notify is not None:
-            raise InvalidArgument(
-                "notify",
-                "notify needs sys/saveas: the message reports the saved objects; add "
-                "'|sys/saveas,b_..,o_..' before notify",
-            )
+    if request.saveas is None:  # parse_process refuses notify without it
         return _capture_only(source, spec, request, task_id, threads)
     plan = prepare(spec, request, store, topics)
     return run_task(plan, source, task_id=task_id, raise_invalid=True, threads=threads)
@@ -232,7 +226,8 @@ def prepare(
     store: Store | str | os.PathLike[str] | None,
     topics: Mapping[str, str | _notify.Webhook] | None,
 ) -> _Plan:
-    """Checks everything about a saveas task that does not depend on the source."""
+    """Opens the store, compiles the object name and checks the webhooks of a saveas task
+    (``request`` comes from ``parse_process``, which checked the bucket, name and topic)."""
     if request.saveas is None:
         raise InvalidArgument(
             "spec", "this needs a process string with '|sys/saveas,b_..,o_..' to store outputs"
@@ -244,13 +239,11 @@ def prepare(
             "URL (--root DIR on the command line)",
         )
     store = open_store(store)
-    bucket = validate_bucket(request.saveas.bucket)
+    # parse_process checked the bucket, the object name (with a neutral {barename}) and the
+    # topic with the same validators; what depends on the source is checked in run_task.
+    bucket = request.saveas.bucket
     template = compile_template(request.saveas.object)
-    # Catch names that escape the bucket now, with neutral values for the source-dependent parts.
-    template.render(index=1, ms=0, autoext=request.action.f, barename="x")
-    topic = None
-    if request.notify is not None:
-        topic = _notify.validate_topic(request.notify.topic)
+    topic = request.notify.topic if request.notify is not None else None
     webhooks = _notify.normalize_topics(topics)
     return _Plan(spec, request, store, bucket, template, topic, webhooks)
 

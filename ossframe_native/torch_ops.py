@@ -91,11 +91,16 @@ def dhash(plane: torch.Tensor) -> int:
 
 
 def dhash_many(planes: torch.Tensor) -> list[int]:
-    """The dhash of each plane of an (N, H, W) uint8 tensor, in one pass on its device."""
+    """The dhash of each plane of an (N, H, W) uint8 tensor, in one pass on its device.
+
+    As in ``kernels.dhash``, a plane under 9x8 is hashed as its upscale by pixel repetition (9x
+    across, 8x down on the short axis)."""
     _check_plane("planes", planes, ndim=3)
-    height, width = planes.shape[-2:]
-    if width < 9 or height < 8:
-        raise ValueError(f"plane: dhash needs at least 9x8 pixels, got {width}x{height}")
+    if planes.shape[-1] < 9:
+        planes = planes.repeat_interleave(9, -1)
+    if planes.shape[-2] < 8:
+        planes = planes.repeat_interleave(8, -2)
+    width = planes.shape[-1]
     sums = _block_sums(planes, 9, 8)  # (N, 8, 9)
     widths = _cell_widths(width, planes.device)
     # avg_l > avg_r without division; the two blocks share their rows, so only widths matter.

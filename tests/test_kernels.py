@@ -278,8 +278,7 @@ def test_hash_distance() -> None:
 @pytest.mark.parametrize(
     ("plane", "match"),
     [
-        (np.zeros((8, 8), np.uint8), r"plane: dhash needs at least 8 rows and 9 columns.*\(8, 8\)"),
-        (np.zeros((7, 9), np.uint8), r"plane: dhash needs.*\(7, 9\)"),
+        (np.zeros((0, 9), np.uint8), r"plane: height and width must be in 1\.\..*\(0, 9\)"),
         (np.zeros((8, 9), np.float32), r"plane: expected a uint8 array, got dtype float32"),
         (np.zeros((8, 9, 3), np.uint8), r"plane: expected shape \(H, W\), got \(8, 9, 3\)"),
         (np.zeros((8, 18), np.uint8)[:, ::2], r"plane: pixels must be packed.*strides \(18, 2\)"),

@@ -253,17 +253,19 @@ def test_base64_forms(ofn, text: str, pad: bool, newline: bool) -> None:
     enc = b64(text, pad=pad, newline=newline)
     bucket = "b" * (len(text) % 3 + 1) + "kt"  # 2..4 characters: every padding length
     benc = b64(bucket, pad=pad, newline=newline)
-    req = ofn.parse_process(f"{SNAP}|sys/saveas,b_{benc},o_{enc}|notify,topic_{enc}")
+    topic = "t" * (len(text) % 3 + 1) + "opic"  # a valid topic name, every padding length
+    tenc = b64(topic, pad=pad, newline=newline)
+    req = ofn.parse_process(f"{SNAP}|sys/saveas,b_{benc},o_{enc}|notify,topic_{tenc}")
     assert req.saveas.bucket == bucket
     assert req.saveas.object == text
-    assert req.notify.topic == text
+    assert req.notify.topic == topic
 
 
 def test_url_safe_alphabet(ofn) -> None:
     text = "a?b>c~d.jpg"  # encodes to '-' and '_' in the URL-safe alphabet
     enc = b64(text)
     assert "-" in enc or "_" in enc
-    assert ofn.parse_process(f"{SNAP}|sys/saveas,b_{b64('x')},o_{enc}").saveas.object == text
+    assert ofn.parse_process(f"{SNAP}|sys/saveas,b_{b64('bkt')},o_{enc}").saveas.object == text
 
 
 @pytest.mark.parametrize("sep", ["/", "|"])
@@ -276,8 +278,8 @@ def test_notify_after_saveas(ofn, sep: str) -> None:
 def test_saveas_alone_and_notify_alone(ofn) -> None:
     req = ofn.parse_process(f"{SNAP}|sys/saveas,b_{b64('bkt')},o_{b64('o.jpg')}")
     assert req.saveas.object == "o.jpg" and req.notify is None
-    req = ofn.parse_process(f"{SNAP}|notify,topic_{b64('t')}")
-    assert req.saveas is None and req.notify.topic == "t"
+    message = invalid(ofn, f"{SNAP}|notify,topic_{b64('t')}", "notify")
+    assert "needs sys/saveas" in message
 
 
 NOT_UTF8 = base64.urlsafe_b64encode(bytes([0xFF, 0xFE, 0x80])).decode()
@@ -290,8 +292,8 @@ NOT_UTF8 = base64.urlsafe_b64encode(bytes([0xFF, 0xFE, 0x80])).decode()
         (f"{SNAP}|sys/saveas,b_{b64('b')},o_a", "o"),  # 1 char: not a base64 length
         (f"{SNAP}|sys/saveas,b_{b64('b')},o_ab!d", "o"),
         (f"{SNAP}|sys/saveas,b_{b64('b')},o_a+b/", "o"),  # standard alphabet, not URL-safe
-        (f"{SNAP}|sys/saveas,b_{b64('b')},o_{b64('o')}/notify,topic_%%%", "topic"),
-        (f"{SNAP}|sys/saveas,b_{b64('b')},o_{b64('o')}|notify,topic_", "topic"),
+        (f"{SNAP}|sys/saveas,b_{b64('bkt')},o_{b64('o')}/notify,topic_%%%", "topic"),
+        (f"{SNAP}|sys/saveas,b_{b64('bkt')},o_{b64('o')}|notify,topic_", "topic"),
         (f"{SNAP}|sys/saveas,b_{b64('b')},o_", "o"),
         (f"{SNAP}|sys/saveas,b_{b64('b')}", "o"),  # o missing
         (f"{SNAP}|sys/saveas,o_{b64('o')}", "b"),  # b missing

@@ -186,3 +186,34 @@ def test_planner_and_index_import_no_pyav() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Repeated outputs (avg with num above the frame count)
+
+
+@pytest.mark.parametrize("ahead", [0, 2])
+def test_a_repeated_frame_is_rendered_once(clip_h264_b: ClipTruth, ahead: int) -> None:
+    """avg num=270 on 90 frames: every frame is output 3 times, as one Output object, and
+    ``mapped`` calls its function once per frame (the result is handed out again)."""
+    request = SnapshotsRequest(m="avg", num=270)
+    with pipeline.open_capture(clip_h264_b.path, request) as run:
+        assert run.plan.frames == tuple(range(90)) and run.plan.repeats == (3,) * 90
+        calls: list[int] = []
+
+        def rendered(output: pipeline.Output) -> tuple[int, np.ndarray]:
+            calls.append(output.index)
+            return output.index, run.render(output)
+
+        results = list(run.mapped(rendered, ahead=ahead))
+    assert calls == list(range(90))
+    assert [number for number, _ in results] == [i // 3 for i in range(270)]
+    assert all(results[i] is results[i - i % 3] for i in range(270))
+    assert [read_frame_number(results[i][1]) for i in range(0, 270, 27)] == list(range(0, 90, 9))
+
+
+def test_ml_frames_reuse_the_array_of_a_repeated_frame(ofn, clip_h264_b: ClipTruth) -> None:
+    frames = list(ofn.frames(clip_h264_b.path, m="avg", num=180, w=64, h=36))
+    assert [fr.index for fr in frames] == [i // 2 for i in range(180)]
+    assert all(frames[i].array is frames[i + 1].array for i in range(0, 180, 2))
+    assert frames[0].array is not frames[2].array

@@ -56,8 +56,8 @@ def test_invalid_bucket_names(bucket: str) -> None:
         "with space/x.jpg",
         "a..b/c..d.jpg",  # dots inside a segment are fine
         ".hidden/x.jpg",
-        "x" * 1023,
-        "é" * 511 + "x",  # 1023 bytes of UTF-8
+        ("x" * 255 + "/") * 3 + "x" * 255,  # 1023 bytes, segments of the 255-byte maximum
+        ("é" * 127 + "/") * 4 + "xxx",  # 1023 bytes of UTF-8
     ],
 )
 def test_valid_keys(key: str) -> None:

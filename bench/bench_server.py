@@ -1,0 +1,344 @@
+"""How fast is ``ossframe serve`` through the official SDK, against the alternatives?
+
+    python bench/bench_server.py --runs 15        # writes bench/RESULTS_SERVER.md
+
+Four questions, each verified before it is timed (outputs compared byte for byte with the
+in-process engine, whose frame choice bench/run.py checks against reference renderings):
+
+1. Processed GET ``video/snapshot,t_37300,f_jpg,w_800,h_600`` on the 1080p clip through ``oss2``
+   on a kept-alive connection, vs the FFmpeg CLI for the same frame and vs in-process
+   ``ofn.snapshot``. Targets: >= 1.5x faster than FFmpeg, within 1.1x of in-process.
+2. 8 concurrent ``oss2`` clients vs 1: throughput (target >= 1.6x on 2 cores) and p99 latency.
+3. PutObject then GetObject of a 1 GiB object through ``oss2`` on loopback: MB/s each way
+   (target >= 200) and the server's peak RSS (target < 300 MB), sampled every 50 ms.
+4. ``POST ?x-oss-async-process`` of the interval task (``video/snapshots,f_jpg,inter_10000,
+   w_800,h_600`` + saveas + notify) until its notify line appears, vs ``ofn.process`` of the same
+   spec in-process. Target: within 1.1x.
+
+The server is a real ``ossframe serve`` process on 127.0.0.1 (started here, stopped at the end);
+the media comes from bench/make_media.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import oss2  # noqa: E402
+from server_support import AK, SK, start_server  # noqa: E402
+
+import ossframe_native as ofn  # noqa: E402
+
+MAIN = BENCH / "media" / "main_1080p_h264.mp4"
+OUT = BENCH / "out" / "server"
+SPEC = "video/snapshot,t_37300,f_jpg,w_800,h_600"
+INTERVAL = "video/snapshots,f_jpg,inter_10000,w_800,h_600"
+BUCKET = "bench"
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def wall(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def alternate(cases: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Every case ``runs`` times, the order rotated each repetition."""
+    names = list(cases)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for rep in range(runs):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(wall(cases[name]))
+    return times
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (its threads included)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """Peak RSS of a process, sampled every 50 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def ffmpeg_snapshot(out: Path) -> None:
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", "37.3", "-i",
+         str(MAIN), "-frames:v", "1", "-s", "800x600", "-q:v", "2", str(out)],
+        check=True,
+    )  # fmt: skip
+
+
+def q_latency(bucket: oss2.Bucket, runs: int, lines: list[str]) -> None:
+    expected = ofn.snapshot(str(MAIN), t=37300, f="jpg", w=800, h=600).data
+    served = bucket.get_object(BUCKET_KEY, process=SPEC).read()
+    assert served == expected, "the service's image differs from the in-process engine's"
+    out = OUT / "ffmpeg.jpg"
+    cases = {
+        "service (oss2)": lambda: bucket.get_object(BUCKET_KEY, process=SPEC).read(),
+        "in-process ofn.snapshot": lambda: ofn.snapshot(str(MAIN), t=37300, f="jpg", w=800, h=600),
+        "ffmpeg CLI": lambda: ffmpeg_snapshot(out),
+    }
+    times = alternate(cases, runs)
+    svc, inproc, ff = (med(times[n]) for n in cases)
+    lines += [
+        "### 1. Processed GET latency (`" + SPEC + "`, 1080p H.264)",
+        "",
+        "| side | median | min–max |",
+        "|---|---|---|",
+        *(f"| {n} | {ms(med(v))} | {ms(min(v))}–{ms(max(v))} |" for n, v in times.items()),
+        "",
+        f"* FFmpeg CLI / service = **{ff / svc:.2f}x** (target >= 1.5x): "
+        f"{'met' if ff / svc >= 1.5 else 'not met'}",
+        f"* service / in-process = **{svc / inproc:.2f}x** (target <= 1.1x): "
+        f"{'met' if svc / inproc <= 1.1 else 'not met'}",
+        "",
+    ]
+
+
+def q_concurrency(endpoint: str, per_client: int, lines: list[str]) -> None:
+    def client_run(latencies: list[float], n: int) -> None:
+        bucket = oss2.Bucket(oss2.Auth(AK, SK), endpoint, BUCKET)
+        for _ in range(n):
+            latencies.append(wall(lambda: bucket.get_object(BUCKET_KEY, process=SPEC).read()))
+
+    results = {}
+    for clients in (1, 8):
+        latencies: list[float] = []
+        threads = [
+            threading.Thread(target=client_run, args=(latencies, per_client))
+            for _ in range(clients)
+        ]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        results[clients] = (len(latencies) / elapsed, med(latencies), p99(latencies))
+    ratio = results[8][0] / results[1][0]
+    lines += [
+        f"### 2. Concurrent clients (each {per_client} processed GETs, own kept-alive connection)",
+        "",
+        "| clients | throughput | median latency | p99 latency |",
+        "|---|---|---|---|",
+        *(f"| {c} | {r[0]:.2f} req/s | {ms(r[1])} | {ms(r[2])} |" for c, r in results.items()),
+        "",
+        f"* 8 clients / 1 client throughput = **{ratio:.2f}x** (target >= 1.6x on 2 cores): "
+        f"{'met' if ratio >= 1.6 else 'not met'}",
+        "",
+    ]
+
+
+def q_bulk(bucket: oss2.Bucket, pid: int, size_mb: int, lines: list[str]) -> None:
+    src = OUT / "big.bin"
+    if not src.exists() or src.stat().st_size != size_mb << 20:
+        with open(src, "wb") as f:
+            block = os.urandom(1 << 20)
+            for i in range(size_mb):
+                f.write(block[: (1 << 20) - 8] + i.to_bytes(8, "little"))
+    size = src.stat().st_size
+    cpu0 = cpu_s(pid)
+    with RssSampler(pid) as put_rss:
+        put_s = wall(lambda: bucket.put_object_from_file("big.bin", str(src)))
+    put_cpu = cpu_s(pid) - cpu0
+    got = 0
+
+    def read_all() -> None:
+        nonlocal got
+        stream = bucket.get_object("big.bin")
+        while chunk := stream.read(1 << 20):
+            got += len(chunk)
+
+    cpu0 = cpu_s(pid)
+    with RssSampler(pid) as get_rss:
+        get_s = wall(read_all)
+    get_cpu = cpu_s(pid) - cpu0
+    assert got == size
+    put_mbs, get_mbs = size / put_s / 1e6, size / get_s / 1e6
+    lines += [
+        f"### 3. PutObject / GetObject of {size_mb} MiB through oss2 (loopback, client CRC off)",
+        "",
+        "| direction | time | throughput | server peak RSS | server CPU per MB |",
+        "|---|---|---|---|---|",
+        f"| PUT | {put_s:.2f} s | **{put_mbs:.0f} MB/s** | {put_rss.peak:.0f} MB "
+        f"| {put_cpu / size * 1e9:.2f} ms |",
+        f"| GET | {get_s:.2f} s | **{get_mbs:.0f} MB/s** | {get_rss.peak:.0f} MB "
+        f"| {get_cpu / size * 1e9:.2f} ms |",
+        "",
+        "Server CPU per MB (all its threads: HTTP parsing, MD5 for the ETag, CRC-64, disk "
+        "writes) bounds the throughput the server alone could reach on free cores, whatever "
+        "else shares the machine.",
+        "",
+        f"* target >= 200 MB/s each way: PUT {'met' if put_mbs >= 200 else 'not met'}, "
+        f"GET {'met' if get_mbs >= 200 else 'not met'}; RSS < 300 MB: "
+        f"{'met' if max(put_rss.peak, get_rss.peak) < 300 else 'not met'}",
+        "",
+    ]
+    bucket.delete_object("big.bin")
+
+
+def q_async(bucket: oss2.Bucket, root: Path, runs: int, lines: list[str]) -> None:
+    notify = root / ".notify" / "bench.jsonl"
+
+    saveas = f"|sys/saveas,b_{b64(BUCKET)},o_{b64('iv/{index}.jpg')}"
+    spec = f"{INTERVAL}{saveas}/notify,topic_{b64('bench')}"
+
+    def via_service() -> None:
+        result = bucket.async_process_object(BUCKET_KEY, spec)
+        while True:
+            if notify.exists() and result.event_id in notify.read_text():
+                return
+            time.sleep(0.005)
+
+    store = tempfile.mkdtemp(prefix="bench-inproc-", dir=OUT)
+    spec_local = f"{INTERVAL}{saveas}"
+
+    def in_process() -> None:
+        ofn.process(str(MAIN), spec_local, store=ofn.LocalStore(store))
+
+    via_service()  # warm: the worker process imports the engine on its first task
+    in_process()
+    served = sorted(p.name for p in (root / BUCKET / "iv").iterdir())
+    local = sorted(p.name for p in (Path(store) / BUCKET / "iv").iterdir())
+    assert served == local
+    for name in served:
+        assert (root / BUCKET / "iv" / name).read_bytes() == (
+            Path(store) / BUCKET / "iv" / name
+        ).read_bytes()
+    times = alternate(
+        {"service submit→notify": via_service, "in-process ofn.process": in_process}, runs
+    )
+    svc, inproc = med(times["service submit→notify"]), med(times["in-process ofn.process"])
+    lines += [
+        "### 4. Asynchronous interval task (`" + INTERVAL + "` + saveas + notify)",
+        "",
+        "| side | median | min–max |",
+        "|---|---|---|",
+        *(f"| {n} | {ms(med(v))} | {ms(min(v))}–{ms(max(v))} |" for n, v in times.items()),
+        "",
+        f"* service / in-process = **{svc / inproc:.2f}x** (target <= 1.1x): "
+        f"{'met' if svc / inproc <= 1.1 else 'not met'}",
+        "",
+    ]
+    shutil.rmtree(store, ignore_errors=True)
+
+
+BUCKET_KEY = "main_1080p_h264.mp4"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--per-client", type=int, default=6)
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--only", nargs="*", default=["latency", "concurrency", "bulk", "async"])
+    parser.add_argument("--output", default=str(BENCH / "RESULTS_SERVER.md"))
+    args = parser.parse_args()
+    if not MAIN.exists():
+        print("run python bench/make_media.py first", file=sys.stderr)
+        return 1
+    OUT.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="server-root-", dir=OUT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    server = start_server(root, env, "--workers", "1", "--max-object-size", str(2 << 30))
+    load_before = os.getloadavg()
+    lines: list[str] = []
+    try:
+        bucket = oss2.Bucket(oss2.Auth(AK, SK), server.endpoint, BUCKET, enable_crc=False)
+        bucket.create_bucket()
+        os.link(MAIN, root / BUCKET / BUCKET_KEY)  # the clip itself, no 60 MB upload
+        if "latency" in args.only:
+            q_latency(bucket, args.runs, lines)
+        if "concurrency" in args.only:
+            q_concurrency(server.endpoint, args.per_client, lines)
+        if "bulk" in args.only:
+            q_bulk(bucket, server.process.pid, args.size_mb, lines)
+        if "async" in args.only:
+            q_async(bucket, root, max(3, args.runs // 3), lines)
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    load_after = os.getloadavg()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    header = [
+        "## The service (`ossframe serve`) through oss2",
+        "",
+        f"`python bench/bench_server.py --runs {args.runs}` at commit {commit}, "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, oss2 {oss2.__version__}. Load average before/after: "
+        f"{load_before[0]:.1f} / {load_after[0]:.1f} (the machine is shared: figures are noisy).",
+        "",
+    ]
+    text = "\n".join(header + lines)
+    Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Starting a real ``ossframe serve`` process for the service tests (shared by the modules)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+AK, SK = "test-access-key", "test-secret-key"
+REGION = "cn-hangzhou"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running ``ossframe serve``: its process, endpoint and store root."""
+
+    process: subprocess.Popen
+    endpoint: str
+    root: Path
+    port: int
+    stderr: str = ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            _out, self.stderr = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _out, self.stderr = self.process.communicate()
+        return self.process.returncode
+
+
+def start_server(root: Path, env: dict[str, str], *extra: str, port: int | None = None) -> Server:
+    """Starts ``python -m ossframe_native.cli serve`` and waits for its ready line."""
+    port = port or free_port()
+    env = dict(env, OSS_ACCESS_KEY_ID=AK, OSS_ACCESS_KEY_SECRET=SK, PYTHONUNBUFFERED="1")
+    argv = [
+        sys.executable,
+        "-m",
+        "ossframe_native.cli",
+        "serve",
+        "--root",
+        str(root),
+        "--port",
+        str(port),
+        "--region",
+        REGION,
+        *extra,
+    ]
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    expected = f"ossframe: serving http://127.0.0.1:{port} (root {os.path.abspath(root)})\n"
+    if line != expected:
+        process.kill()
+        _out, err = process.communicate()
+        raise AssertionError(f"server did not start: {line!r} {err!r}")
+    return Server(process, f"http://127.0.0.1:{port}", root, port)
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    """Polls ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    """An HTTP error reply read from a raw socket: headers and the XML body."""
+    reply = b""
+    while b"</Error>" not in reply:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
