@@ -30,8 +30,9 @@ How it measures (verify, then time):
   plus converting + resizing + encoding each output (measured with the native fused kernel and
   OpenCV's JPEG encoder). Keyframes decode independently, so the ``m_key`` floor is their
   measured single-threaded decode work plus the outputs' work, divided by the cores.
-* Frames decoded by the engine: :func:`frames_decoded`, the engine's own counter summed over
-  the sources a call opens, read during the untimed verification run only.
+* Frames decoded by the engine: :func:`frames_decoded`, the engine's public statistic
+  (``DecodeStats``) summed over the captures a call opens, read during the untimed verification
+  run only.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -469,31 +471,15 @@ class Checks:
 
 
 def frames_decoded(fn: Callable[[], Any]) -> tuple[Any, int | None]:
-    """Runs ``fn``; returns its result and the frames the engine's decoders returned meanwhile.
+    """Runs ``fn``; returns its result and the frames the engine's decoders returned meanwhile,
+    from the engine's public statistic (``pipeline.collect_stats``, untimed runs only)."""
+    from ossframe_native.pipeline import collect_stats
 
-    The engine counts them itself, per source: ``VideoSource.decoded`` (frames the decoder was
-    told to skip are not returned, so not counted). The harness keeps every ``VideoSource``
-    made during the call by wrapping ``__init__`` (untimed runs only) and sums their counters;
-    None when the engine has no such counter. This is the one place the harness reaches into
-    the engine's internals.
-    """
-    from ossframe_native.decode import VideoSource
-
-    sources: list[Any] = []
-    original = VideoSource.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        sources.append(self)
-
-    VideoSource.__init__ = init  # type: ignore[method-assign]
-    try:
+    with collect_stats() as stats:
         result = fn()
-    finally:
-        VideoSource.__init__ = original  # type: ignore[method-assign]
-    if not sources or not all(hasattr(src, "decoded") for src in sources):
-        return result, None
-    return result, sum(src.decoded for src in sources)
+        if isinstance(result, types.GeneratorType):
+            result = list(result)
+    return result, sum(s.frames_decoded for s in stats) if stats else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -860,10 +846,10 @@ def write_results(
         "threads. `fps=1/10` is given `round=up`: without it the filter outputs the frames at "
         "4.97 s, 14.97 s, … (found by this harness's checks), not the frames shown at 0, 10, … s; "
         "the cost is the same.",
-        "* Frames our decoder returned: the engine's own counter `VideoSource.decoded` (frames "
-        "skipped by `skip_frame` are not returned, so not counted), summed over the sources a "
-        "call opens, which the harness finds by wrapping `VideoSource.__init__` during the "
-        "untimed verification run.",
+        "* Frames our decoder returned: the engine's public statistic `DecodeStats.frames_decoded` "
+        "(frames skipped by `skip_frame` are not returned, so not counted), summed over the "
+        "captures a call opens (`pipeline.collect_stats`), read during the untimed verification "
+        "run.",
         "* The machine is shared with other engineers' test runs while this runs: the load "
         "average before→after each task is in its notes; treat rows with a high load as noisy. "
         "Both sides of a row are measured under the same conditions (alternated).",

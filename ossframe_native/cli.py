@@ -15,7 +15,7 @@ import os
 import stat
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
 
@@ -23,7 +23,7 @@ STDOUT = "-"  # -o - writes the image to standard output
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 itself; keep our one-line format
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 itself; keep our one-line format
         raise InvalidArgument("", f"{message} (see 'ossframe --help')")
 
 

@@ -125,11 +125,6 @@ class VideoSource:
         """The GPU decoder in use, if any."""
         return None if self.gpu is None else self.gpu.decoder
 
-    @property
-    def decoded(self) -> int:
-        """Frames the decoders returned so far (``stats.frames_decoded``)."""
-        return self.stats.frames_decoded
-
     def __enter__(self) -> VideoSource:
         return self
 

@@ -105,7 +105,8 @@ def _complete(w: int | None, h: int | None, src_w: int, src_h: int) -> tuple[int
     if w is None and h is None:
         return src_w, src_h
     if h is None:
-        return w, max(1, round(w * src_h / src_w))  # type: ignore[operator]
+        assert w is not None
+        return w, max(1, round(w * src_h / src_w))
     if w is None:
         return max(1, round(h * src_w / src_h)), h
     return w, h

@@ -42,7 +42,8 @@ def resize_into(
     method: str = "auto",
 ) -> None:
     """Resizes the ``crop`` (x, y, w, h) rectangle of ``src`` onto all of ``dst`` (uint8)."""
-    _native.resize(src, tuple(float(v) for v in crop), dst, method)
+    x, y, w, h = (float(v) for v in crop)
+    _native.resize(src, (x, y, w, h), dst, method)
 
 
 def yuv420_to_rgb_into(
@@ -55,4 +56,5 @@ def yuv420_to_rgb_into(
 ) -> None:
     """Converts planar 8-bit YUV 4:2:0 to RGB (or BGR) and resizes, in one pass."""
     y, u, v = planes
-    _native.yuv420_to_rgb(y, u, v, tuple(float(c) for c in crop), dst, matrix, full_range, bgr)
+    cx, cy, cw, ch = (float(c) for c in crop)
+    _native.yuv420_to_rgb(y, u, v, (cx, cy, cw, ch), dst, matrix, full_range, bgr)

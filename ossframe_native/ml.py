@@ -215,7 +215,8 @@ def _request(params: dict[str, Any]) -> SnapshotsRequest:
     for name in params:
         if name not in PARAMS:
             raise InvalidArgument(name, f"unknown parameter; allowed: {', '.join(PARAMS)}")
-    return SnapshotsRequest.from_kwargs(params)
+    request: SnapshotsRequest = SnapshotsRequest.from_kwargs(params)
+    return request
 
 
 def _resolve_output(output: Any, device: Any, layout: Any) -> _Output:
@@ -390,7 +391,8 @@ def _from_plane(plane: Any, device: str) -> torch.Tensor:
 
     if device != "cpu" and torch.cuda.current_stream(device) != torch.cuda.default_stream(device):
         torch.cuda.synchronize(device)
-    return torch.from_dlpack(plane.__dlpack__()).to(device)
+    tensor: torch.Tensor = torch.utils.dlpack.from_dlpack(plane.__dlpack__())
+    return tensor.to(device)
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
@@ -427,7 +429,7 @@ def _define_dataset() -> type:
     torch = _import_torch("FrameDataset")
     from torch.utils.data import IterableDataset, get_worker_info
 
-    class FrameDataset(IterableDataset):
+    class FrameDataset(IterableDataset):  # type: ignore[type-arg]
         """The frames of many sources for a ``torch.utils.data.DataLoader``.
 
         ``sources`` are paths or ``bytes`` (file objects do not cross process boundaries). The

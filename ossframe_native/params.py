@@ -73,7 +73,7 @@ class Choice:
     def check(self, param: str, value: Any) -> str:
         if value not in self.values:
             raise InvalidArgument(param, f"must be {self.describe()}, got {value!r}")
-        return value
+        return str(value)
 
 
 def _param(rule: IntRange | Choice, default: Any = None) -> Any:

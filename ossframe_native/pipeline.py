@@ -17,9 +17,11 @@ Rendering for images runs on a worker thread while the decoder goes on (:meth:`C
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -41,13 +43,23 @@ from .plan import (
     plan_capture,
 )
 
-__all__ = ["Capture", "DecodeStats", "Output", "open_capture", "probe", "resolve"]
+__all__ = [
+    "Capture",
+    "DecodeStats",
+    "Output",
+    "collect_stats",
+    "open_capture",
+    "probe",
+    "resolve",
+]
 
 # dhash with num > 0 holds its best candidates' decoded frames while it hashes the rest when
 # they fit in this many pixels; otherwise it keeps scores only and decodes the winners again.
 _DHASH_HOLD_PIXELS = 64 * 1024 * 1024
 
 T = TypeVar("T")
+
+_collecting = threading.local()  # .stats: the list collect_stats() fills, in this thread
 
 
 @dataclass(frozen=True)
@@ -74,11 +86,27 @@ def open_capture(
     if isinstance(request, SnapshotsRequest) and request.m == "dhash":
         hw = None
     src = VideoSource(source, threads=threads, around=around, hw=hw)
+    collected: list[DecodeStats] | None = getattr(_collecting, "stats", None)
+    if collected is not None:
+        collected.append(src.stats)
     try:
         return resolve(src, request)
     except BaseException:
         src.close()
         raise
+
+
+@contextmanager
+def collect_stats() -> Iterator[list[DecodeStats]]:
+    """Collects the :class:`DecodeStats` of every capture opened in this thread inside the block
+    (``snapshot``, ``snapshots``, ``frames``, ``process`` ... all open one); read them once the
+    outputs were consumed. Benchmarks use it to count the frames a call decoded."""
+    previous = getattr(_collecting, "stats", None)
+    _collecting.stats = collected = []
+    try:
+        yield collected
+    finally:
+        _collecting.stats = previous
 
 
 def resolve(src: VideoSource, request: CaptureRequest) -> Capture:

@@ -259,10 +259,13 @@ def _apply(x: torch.Tensor, axis: Axis, dim: int) -> torch.Tensor:
     lines, weights = _device_table(axis, x.device)
     dim %= x.dim()
     taps, dst = weights.shape
-    parts = x.index_select(dim, lines).unflatten(dim, (taps, dst))  # (..., taps, dst, ...)
-    shape = [1] * parts.dim()
-    shape[dim], shape[dim + 1] = taps, dst
-    return (parts * weights.reshape(shape)).sum(dim)
+    gathered = x.index_select(dim, lines)
+    shape = [*gathered.shape[:dim], taps, dst, *gathered.shape[dim + 1 :]]
+    parts = gathered.reshape(shape)  # (..., taps, dst, ...)
+    weight_shape = [1] * parts.dim()
+    weight_shape[dim], weight_shape[dim + 1] = taps, dst
+    summed: torch.Tensor = (parts * weights.reshape(weight_shape)).sum(dim)
+    return summed
 
 
 def _resample(planes: torch.Tensor, crop: Crop, dst_w: int, dst_h: int, area: bool) -> torch.Tensor:

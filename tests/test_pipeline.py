@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from media import ClipTruth, decode_image, read_frame_number
 
+import ossframe_native as ofn
 from ossframe_native import decode, pipeline
 from ossframe_native.index import DecodeStats
 from ossframe_native.params import SnapshotRequest, SnapshotsRequest
@@ -165,6 +166,19 @@ def test_decode_stats_on_a_known_clip(clip_h264_b: ClipTruth) -> None:
     stats, n = _stats(clip_h264_b.path, SnapshotsRequest())  # every frame
     assert n == 90
     assert (stats.frames_decoded, stats.packets_fed, stats.runs) == (90, 90, 1)
+
+
+def test_collect_stats_sees_the_captures_of_the_public_calls(clip_h264_b: ClipTruth) -> None:
+    """What the benchmarks read: the statistics of every capture a public call opens."""
+    from ossframe_native.pipeline import collect_stats
+
+    with collect_stats() as stats:
+        ofn.snapshot(clip_h264_b.path, t=0, f="png")
+        keyframes = list(ofn.snapshots(clip_h264_b.path, m="key", f="png"))
+    assert [s.frames_decoded for s in stats] == [1, 3] and len(keyframes) == 3
+    with collect_stats() as stats:
+        pass
+    assert stats == []
 
 
 def test_decode_stats_count_skipped_frames_out(clip_h264_b: ClipTruth) -> None:
