@@ -51,7 +51,7 @@ from .index import (
 
 __all__ = ["DecodeRun", "FrameIndex", "GpuDecoder", "MediaInfo", "Source", "VideoSource"]
 
-Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
@@ -232,7 +232,9 @@ class VideoSource:
             workers = min(workers, _GPU_SESSIONS)
         local = threading.local()
 
-        def decode_alone(packets: list[tuple[Any, bool]], wanted: set[int]) -> tuple[list, Any]:
+        def decode_alone(
+            packets: list[tuple[Any, bool]], wanted: set[int]
+        ) -> tuple[list[Any], DecodeStats]:
             ctx = getattr(local, "ctx", None)
             if ctx is None:
                 ctx = local.ctx = _fresh_decoder(self._stream, hwaccel)
@@ -240,7 +242,7 @@ class VideoSource:
             return list(_decode_packets(ctx, packets, wanted, stats)), stats
 
         with ThreadPoolExecutor(workers) as pool:
-            pending: deque[tuple[DecodeRun, Future]] = deque()
+            pending: deque[tuple[DecodeRun, Future[tuple[list[Any], DecodeStats]]]] = deque()
             try:
                 for run in runs:
                     wanted = {int(self.index.pts[i]) for i in run.frames}
@@ -264,7 +266,9 @@ class VideoSource:
             if not run.keyframes_only or self.index.packet_key[pos]:
                 yield packet, pos not in wanted_positions
 
-    def _collect(self, run: DecodeRun, future: Future) -> Iterator[tuple[int, Any]]:
+    def _collect(
+        self, run: DecodeRun, future: Future[tuple[list[Any], DecodeStats]]
+    ) -> Iterator[tuple[int, Any]]:
         wanted = {int(self.index.pts[i]): i for i in run.frames}
         frames, stats = future.result()
         self.stats.add(stats)
@@ -286,7 +290,7 @@ class VideoSource:
             self._next_packet(self._next_pos)
         if self._next_pos != pos:  # the seek landed after the keyframe: read from the start
             self._rewind()
-            while self._next_pos < pos:
+            while self._next_pos is not None and self._next_pos < pos:
                 self._next_packet(self._next_pos)
 
     def _seek_near(self, pos: int) -> None:
@@ -942,7 +946,8 @@ _EIGHT_BIT_YUV = frozenset(
 
 def to_rgb(frame: Any, bgr: bool = False) -> np.ndarray:
     """The frame as an (H, W, 3) uint8 array (FFmpeg's swscale conversion)."""
-    return _converted(frame, "bgr24" if bgr else "rgb24").to_ndarray()
+    image: np.ndarray = _converted(frame, "bgr24" if bgr else "rgb24").to_ndarray()
+    return image
 
 
 def _converted(frame: Any, pixel_format: str) -> Any:

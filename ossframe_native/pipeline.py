@@ -102,7 +102,8 @@ def collect_stats() -> Iterator[list[DecodeStats]]:
     (``snapshot``, ``snapshots``, ``frames``, ``process`` ... all open one); read them once the
     outputs were consumed. Benchmarks use it to count the frames a call decoded."""
     previous = getattr(_collecting, "stats", None)
-    _collecting.stats = collected = []
+    collected: list[DecodeStats] = []
+    _collecting.stats = collected
     try:
         yield collected
     finally:

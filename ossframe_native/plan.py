@@ -243,7 +243,7 @@ def decode_runs(
         positions = sorted({int(index.decode_pos[i]): i for i in frames}.items())
         return tuple(DecodeRun(pos, pos, (i,), keyframes_only=True) for pos, i in positions)
     last_key = _last_keyframe_positions(index)
-    runs: list[list] = []  # [start, end, frames]
+    runs: list[list[Any]] = []  # [start, end, frames]
     for i in sorted(set(frames), key=lambda n: int(index.pts[n])):
         pos = int(index.decode_pos[i])
         start = _start_keyframe(index, last_key, pos, int(index.pts[i]))
