@@ -87,11 +87,12 @@ def snapshots(
     return capture(source, request)
 
 
-def capture(source: Source, request: CaptureRequest) -> Iterator[Image]:
-    """Runs a validated request on a source and yields its encoded images in time order."""
+def capture(source: Source, request: CaptureRequest, threads: int | None = None) -> Iterator[Image]:
+    """Runs a validated request on a source and yields its encoded images in time order;
+    ``threads``: decoder threads (None: ``OSSFRAME_DECODE_THREADS``, else one per core)."""
     # Opened now, so an unreadable source fails at the call. One snapshot indexes only its GOP.
     around = Fraction(request.t, 1000) if isinstance(request, SnapshotRequest) else None
-    src = VideoSource(source, around=around)
+    src = VideoSource(source, threads=threads, around=around)
     return _capture(src, request)
 
 

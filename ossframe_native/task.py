@@ -160,6 +160,7 @@ def process(
     store: Store | str | os.PathLike[str] | None = None,
     topics: Mapping[str, str | _notify.Webhook] | None = None,
     task_id: str | None = None,
+    threads: int | None = None,
 ) -> TaskResult | list[Any]:
     """Runs a process string on ``source``.
 
@@ -167,7 +168,8 @@ def process(
     output is saved to ``store`` (a :class:`Store`, a directory path or an fsspec URL) and a
     :class:`TaskResult` is returned, ``Failed`` rather than raised when the media or the store
     fails midway. ``topics`` maps topic names to http(s) webhook URLs (or :class:`Webhook`);
-    unmapped topics are appended to ``.notify/<topic>.jsonl`` in the store.
+    unmapped topics are appended to ``.notify/<topic>.jsonl`` in the store. ``threads``:
+    decoder threads (default ``OSSFRAME_DECODE_THREADS``, else one per core).
 
     Raises ``InvalidArgument`` before decoding anything when the process string, the store, the
     bucket, the object name or the topic is not valid.
@@ -184,9 +186,9 @@ def process(
             )
         from ossframe_native import api
 
-        return list(api.capture(source, request.action))
+        return list(api.capture(source, request.action, threads=threads))
     plan = prepare(spec, request, store, topics)
-    return run_task(plan, source, task_id=task_id, raise_invalid=True)
+    return run_task(plan, source, task_id=task_id, raise_invalid=True, threads=threads)
 
 
 def prepare(
@@ -260,9 +262,14 @@ def _error_message(exc: BaseException) -> str:
 
 
 def run_task(
-    plan: _Plan, source: Any, task_id: str | None = None, raise_invalid: bool = True
+    plan: _Plan,
+    source: Any,
+    task_id: str | None = None,
+    raise_invalid: bool = True,
+    threads: int | None = None,
 ) -> TaskResult:
-    """Runs one saveas task on ``source`` (see the module docstring for the order)."""
+    """Runs one saveas task on ``source`` (see the module docstring for the order);
+    ``threads``: decoder threads (None: the decoder's default)."""
     from ossframe_native import api
 
     task_id = task_id or uuid.uuid4().hex
@@ -285,7 +292,7 @@ def run_task(
     if error is None:
         images = None
         try:
-            images = api.capture(source, action)
+            images = api.capture(source, action, threads=threads)
             for image in images:
                 outputs += 1
                 key = plan.template.render(

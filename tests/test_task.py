@@ -236,7 +236,7 @@ def test_bytes_source_without_barename(clip, tmp_path) -> None:
 def test_media_failure_midway_keeps_what_was_saved(clip, tmp_path, monkeypatch) -> None:
     real_capture = api.capture
 
-    def failing(source, request) -> Iterator:
+    def failing(source, request, threads=None) -> Iterator:
         for n, image in enumerate(real_capture(source, request)):
             if n == 2:
                 raise MediaError("corrupt packet at 2000 ms")
