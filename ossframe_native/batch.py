@@ -164,6 +164,7 @@ class Job(NamedTuple):
     store: Store
     topics: Mapping[str, _notify.Webhook]
     threads: int | None = None  # decoder threads; None: the decoder's default
+    resume: bool = False  # skip the source when the store records it done
 
 
 class Executor(Protocol):
@@ -221,26 +222,37 @@ def process_many(
             f"{plan.store!r} lives in this process only; workers elsewhere cannot write to "
             "it: use workers=1 or a store on disk / object storage",
         )
+    if plan.store.in_process:
+        workers = 1
+    runner = _executor(executor, workers, threads, address, max_retries, len(paths))
     summary = BatchSummary(total=len(paths))
     started = time.perf_counter()
     with _Reporter(summary, report, progress, started) as reporter:
-        pending: list[str] = []
-        for path in paths:
-            record = _task.load_record(plan.store, path, spec) if resume else None
-            if record is not None and _task.is_complete(record, path):
-                reporter.emit(record, skipped=True)
-            else:
-                pending.append(path)
-        if plan.store.in_process:
-            workers = 1
-        runner = _executor(executor, workers, threads, address, max_retries, len(pending))
-        jobs = [Job(path, spec, plan.store, plan.topics) for path in pending]
+        jobs = [Job(path, spec, plan.store, plan.topics, resume=resume) for path in paths]
+        if resume and isinstance(runner, LocalExecutor):
+            # Here the records are as near as the sources: skip done sources before a pool
+            # starts, and size the pool to what is left. Elsewhere each task checks its own
+            # record, on the cluster, in parallel.
+            jobs = _drop_done(jobs, reporter)
+            runner = _executor("local", workers, threads, None, max_retries, len(jobs))
         try:
             for _job, line in runner.run(jobs):
-                reporter.emit(line, skipped=False)
+                reporter.emit(line)
         finally:
             summary.workers, summary.threads = runner.workers, runner.threads
     return summary
+
+
+def _drop_done(jobs: list[Job], reporter: _Reporter) -> list[Job]:
+    """The jobs still to run; a skipped line is reported for each done one."""
+    pending = []
+    for job in jobs:
+        line = done_line(job)
+        if line is None:
+            pending.append(job._replace(resume=False))
+        else:
+            reporter.emit(line)
+    return pending
 
 
 def _check_count(name: str, value: Any) -> None:
@@ -322,10 +334,9 @@ class _Reporter:
         if self.own_report and self.out is not None:
             self.out.close()
 
-    def emit(self, line: dict[str, Any], skipped: bool) -> None:
+    def emit(self, line: dict[str, Any]) -> None:
         summary = self.summary
-        line = dict(line, skipped=skipped)
-        line.pop("source_stat", None)
+        skipped = bool(line.get("skipped"))
         if skipped:
             summary.skipped += 1
         elif line.get("state") == _task.SUCCEEDED:
@@ -369,22 +380,37 @@ def _progress_bar(total: int, enabled: bool) -> Any:
 
 
 def run_source(job: Job) -> dict[str, Any]:
-    """Runs one job and returns its result line, whatever happens (never raises).
+    """Runs one job and returns its report line, whatever happens (never raises).
 
-    The task saves its outputs and records its result in the store itself; this is the only
-    function an executor calls, so every executor produces the same objects, lines and records.
+    With ``job.resume`` a source the store records as done is not run again (its recorded
+    line comes back with ``"skipped": true``). The task saves its outputs and records its
+    result in the store itself; this is the only function an executor calls, so every executor
+    produces the same objects, lines and records.
     """
     task_id = uuid.uuid4().hex
     try:
         from ossframe_native.params import parse_process
 
+        done = done_line(job) if job.resume else None
+        if done is not None:
+            return done
+
         plan = _task.prepare(job.spec, parse_process(job.spec), job.store, job.topics)
         result = _task.run_task(
             plan, job.source, task_id=task_id, raise_invalid=False, threads=job.threads
         )
-        return result.to_dict()
+        return dict(result.to_dict(), skipped=False)
     except Exception as exc:  # noqa: BLE001 - reported as this source's failure
         return failed_line(job, exc, task_id=task_id)
+
+
+def done_line(job: Job) -> dict[str, Any] | None:
+    """The recorded line of a source the store records as done (same file), else ``None``."""
+    record = _task.load_record(job.store, job.source, job.spec)
+    if record is None or not _task.is_complete(record, job.source):
+        return None
+    record.pop("source_stat", None)
+    return dict(record, skipped=True)
 
 
 def failed_line(
@@ -417,6 +443,7 @@ def failed_line(
         "timings": {},
         "notes": [],
         "notify": None,
+        "skipped": False,
     }
 
 

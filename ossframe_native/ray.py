@@ -121,8 +121,7 @@ class RayExecutor:
                 while queue and len(inflight) < window:
                     job = queue.popleft()
                     inflight[task.remote(job)] = job
-                done, _ = ray.wait(list(inflight), num_returns=1)
-                for ref in done:
+                for ref in _finished(list(inflight)):
                     job = inflight.pop(ref)
                     yield job, self._outcome(job, ref)
         finally:
@@ -143,6 +142,16 @@ class RayExecutor:
             return failed_line(job, exc.cause if exc.cause is not None else exc)
         self.nodes[job.source] = node
         return line
+
+
+def _finished(refs: list[ray.ObjectRef]) -> list[ray.ObjectRef]:
+    """Waits for one of ``refs`` to finish; returns it and all others finished by then (one
+    pass over the window per wake-up, not one per task)."""
+    done, rest = ray.wait(refs, num_returns=1)
+    if rest:
+        more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+        done += more
+    return done
 
 
 # -- frames as a Ray Dataset -----------------------------------------------------------------------
