@@ -480,9 +480,11 @@ def _new_pool(workers: int) -> cf.ProcessPoolExecutor:
     # Workers fork from a server that imported the engine once (each spawned worker would pay
     # numpy/PyAV/OpenCV imports again); the server itself is single-threaded, so forking it is
     # safe. Where there is no forkserver, spawn.
+    context: multiprocessing.context.BaseContext
     if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["ossframe_native.api", "ossframe_native.task"])
+        forkserver = multiprocessing.get_context("forkserver")
+        forkserver.set_forkserver_preload(["ossframe_native.api", "ossframe_native.task"])
+        context = forkserver
     else:
         context = multiprocessing.get_context("spawn")
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)

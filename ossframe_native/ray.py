@@ -14,6 +14,7 @@ never imports this module. See docs/RAY.md.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -214,10 +215,10 @@ def read_frames(
     connect()
     items = [{"source": s} for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    kwargs = {"options": options, "storage_options": dict(storage_options or {})}
+    bound = {"options": options, "storage_options": dict(storage_options or {})}
     if clips:
-        return ds.map(_clip_row, fn_kwargs=kwargs, num_cpus=num_cpus)
-    return ds.flat_map(_frame_rows, fn_kwargs=kwargs, num_cpus=num_cpus)
+        return ds.map(functools.partial(_clip_row, **bound), num_cpus=num_cpus)
+    return ds.flat_map(functools.partial(_frame_rows, **bound), num_cpus=num_cpus)
 
 
 def _as_list(paths: Any) -> list[str]:
