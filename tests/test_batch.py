@@ -272,3 +272,21 @@ def test_cli(videos: Path, tmp_path: Path, capsys) -> None:
         cli([str(videos / "a.mp4"), SPEC])
     with pytest.raises(InvalidArgument, match="required: SPEC"):
         cli([SPEC, "--root", root])
+
+
+def test_ray_is_imported_only_for_the_ray_executor(child_env: dict) -> None:
+    """The package, the batch module and the command line never import Ray by themselves."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ossframe_native as ofn\n"
+        "from ossframe_native import batch, cli\n"
+        "ofn.process_many; cli.build_parser()\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=child_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
