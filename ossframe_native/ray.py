@@ -141,6 +141,8 @@ class RayExecutor:
             return failed_line(job, None, message=message)
         except ray.exceptions.RayTaskError as exc:  # the task could not even start (e.g. import)
             return failed_line(job, exc.cause if exc.cause is not None else exc)
+        except ray.exceptions.RayError as exc:  # anything else Ray reports: a line, not a stop
+            return failed_line(job, exc)
         self.nodes[job.source] = node
         return line
 
