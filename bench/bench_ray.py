@@ -115,24 +115,30 @@ def batch_row(sources: list[str], runs: int) -> list[str]:
     ]
 
 
-def overhead_rows(tmp: Path) -> list[str]:
+def overhead_rows(tmp: Path) -> tuple[list[str], float]:
     """The cost of a Ray task around the work it runs."""
     store = LocalStore(tmp / "overhead")
     jobs = [Job(str(tmp / f"missing_{i}.mp4"), SPEC, store, {}) for i in range(200)]
     inline = wall(lambda: list(LocalExecutor(1).run(jobs))) / len(jobs)
     executor = RayExecutor()
-    on_ray = [wall(lambda: list(executor.run(jobs))) for _ in range(3)]
+    on_ray, driver_cpu = [], []
+    for _ in range(3):
+        cpu0 = time.process_time()
+        on_ray.append(wall(lambda: list(executor.run(jobs))))
+        driver_cpu.append((time.process_time() - cpu0) / len(jobs))
     per_task = statistics.median(on_ray) / len(jobs)
     slots = executor.workers
     latency = [wall(lambda: list(executor.run(jobs[:1]))) for _ in range(20)]
+    driver = statistics.median(driver_cpu)
     return [
         f"Overhead per Ray task: 200 sources that fail at once take {inline * 1e3:.2f} ms each "
         f"in this process and {per_task * 1e3:.2f} ms each through Ray ({slots} task slots, "
         f"{1 / per_task:.0f} tasks/s), i.e. about {(per_task * slots - inline) * 1e3:.1f} ms "
-        f"of CPU time per task for scheduling, the job's and the line's round trip. One task "
+        f"per task for scheduling, the job's and the line's round trip; of that the driver "
+        f"spends {driver * 1e3:.2f} ms of its own CPU per task (submit, wait, get). One task "
         f"alone, submit to line: {statistics.median(latency) * 1e3:.1f} ms (median of 20). "
         f"{load()}.",
-    ]
+    ], driver
 
 
 def cluster_rows(sources: list[str], runs: int) -> tuple[list[str], float]:
@@ -165,7 +171,7 @@ def cluster_rows(sources: list[str], runs: int) -> tuple[list[str], float]:
     ], 1 / one
 
 
-def estimate_rows(cpu_s: float) -> list[str]:
+def estimate_rows(cpu_s: float, driver_s: float) -> list[str]:
     """A million sources on 100 nodes of 16 CPUs, from the measured cost of one source."""
     cpus = 100 * 16
     window = 2 * cpus
@@ -175,14 +181,20 @@ def estimate_rows(cpu_s: float) -> list[str]:
         f"{cpu_s:.2f} CPU-s here, so the cluster finishes about {rate:.0f} sources/s and the "
         f"run takes about {1e6 / rate / 60:.0f} min. What that asks of each part:",
         "",
-        f"* scheduler: {rate:.0f} task completions/s through one driver; Ray's documented "
-        "single-driver task throughput is in the thousands per second, so for sources much "
-        "shorter than this the driver limits first (the remedy: several sources per task);",
+        f"* the driver: {rate:.0f} task completions/s at the {driver_s * 1e3:.2f} ms of driver "
+        f"CPU per task measured above is {rate * driver_s:.1f} CPU-s per second: one driver "
+        "process keeps up only while that stays below 1, so with sources much shorter than "
+        "this the driver limits first (remedy: several sources per task, or several drivers "
+        "on disjoint manifests sharing the store);",
+        "* Ray's scheduler: tasks are spread by each node's raylet; with 2 tasks per CPU in "
+        "flight it never queues more than that;",
         f"* object refs: at most {window} in flight (2 per CPU), whatever the number of "
         "sources; the job queue holds source names only (~100 bytes each, ~100 MB for 1e6);",
-        f"* store: {rate * 20:.0f} object PUTs/s (about 20 outputs per source here) plus one "
-        "record PUT per source; S3-style stores take thousands of PUTs/s per prefix, so "
-        "spread buckets/prefixes (the object name template) beyond that; the resume check is "
+        f"* store: {rate * 10:.0f} object PUTs/s (10 outputs per source here: 5 s at "
+        f"inter_500) plus {rate:.0f} record PUTs/s; S3 documents 3,500 PUTs/s per prefix, so "
+        "the object name template must spread the outputs over prefixes (`{barename}/...` "
+        "does, one prefix per source) and the records go to `.tasks/`, one prefix: the store "
+        "limits before the scheduler does. The resume check is "
         "one record GET per source inside its task, in parallel on the cluster, not a million "
         "GETs in the driver before the batch starts;",
         "* report: one JSON line per source written by the driver (~1 KB each, ~1 GB).",
@@ -201,7 +213,7 @@ def main() -> int:
     start_s = time.perf_counter() - started
     try:
         batch = batch_row(sources, args.runs)
-        overhead = overhead_rows(OUT)
+        overhead, driver_s = overhead_rows(OUT)
     finally:
         ray.shutdown()
     scaling, cpu_s = cluster_rows(sources, max(2, args.runs // 2))
@@ -217,7 +229,7 @@ def main() -> int:
         "",
         *scaling,
         "",
-        *estimate_rows(cpu_s),
+        *estimate_rows(cpu_s, driver_s),
         "",
     ]
     text = "\n".join(lines)
