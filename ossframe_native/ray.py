@@ -32,15 +32,6 @@ __all__ = ["RayExecutor", "read_frames"]
 # a million sources never holds a million object refs.
 IN_FLIGHT_PER_SLOT = 2
 
-# What a task's worker or node dying looks like after Ray's own retries.
-_CRASHES = (
-    ray.exceptions.WorkerCrashedError,
-    ray.exceptions.NodeDiedError,
-    ray.exceptions.OutOfMemoryError,
-    ray.exceptions.ObjectLostError,
-    ray.exceptions.LocalRayletDiedError,
-)
-
 
 def connect(address: str | None = None) -> bool:
     """Connects this process to Ray unless it is already; returns True when it connected.
@@ -130,19 +121,19 @@ class RayExecutor:
                 ray.cancel(ref)
 
     def _outcome(self, job: Job, ref: ray.ObjectRef) -> dict[str, Any]:
+        """The job's line; a task that Ray could not complete becomes a ``Failed`` line."""
         try:
             line, node = ray.get(ref)
-        except _CRASHES as exc:
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except ray.exceptions.RayTaskError as exc:  # a Python error around run_source (import)
+            return failed_line(job, exc.cause if exc.cause is not None else exc)
+        except ray.exceptions.RayError as exc:  # the worker, its node or the result was lost
+            text = str(exc).strip()
+            why = text.splitlines()[0] if text else ""
             message = (
-                f"the Ray worker running this source died {self.max_retries + 1} time(s) "
-                f"({type(exc).__name__}: {why})"
+                f"the Ray worker running this source died or was lost, {self.max_retries + 1} "
+                f"time(s) with retries ({type(exc).__name__}: {why})"
             )
             return failed_line(job, None, message=message)
-        except ray.exceptions.RayTaskError as exc:  # the task could not even start (e.g. import)
-            return failed_line(job, exc.cause if exc.cause is not None else exc)
-        except ray.exceptions.RayError as exc:  # anything else Ray reports: a line, not a stop
-            return failed_line(job, exc)
         self.nodes[job.source] = node
         return line
 

@@ -5,8 +5,9 @@ tests start it in a child). It prints one JSON object:
 
 * ``spread``: node id of every source of a batch on both nodes;
 * ``killed``: a second batch during which the non-head node is removed (its processes
-  killed) while it is writing a source's outputs: each source's state, the node that finished
-  it, and every attempt (source, node) in the order they began;
+  killed) while a task there is between its first and second output (it is held there): each
+  source's state, the node that finished it, and every attempt (source, node) in the order
+  they began;
 * ``reference_equal``: for both batches, whether the objects in the store are byte for byte
   those a one-process local run wrote; ``temp_files``: hidden temporary files left behind.
 """
@@ -39,11 +40,22 @@ class AttemptLog(LocalStore):
         return (AttemptLog, (self.root,))
 
     def put(self, bucket: str, key: str, data: bytes) -> int:
+        node = ray.get_runtime_context().get_node_id()
         if key.endswith("/1.jpg"):
-            line = f"{key.split('/')[0]}\t{ray.get_runtime_context().get_node_id()}"
             os.makedirs(self.root, exist_ok=True)
+            line = f"{key.split('/')[0]}\t{node}"
             append_line_to_file(os.path.join(self.root, "attempts.log"), line.encode())
+        elif key.endswith("/2.jpg"):
+            self._hold(node)
         return super().put(bucket, key, data)
+
+    def _hold(self, node: str) -> None:
+        """On the node named in ``<root>/hold``, a task stops after its first output until
+        that file goes (or its node does): the driver can kill the node mid-source."""
+        hold = Path(self.root, "hold")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and hold.exists() and hold.read_text() == node:
+            time.sleep(0.05)
 
     def attempts(self) -> list[list[str]]:
         try:
@@ -54,14 +66,15 @@ class AttemptLog(LocalStore):
 
 
 def wait_for_running(store: AttemptLog, node: str, finished: set[str]) -> str:
-    """A source that ``node`` has begun writing and that has not finished (waits up to 60 s)."""
-    deadline = time.monotonic() + 60
+    """A source that ``node`` has begun writing and that has not finished (waits up to 300 s:
+    a worker process starts slowly on a busy machine)."""
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         for source, where in store.attempts():
             if where == node and source not in finished:
                 return source
         time.sleep(0.01)
-    raise TimeoutError(f"node {node} began no source in 60 s")
+    raise TimeoutError(f"node {node} began no source in 300 s: {store.attempts()}, {finished}")
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -100,6 +113,8 @@ def main(workdir: Path) -> dict:
         }
 
         killed_store = AttemptLog(workdir / "killed")
+        os.makedirs(killed_store.root)
+        Path(killed_store.root, "hold").write_text(worker.node_id)
         executor = RayExecutor(max_retries=3)
         states: dict[str, str] = {}
         interrupted = None

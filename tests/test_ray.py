@@ -182,8 +182,8 @@ def test_a_dying_worker_is_retried_then_reported(ray_instance, videos, tmp_path)
     lines = {os.path.basename(j.source): line for j, line in executor.run(jobs)}
     assert sorted(lines) == ["b.mp4", "c.mp4", "crash.mp4"]
     assert lines["crash.mp4"]["state"] == "Failed"
-    assert lines["crash.mp4"]["error_code"] == "WorkerCrashed"
-    assert "died 2 time(s)" in lines["crash.mp4"]["error_message"]
+    assert lines["crash.mp4"]["error_code"] == "WorkerCrashed", lines["crash.mp4"]
+    assert "2 time(s) with retries" in lines["crash.mp4"]["error_message"]
     assert (tmp_path / "root" / "attempts").read_text() == "xx"  # the first run + 1 retry
     assert lines["b.mp4"]["state"] == lines["c.mp4"]["state"] == "Succeeded"
 
