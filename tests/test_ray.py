@@ -165,6 +165,7 @@ class CrashingStore(LocalStore):
 
     def put(self, bucket: str, key: str, data: bytes) -> int:
         if key.startswith("crash/"):
+            os.makedirs(self.root, exist_ok=True)  # this may be the store's first write
             with open(os.path.join(self.root, "attempts"), "a") as f:
                 f.write("x")
             os._exit(9)
