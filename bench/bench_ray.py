@@ -181,11 +181,13 @@ def estimate_rows(cpu_s: float, driver_s: float) -> list[str]:
         f"{cpu_s:.2f} CPU-s here, so the cluster finishes about {rate:.0f} sources/s and the "
         f"run takes about {1e6 / rate / 60:.0f} min. What that asks of each part:",
         "",
-        f"* the driver: {rate:.0f} task completions/s at the {driver_s * 1e3:.2f} ms of driver "
-        f"CPU per task measured above is {rate * driver_s:.1f} CPU-s per second: one driver "
-        "process keeps up only while that stays below 1, so with sources much shorter than "
-        "this the driver limits first (remedy: several sources per task, or several drivers "
-        "on disjoint manifests sharing the store);",
+        f"* the driver, first: {rate:.0f} task completions/s at the {driver_s * 1e3:.2f} ms of "
+        f"driver CPU per task measured above would need {rate * driver_s:.1f} CPUs; one driver "
+        f"process tops out near {1 / driver_s:.0f} tasks/s (a quieter head node does better "
+        "than this shared machine), so this run would take "
+        f"~{1e6 * driver_s / 60:.0f} min, not {1e6 / rate / 60:.0f}. The remedy is several "
+        "sources per task (not built yet: one source is one task today) or several drivers on "
+        "disjoint manifests sharing the store, which the per-source records make safe;",
         "* Ray's scheduler: tasks are spread by each node's raylet; with 2 tasks per CPU in "
         "flight it never queues more than that;",
         f"* object refs: at most {window} in flight (2 per CPU), whatever the number of "
@@ -193,8 +195,8 @@ def estimate_rows(cpu_s: float, driver_s: float) -> list[str]:
         f"* store: {rate * 10:.0f} object PUTs/s (10 outputs per source here: 5 s at "
         f"inter_500) plus {rate:.0f} record PUTs/s; S3 documents 3,500 PUTs/s per prefix, so "
         "the object name template must spread the outputs over prefixes (`{barename}/...` "
-        "does, one prefix per source) and the records go to `.tasks/`, one prefix: the store "
-        "limits before the scheduler does. The resume check is "
+        "does, one prefix per source); the records all go to `.tasks/`, one prefix, at the "
+        "task rate. The resume check is "
         "one record GET per source inside its task, in parallel on the cluster, not a million "
         "GETs in the driver before the batch starts;",
         "* report: one JSON line per source written by the driver (~1 KB each, ~1 GB).",
