@@ -187,7 +187,7 @@ def estimate_rows(cpu_s: float, driver_s: float) -> list[str]:
         "than this shared machine), so this run would take "
         f"~{1e6 * driver_s / 60:.0f} min, not {1e6 / rate / 60:.0f}. The remedy is several "
         "sources per task (not built yet: one source is one task today) or several drivers on "
-        "disjoint manifests sharing the store, which the per-source records make safe;",
+        "disjoint parts of the manifest, writing to the same store;",
         "* Ray's scheduler: tasks are spread by each node's raylet; with 2 tasks per CPU in "
         "flight it never queues more than that;",
         f"* object refs: at most {window} in flight (2 per CPU), whatever the number of "
