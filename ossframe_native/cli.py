@@ -175,6 +175,94 @@ def _saveas(args: argparse.Namespace, request: Any) -> int:
     return exit_status(result)
 
 
+# -- ossframe batch -------------------------------------------------------------------------------
+
+
+def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``ossframe batch SOURCE... SPEC --root DIR [--executor ray] ...``."""
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="paths, quoted globs such as 'videos/**/*.mp4', @manifest or a .txt manifest with "
+        "one path per line",
+    )
+    parser.add_argument("spec", metavar="SPEC", help="the process string; it needs sys/saveas")
+    add_store_arguments(parser)  # --root DIR|URL, --topic NAME=URL
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (default); ray: Ray tasks on a cluster "
+        "(pip install 'ossframe_native[ray]')",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the Ray cluster to use (default: RAY_ADDRESS, else a local Ray started for the "
+        "batch)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes of the local executor (default: one per core)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="decoder threads per source (local; default: cores / workers) or CPUs per Ray task "
+        "(default 1)",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the JSON-lines report (one line per source) here instead of stdout",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="run every source again, even those recorded as done in the store",
+    )
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """Runs ``ossframe batch``; returns 0 when every source succeeded (or was done), else 1."""
+    from .batch import process_many
+    from .notify import parse_topic_args
+
+    if not args.root:
+        raise InvalidArgument(
+            "--root", "a batch writes to a store: give --root DIR (or an fsspec URL)"
+        )
+    if args.address is not None and args.executor != "ray":
+        raise InvalidArgument("--address", "--address is for --executor ray")
+    summary = process_many(
+        args.sources,
+        args.spec,
+        store=args.root,
+        workers=args.workers,
+        threads=args.threads,
+        topics=parse_topic_args(args.topic),
+        report=args.report or sys.stdout,
+        progress=not args.no_progress,
+        resume=not args.no_resume,
+        executor=args.executor,
+        address=args.address,
+    )
+    print(
+        f"ossframe: batch: {summary.total} sources, {summary.succeeded} succeeded, "
+        f"{summary.failed} failed, {summary.skipped} skipped (done before), "
+        f"{summary.frames} frames in {summary.elapsed_s:.1f} s",
+        file=sys.stderr,
+    )
+    return 0 if summary.ok else 1
+
+
 def output_paths(output: str, several: bool) -> Iterator[str]:
     """``out.jpg`` for one output; ``out_1.jpg``, ``out_2.jpg``, ... for several."""
     if not several:
@@ -214,68 +302,6 @@ def write_output(path: str, data: bytes) -> None:
         atomic_write(directory, name, data)
     except OSError as exc:
         raise FrameError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-# -- ossframe batch ------------------------------------------------------------------------------
-
-
-def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``ossframe batch SOURCE... SPEC --root DIR [--workers N] ...``."""
-    parser.add_argument(
-        "sources",
-        nargs="+",
-        metavar="SOURCE",
-        help="paths, quoted globs such as 'videos/**/*.mp4', @manifest or a .txt manifest with "
-        "one path per line",
-    )
-    parser.add_argument("spec", metavar="SPEC", help="the process string; it needs sys/saveas")
-    add_store_arguments(parser)
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="worker processes (default: one per core)",
-    )
-    parser.add_argument(
-        "--report",
-        metavar="FILE",
-        help="write the JSON-lines report (one line per source) here instead of stdout",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument(
-        "--no-resume",
-        action="store_true",
-        help="run every source again, even those recorded as done in the store",
-    )
-
-
-def _batch(args: argparse.Namespace) -> int:
-    """Runs ``ossframe batch``; returns 0 when every source succeeded (or was done), else 1."""
-    from .batch import process_many
-    from .notify import parse_topic_args
-
-    if not args.root:
-        raise InvalidArgument(
-            "--root", "a batch writes to a store: give --root DIR (or an fsspec URL)"
-        )
-    summary = process_many(
-        args.sources,
-        args.spec,
-        store=args.root,
-        workers=args.workers,
-        topics=parse_topic_args(args.topic),
-        report=args.report or sys.stdout,
-        progress=not args.no_progress,
-        resume=not args.no_resume,
-    )
-    print(
-        f"ossframe: batch: {summary.total} sources, {summary.succeeded} succeeded, "
-        f"{summary.failed} failed, {summary.skipped} skipped (done before), "
-        f"{summary.frames} frames in {summary.elapsed_s:.1f} s",
-        file=sys.stderr,
-    )
-    return 0 if summary.ok else 1
 
 
 if __name__ == "__main__":

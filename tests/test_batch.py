@@ -179,49 +179,79 @@ def test_barename_problem_fails_only_that_source(tmp_path: Path, videos: Path) -
 # -- the pool itself -----------------------------------------------------------------------------
 
 
-def env_runner(source: str, *rest) -> dict:
-    """A stand-in task for pool tests: reports the worker's decode-thread setting."""
-    if source == "crash":
+def env_runner(job: batch.Job) -> dict:
+    """A stand-in task for pool tests: reports the decode threads its job carries."""
+    if job.source == "crash":
         os._exit(3)  # a worker that dies, as a crash in native code would
-    return {"source": source, "state": "Succeeded", "threads": os.environ.get(batch.THREADS_ENV)}
+    return {"source": job.source, "state": "Succeeded", "threads": job.threads}
 
 
-def test_pool_sets_decode_threads_and_survives_a_dying_worker(tmp_path: Path) -> None:
+def test_pool_passes_decode_threads_and_survives_a_dying_worker(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    jobs = [(s, "spec", store, {}) for s in ("one", "crash", "two", "three", "four")]
-    results = list(batch._run_pool(jobs, env_runner, 2, 3))
+    jobs = [batch.Job(s, "spec", store, {}, 3) for s in ("one", "crash", "two", "three", "four")]
+    results = [line for _job, line in batch._run_pool(jobs, env_runner, 2)]
     by_source = {r["source"]: r for r in results}
     assert sorted(by_source) == ["crash", "four", "one", "three", "two"]
     assert len(results) == 5
     crash = by_source.pop("crash")
     assert crash["state"] == "Failed" and crash["error_code"] == "WorkerCrashed"
-    assert all(r["state"] == "Succeeded" and r["threads"] == "3" for r in by_source.values())
+    assert all(r["state"] == "Succeeded" and r["threads"] == 3 for r in by_source.values())
 
 
 def test_default_threads_split_the_cores(monkeypatch, videos: Path, tmp_path: Path) -> None:
     monkeypatch.setattr(batch, "cpu_count", lambda: 8)
     seen = {}
 
-    def fake_pool(jobs, runner, workers, threads):
-        seen.update(workers=workers, threads=threads)
+    def fake_pool(jobs, runner, workers):
+        seen.update(workers=workers, threads={job.threads for job in jobs})
         return iter(())
 
     monkeypatch.setattr(batch, "_run_pool", fake_pool)
     srcs = [str(videos / f"{n}.mp4") for n in "abc"]
     summary = process_many(srcs, SPEC, store=tmp_path, progress=False)
-    assert seen == {"workers": 3, "threads": 2}  # no more workers than sources; 8 // 3 = 2
-    assert summary.workers == 3
+    assert seen == {"workers": 3, "threads": {2}}  # no more workers than sources; 8 // 3 = 2
+    assert (summary.workers, summary.threads) == (3, 2)
     process_many(srcs, SPEC, store=tmp_path, progress=False, workers=2, threads=1)
-    assert seen == {"workers": 2, "threads": 1}
+    assert seen == {"workers": 2, "threads": {1}}
+
+
+class RecordlessStore(LocalStore):
+    """A store whose records cannot be written, with an error outside the engine's own."""
+
+    def __reduce__(self):
+        return (RecordlessStore, (self.root,))
+
+    def put_record(self, name: str, data: bytes) -> None:
+        raise RuntimeError("the record disk is gone")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_unexpected_error_fails_one_line_not_the_batch(
+    videos: Path, tmp_path: Path, workers: int
+) -> None:
+    """A store raising a non-engine error while the task records its result: each source is
+    a Failed line (InternalError, with the error's type and text), the batch finishes."""
+    out = io.StringIO()
+    srcs = [str(videos / f"{n}.mp4") for n in "ab"]
+    summary = process_many(
+        srcs, SPEC, store=RecordlessStore(tmp_path), report=out, progress=False, workers=workers
+    )
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert (summary.total, summary.failed, len(lines)) == (2, 2, 2)
+    assert sorted(x["source"] for x in lines) == srcs
+    for line in lines:
+        assert line["state"] == "Failed" and line["error_code"] == "InternalError"
+        assert line["error_message"] == "RuntimeError: the record disk is gone"
 
 
 # -- the command line ------------------------------------------------------------------------------
 
 
 def cli(argv: list[str]) -> int:
-    from ossframe_native.cli import main
+    """``ossframe batch ARGV``; InvalidArgument raised (not printed) so tests can match it."""
+    from ossframe_native.cli import _batch, build_parser
 
-    return main(["batch", *argv])
+    return _batch(build_parser().parse_args(["batch", *argv]))
 
 
 def test_cli(videos: Path, tmp_path: Path, capsys) -> None:
@@ -238,8 +268,25 @@ def test_cli(videos: Path, tmp_path: Path, capsys) -> None:
     assert cli([str(videos / "a.mp4"), SPEC, "--root", root, "--report", str(report)]) == 0
     assert json.loads(report.read_text())["skipped"] is True
     assert capsys.readouterr().out == ""
-    assert cli([str(videos / "a.mp4"), SPEC]) == 2
-    assert capsys.readouterr().err.startswith("ossframe: InvalidArgument: --root: ")
-    assert cli([SPEC, "--root", root]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("ossframe: InvalidArgument: ") and "SPEC" in err
+    with pytest.raises(InvalidArgument, match="--root"):
+        cli([str(videos / "a.mp4"), SPEC])
+    with pytest.raises(InvalidArgument, match="required: SPEC"):
+        cli([SPEC, "--root", root])
+
+
+def test_ray_is_imported_only_for_the_ray_executor(child_env: dict) -> None:
+    """The package, the batch module and the command line never import Ray by themselves."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ossframe_native as ofn\n"
+        "from ossframe_native import batch, cli\n"
+        "ofn.process_many; cli.build_parser()\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=child_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
