@@ -211,7 +211,7 @@ def main() -> int:
     sources = clips()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     start_s = time.perf_counter() - started
     try:
         batch = batch_row(sources, args.runs)

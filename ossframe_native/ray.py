@@ -45,7 +45,12 @@ def connect(address: str | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, runtime_env=_local_runtime_env())
+        ray.init(  # "local": a new instance, never a cluster some other program left running
+            address="local",
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=_local_runtime_env(),
+        )
     return True
 
 
@@ -105,7 +110,11 @@ class RayExecutor:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = max(1, cpus // self.cpus_per_task)
         window = IN_FLIGHT_PER_SLOT * self.workers
-        task = _run_task.options(num_cpus=self.cpus_per_task, max_retries=self.max_retries)
+        # SPREAD: sources go to every node from the start, rather than queueing on the
+        # driver's node until it is busy (a source is seconds of work; locality buys nothing).
+        task = _run_task.options(
+            num_cpus=self.cpus_per_task, max_retries=self.max_retries, scheduling_strategy="SPREAD"
+        )
         queue: deque[Job] = deque(jobs)
         inflight: dict[ray.ObjectRef[Any], Job] = {}
         try:

@@ -47,6 +47,7 @@ def ray_instance():
     package_parent = str(Path(ossframe_native.__file__).resolve().parents[1])
     path = os.pathsep.join([package_parent, tests, os.environ.get("PYTHONPATH", "")])
     ray.init(
+        address="local",  # a new instance even if another Ray runs on this machine
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
