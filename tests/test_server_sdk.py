@@ -474,3 +474,22 @@ def test_readme_service_example(server, tmp_path, monkeypatch) -> None:
     wait_for(lambda: bucket.object_exists(f"frames/{len(expected)}.jpg"), 60, "the last output")
     for i, image in enumerate(expected, 1):
         assert bucket.get_object(f"frames/{i}.jpg").read() == image.data
+
+
+def test_a_write_in_progress_is_never_an_object(server, v1, video) -> None:
+    """A store's temporary file (a write not yet renamed, or a killed writer's leftover) is not
+    listed, served or deleted through the service."""
+    temp = server.root / BUCKET / "partial" / f".{'0' * 32}{TEMP_SUFFIX}"
+    temp.parent.mkdir(parents=True, exist_ok=True)
+    temp.write_bytes(b"half an image")
+    key = f"partial/{temp.name}"
+    try:
+        assert key not in [o.key for o in oss2.ObjectIteratorV2(v1)]
+        with pytest.raises(oss2.exceptions.NoSuchKey):
+            v1.get_object(key)
+        assert not v1.object_exists(key)
+        v1.delete_object(key)
+        assert temp.read_bytes() == b"half an image"
+    finally:
+        temp.unlink()
+        temp.parent.rmdir()

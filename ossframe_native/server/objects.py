@@ -192,7 +192,7 @@ class ObjectStore:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             raise OssError(404, "NoSuchKey", Key=key) from None
-        if not os.path.isfile(path) or not self._inside(bucket, path):
+        if not os.path.isfile(path) or _temporary(path) or not self._inside(bucket, path):
             raise OssError(404, "NoSuchKey", Key=key)
         record = self._read_meta(bucket, key)
         if (
@@ -315,6 +315,8 @@ class ObjectStore:
         """Removes the object if present (204 either way), and folders it leaves empty."""
         path = self.object_path(bucket, key)
         top = self.require_bucket(bucket)
+        if _temporary(path):  # a write in progress (or a killed one's leftover): not an object
+            return
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             os.unlink(path)
         with contextlib.suppress(OSError):
@@ -329,7 +331,7 @@ class ObjectStore:
             dirs.sort()
             rel = os.path.relpath(dirpath, top)
             for name in files:
-                if not name.endswith(TEMP_SUFFIX):
+                if not _temporary(name):
                     yield name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
 
     def list(
@@ -380,3 +382,9 @@ def _prune(directory: str, top: str) -> None:
         except OSError:
             return
         directory = os.path.dirname(directory)
+
+
+def _temporary(path: str) -> bool:
+    """Whether ``path`` names a store's temporary file (a write not yet renamed into place):
+    never listed, served or deleted as an object."""
+    return path.endswith(TEMP_SUFFIX)
