@@ -299,7 +299,7 @@ def write_output(path: str, data: bytes) -> None:
         from .store import atomic_write
 
         directory, name = os.path.split(target)
-        atomic_write(directory, name, data)
+        atomic_write(directory, name, data, durable=False)  # no fsync, as cp or ffmpeg
     except OSError as exc:
         raise FrameError(f"cannot write {path}: {exc.strerror or exc}") from exc
 

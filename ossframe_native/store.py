@@ -340,10 +340,14 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def atomic_write(directory: str, name: str, data: bytes, dir_fd: int | None = None) -> None:
-    """Writes ``directory/name`` via a synced temporary file and a rename: never half written.
+def atomic_write(
+    directory: str, name: str, data: bytes, dir_fd: int | None = None, durable: bool = True
+) -> None:
+    """Writes ``directory/name`` via a temporary file and a rename: never seen half written.
 
     With ``dir_fd`` (a descriptor of ``directory``) the files are named relative to it.
+    ``durable``: the file and the rename are fsynced (stores); without it a power loss may lose
+    the write, as with other command-line tools' output files.
     """
     # A fixed-length temporary name: any valid object name fits the file system's limit.
     tmp_name = f".{uuid.uuid4().hex}{TEMP_SUFFIX}"
@@ -355,7 +359,8 @@ def atomic_write(directory: str, name: str, data: bytes, dir_fd: int | None = No
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
         os.close(fd)
         fd = -1
         # A rename replaces a symbolic link at the final name; it never writes through one.
@@ -366,6 +371,8 @@ def atomic_write(directory: str, name: str, data: bytes, dir_fd: int | None = No
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dir_fd)
         raise
+    if not durable:
+        return
     if dir_fd is not None:
         _fsync_fd(dir_fd)
     else:

@@ -7,7 +7,6 @@ with the standard library only.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -156,6 +155,8 @@ def serve_main(args: argparse.Namespace) -> int:
         server_header=False,
         date_header=False,
     )
+    import asyncio  # here: the other commands' start-up does not pay for it
+
     server = uvicorn.Server(config)
     service.host_id = f"{args.host}:{args.port}"
 
