@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Generic, TypeVar
 
 import av
 import numpy as np
@@ -64,11 +64,29 @@ _SEEK_TRIES = 10
 _FIRST_PACKETS = 64
 
 
+# A time past every frame: ``around=END`` indexes the stream's last GOP (its duration and last
+# frame come from the end of the file).
+END = Fraction(2**62)
+
 # How a snapshot's window was found (VideoSource.reach, ``probe``'s ``snapshot_reads``):
 SEEK = "seek"  # a seek to the GOP around t; frames numbered by sample table or constant rate
 SEEK_AND_COUNT = "seek_and_count"  # the same, frames before it counted from the start
 FROM_START = "from_start"  # no usable seek: packets read from the start up to t
 WHOLE_STREAM = "whole_stream"  # no window possible (e.g. missing timestamps): every packet
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DecodeJob(Generic[T]):
+    """A decode run made ready for a parallel decoder: its packets (with whether each may be
+    skipped, see :func:`_decode_packets`), the wanted frames' pts, each with what the frame is
+    yielded with, and their times (ms) for an error message."""
+
+    packets: list[tuple[Any, bool]]
+    wanted: dict[int, T]
+    times: dict[int, int]
 
 
 class VideoSource:
@@ -78,7 +96,10 @@ class VideoSource:
     ``threads``: decoder threads (0: one per core, FFmpeg's choice; None: the same unless
     ``OSSFRAME_DECODE_THREADS`` says otherwise). With ``around=t`` (seconds) only the GOP that
     shows ``t`` is demuxed and indexed, and its packets are kept for decoding: what one snapshot
-    needs. ``hw="cuda"`` / ``"cuda:N"`` decodes on that GPU where :func:`open_gpu` can.
+    needs; ``around=END`` indexes the last GOP, whose frames tell the duration and the last
+    frame's time (their numbers are not counted where the window cannot tell them; see
+    :meth:`load_window` for the GOPs of later times). ``hw="cuda"`` / ``"cuda:N"`` decodes on
+    that GPU where :func:`open_gpu` can.
     """
 
     def __init__(
@@ -101,6 +122,8 @@ class VideoSource:
                 self._start_gpu(hw, cover)
             self.info = _media_info(self._container, self._stream, cover)
             self._window: list[Any] | None = None  # demuxed packets of a windowed index
+            self._covered: tuple[int, int | None] | None = None  # pts the window answers for
+            self._first_pts: int | None = None  # the stream's first frame, once read
             self.reach: str | None = None  # with ``around``: how the window was found
             if cover:
                 self.index = single_picture_index()
@@ -108,9 +131,8 @@ class VideoSource:
                 self._window, self.index = window
             else:
                 if around is not None:  # the window was tried and moved the demuxer
-                    self._reopen()
                     self.reach = WHOLE_STREAM
-                self.index = _read_index(self._container, self._stream)
+                self._read_whole_index(reopen=around is not None)
         except BaseException:
             self._container.close()
             raise
@@ -198,8 +220,8 @@ class VideoSource:
         to parallel single-threaded decoders (CPU decoders, or one NVDEC session each).
         """
         runs = list(runs)
-        if len(runs) > 1 and (self.gpu is None or self.gpu.cuvid is None):
-            yield from self._decode_parallel(runs)
+        if len(runs) > 1 and self.parallel:
+            yield from self.decode_jobs(self.job(run, {i: i for i in run.frames}) for run in runs)
             return
         for run in runs:
             wanted = {int(self.index.pts[i]): i for i in run.frames}
@@ -209,22 +231,36 @@ class VideoSource:
                 number = wanted.pop(frame.pts, None)
                 if number is not None:  # a repeated timestamp is output once
                     yield number, frame
-            self._check_all_decoded(wanted)
+            self._check_all_decoded(self.index.time_ms(i) for i in wanted.values())
 
-    def _check_all_decoded(self, wanted: dict[int, int]) -> None:
-        if wanted:
-            missing = ", ".join(f"{self.index.time_ms(i)} ms" for i in sorted(wanted.values()))
+    @property
+    def parallel(self) -> bool:
+        """Whether runs can go to parallel decoders (not with a cuvid decoder: one per source)."""
+        return self.gpu is None or self.gpu.cuvid is None
+
+    def job(self, run: DecodeRun, tags: dict[int, T]) -> DecodeJob[T]:
+        """A run of the loaded index, its packets read now, for :meth:`decode_jobs`; ``tags``
+        maps each of the run's frame numbers to what its decoded frame is yielded with."""
+        wanted = {int(self.index.pts[number]): tag for number, tag in tags.items()}
+        times = {int(self.index.pts[number]): self.index.time_ms(number) for number in tags}
+        return DecodeJob(list(self._run_packets(run)), wanted, times)
+
+    @staticmethod
+    def _check_all_decoded(missing_ms: Iterable[int]) -> None:
+        missing = ", ".join(f"{t} ms" for t in sorted(missing_ms))
+        if missing:
             raise MediaError(
                 f"the frames at {missing} could not be decoded; the file may be corrupt"
             )
 
-    def _decode_parallel(self, runs: list[DecodeRun]) -> Iterator[tuple[int, Any]]:
-        """Decodes runs on parallel single-threaded decoders, yielding frames in order.
+    def decode_jobs(self, jobs: Iterable[DecodeJob[T]]) -> Iterator[tuple[T, Any]]:
+        """Decodes jobs (see :meth:`job`) on parallel single-threaded decoders, yielding
+        ``(tag, frame)`` in order.
 
-        Each run starts from a fresh decoder state, exactly as after a seek, so the frames are
+        Each job starts from a fresh decoder state, exactly as after a seek, so the frames are
         the ones sequential decoding gives; meanwhile several cores work, with none of frame
-        threading's start-up and drain per run. The demuxer stays in this thread and reads each
-        run's packets ahead; at most ``workers + 1`` runs are in flight.
+        threading's start-up and drain per run. ``jobs`` is consumed in this thread (it may
+        read the file: the demuxer stays here) at most ``workers + 1`` jobs ahead.
         """
         workers = self._threads or os.cpu_count() or 1
         hwaccel = None if self.gpu is None else self.gpu.hwaccel
@@ -232,22 +268,18 @@ class VideoSource:
             workers = min(workers, _GPU_SESSIONS)
         local = threading.local()
 
-        def decode_alone(
-            packets: list[tuple[Any, bool]], wanted: set[int]
-        ) -> tuple[list[Any], DecodeStats]:
+        def decode_alone(job: DecodeJob[T]) -> tuple[list[Any], DecodeStats]:
             ctx = getattr(local, "ctx", None)
             if ctx is None:
                 ctx = local.ctx = _fresh_decoder(self._stream, hwaccel)
             stats = DecodeStats(runs=1, parallel_runs=1)  # merged in this thread, in order
-            return list(_decode_packets(ctx, packets, wanted, stats)), stats
+            return list(_decode_packets(ctx, job.packets, set(job.wanted), stats)), stats
 
         with ThreadPoolExecutor(workers) as pool:
-            pending: deque[tuple[DecodeRun, Future[tuple[list[Any], DecodeStats]]]] = deque()
+            pending: deque[tuple[DecodeJob[T], Future[tuple[list[Any], DecodeStats]]]] = deque()
             try:
-                for run in runs:
-                    wanted = {int(self.index.pts[i]) for i in run.frames}
-                    job = pool.submit(decode_alone, list(self._run_packets(run)), wanted)
-                    pending.append((run, job))
+                for job in jobs:
+                    pending.append((job, pool.submit(decode_alone, job)))
                     if len(pending) > workers:
                         yield from self._collect(*pending.popleft())
                 while pending:
@@ -267,16 +299,15 @@ class VideoSource:
                 yield packet, pos not in wanted_positions
 
     def _collect(
-        self, run: DecodeRun, future: Future[tuple[list[Any], DecodeStats]]
-    ) -> Iterator[tuple[int, Any]]:
-        wanted = {int(self.index.pts[i]): i for i in run.frames}
+        self, job: DecodeJob[T], future: Future[tuple[list[Any], DecodeStats]]
+    ) -> Iterator[tuple[T, Any]]:
         frames, stats = future.result()
         self.stats.add(stats)
+        wanted = dict(job.wanted)
         for frame in frames:
-            number = wanted.pop(frame.pts, None)
-            if number is not None:
-                yield number, frame
-        self._check_all_decoded(wanted)
+            if frame.pts in wanted:
+                yield wanted.pop(frame.pts), frame
+        self._check_all_decoded(job.times[pts] for pts in wanted)
 
     def _position_at(self, pos: int) -> None:
         """Makes the next demuxed packet the one at decode position ``pos``."""
@@ -324,38 +355,86 @@ class VideoSource:
         with the file); where nothing numbers the window's frames, the packets before it are
         counted from the start (demuxing only). None: index the whole stream instead.
         """
-        window = _read_window(self._stream, t)
+        self._first_pts = _first_pts(_demux_all(self._container, self._stream))
+        if self._first_pts is None:
+            return None
+        window = _read_window(self._stream, t, self._first_pts)
         self.reach = SEEK
         if window is None:
             self._reopen()
-            window = _read_window(self._stream, t, from_start=True)
+            window = _read_window(self._stream, t, self._first_pts, from_start=True)
             self.reach = FROM_START
         if window is None:
             return None
-        packets, index, numbered = window
-        if not numbered:
+        index = window.index
+        if window.numbered <= index.frame_at(t) and t != END:  # END: for the times only
             self.reach = SEEK_AND_COUNT
             self._reopen()
             try:
-                before = _count_before(self._container, self._stream, packets[0])
+                before = _count_before(self._container, self._stream, window.packets[0])
             except (av.FFmpegError, StreamAddedMidway):
                 before = None
             if before is None:
                 return None
             index = dataclasses.replace(index, first_number=before)
-        return packets, index
+        else:
+            self._covered = window.covered
+        return window.packets, index
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the loaded index is a window of the stream, not the whole of it."""
+        return self._window is not None
+
+    def covers(self, t: Fraction) -> bool:
+        """Whether the loaded index tells (and numbers) the frame shown at ``t``: always for a
+        whole-stream index, else only inside a window loaded by :meth:`load_window`."""
+        if self._window is None:
+            return True
+        if self._covered is None:
+            return False
+        low, high = self._covered
+        pts = clamp_pts(self.index.first_pts + int(t / self.index.time_base // 1))
+        return low <= pts and (high is None or pts <= high)
+
+    def load_window(self, t: Fraction) -> bool:
+        """Indexes the GOP that shows ``t`` (reached by a seek, read up to the next keyframe) in
+        place of the loaded index; later times in the same GOP are then :meth:`covers`-ed too.
+        False where no seek reaches it or its frames cannot be numbered without counting from
+        the start: :meth:`load_whole_index` then."""
+        assert self._first_pts is not None, "open the source with around= first"
+        window = _read_window(self._stream, t, self._first_pts, whole_gop=True)
+        if window is None:  # e.g. the first GOP of an MPEG-TS: read from the start, up to t
+            self._reopen()
+            window = _read_window(self._stream, t, self._first_pts, True, whole_gop=True)
+        if window is None:
+            return False
+        self._window, self.index, self._covered = window.packets, window.index, window.covered
+        return self.covers(t)
+
+    def load_whole_index(self) -> None:
+        """Indexes every packet of the stream in place of a window (read again from the start)."""
+        if self._window is not None:
+            self._read_whole_index(reopen=True)
+
+    def _read_whole_index(self, reopen: bool) -> None:
+        if reopen:
+            self._reopen()
+        self._window = self._covered = None
+        self._packets = self._pending = self._next_pos = None
+        self.index = _read_index(self._container, self._stream)
 
     def _reopen(self) -> None:
         self._container.close()
         hwaccel = None if self.gpu is None else self.gpu.hwaccel
         self._container = _open(self._source, hwaccel)
         self._stream = self._container.streams[self._stream_number]
+        self._configure_decoder(self._stream)
 
     def _rewind(self) -> None:
         """Reopens the source and reads from its first packet (used when a seek misses)."""
         self.stats.seeks += 1
         self._reopen()
-        self._configure_decoder(self._stream)
         self._packets = self._demux()
         self._pending = None
         self._next_pos = 0
@@ -645,11 +724,27 @@ def _read_index(container: Any, stream: Any) -> FrameIndex:
     return _index_from(demux_guarded(container, stream), _time_base(stream))
 
 
+@dataclass(frozen=True)
+class _Window:
+    """A window of the stream: its packets (decode order, from a keyframe) and their index.
+
+    ``numbered``: index frames 0 .. numbered - 1 carry exact stream numbers
+    (``index.first_number`` set). ``covered``: the pts range ``(low, high)`` for which the
+    index tells, and numbers, the frame shown (``high`` None: up to the end of the stream).
+    """
+
+    packets: list[Any]
+    index: FrameIndex
+    numbered: int
+    covered: tuple[int, int | None]
+
+
 def _read_window(
-    stream: Any, t: Fraction, from_start: bool = False
-) -> tuple[list[Any], FrameIndex, bool] | None:
-    """The packets from a keyframe at or before ``t`` up to the last one that can show ``t``,
-    their index, and whether that index is numbered (``first_number`` exact).
+    stream: Any, t: Fraction, first_pts: int, from_start: bool = False, whole_gop: bool = False
+) -> _Window | None:
+    """The packets from a keyframe at or before ``t`` up to the last one that can show ``t``
+    (``whole_gop``: up to the next keyframe, so that later times of the GOP are indexed too),
+    and their index.
 
     The demuxer seeks before t, stepping back further while the first keyframe it reaches is
     presented after t (see :func:`_seek_window`); ``from_start`` reads from the first packet
@@ -660,35 +755,42 @@ def _read_window(
     """
     container = stream.container
     time_base = _time_base(stream)
-    trust_dts = "matroska" not in container.format.name  # Matroska stores no dts: FFmpeg guesses
+    # Matroska stores no dts (FFmpeg guesses them): read up to the next keyframe there too.
+    trust_dts = "matroska" not in container.format.name and not whole_gop
+    target = clamp_pts(first_pts + int(t / time_base // 1))
     try:
-        first_pts, head = _first_pts(_demux_all(container, stream))
-        if first_pts is None:
-            return None
-        target = clamp_pts(first_pts + int(t / time_base // 1))
         if from_start:
-            from_first = itertools.chain(head, _demux_all(container, stream))
-            packets = _window_packets(from_first, target, trust_dts, after_seek=False)
+            read = _window_packets(_demux_all(container, stream), target, trust_dts, False)
         else:
-            packets = _seek_window(stream, target, first_pts, trust_dts)
+            read = _seek_window(stream, target, first_pts, trust_dts)
     except (av.FFmpegError, StreamAddedMidway):
         return None
-    if not packets or packets[0].pts > target:
+    if read is None or not read[0] or read[0][0].pts > target:
         return None
+    packets, bound = read
     index = _index_from(packets, time_base, first_pts)
-    if from_start:
-        return packets, index, True
-    before = _frames_before_window(stream, packets[0])
-    if before is None:
-        before = _number_by_rate(stream, index, index.frame_at(t))
-    if before is None:
-        return packets, index, False
-    return packets, dataclasses.replace(index, first_number=before), True
+    numbered = len(index)
+    if not from_start:
+        before = _frames_before_window(stream, packets[0])
+        if before is None:
+            before, numbered = _number_by_rate(stream, index) or (0, 0)
+        index = dataclasses.replace(index, first_number=before)
+    high = bound
+    if numbered < len(index):  # past the numbered frames nothing is told
+        high = (
+            int(index.pts[numbered]) - 1
+            if bound is None
+            else min(bound, int(index.pts[numbered]) - 1)
+        )
+    return _Window(packets, index, numbered, (int(packets[0].pts), high))
 
 
-def _seek_window(stream: Any, target: int, first_pts: int, trust_dts: bool) -> list[Any] | None:
+def _seek_window(
+    stream: Any, target: int, first_pts: int, trust_dts: bool
+) -> tuple[list[Any], int | None] | None:
     """The window's packets after a seek whose first keyframe is presented at or before
-    ``target``; None if none is reached within :data:`_SEEK_TRIES` seeks.
+    ``target``, with their bound (see :func:`_window_packets`); None if none is reached within
+    :data:`_SEEK_TRIES` seeks.
 
     Where the demuxer has an index of keyframes, the first retry seeks just before the
     keyframe reached; later retries (all of them without an index: timestamp search, as in
@@ -701,14 +803,22 @@ def _seek_window(stream: Any, target: int, first_pts: int, trust_dts: bool) -> l
     seek_to, back = target, 0 if len(stream.index_entries) else one_second
     for _ in range(_SEEK_TRIES):
         container.seek(seek_to, stream=stream, backward=True, any_frame=False)
-        packets = _window_packets(_demux_all(container, stream), target, trust_dts, True)
-        if packets is None:
+        demuxed = _demux_all(container, stream)
+        first = next(demuxed, None)  # where the seek landed, keyframe or not
+        if first is None:  # past the last packet
+            read: tuple[list[Any], int | None] | None = ([], None)
+        else:
+            read = _window_packets(itertools.chain([first], demuxed), target, trust_dts, True)
+        if read is None:
             return None
+        packets = read[0]
         if packets and packets[0].pts <= target:
-            return packets
+            return read
         if seek_to <= first_pts:
             return None
-        landed = packets[0].dts if packets and packets[0].dts is not None else seek_to
+        landed = seek_to if first is None or first.dts is None else first.dts
+        if packets and packets[0].dts is not None:  # a keyframe after t: before it
+            landed = min(landed, packets[0].dts)
         seek_to = max(min(landed - 1, seek_to) - back, first_pts)
         back = max(2 * back, one_second)
     return None
@@ -716,8 +826,10 @@ def _seek_window(stream: Any, target: int, first_pts: int, trust_dts: bool) -> l
 
 def _window_packets(
     packets: Iterable[Any], target: int, trust_dts: bool, after_seek: bool
-) -> list[Any] | None:
-    """Packets in decode order until no later one can be presented at or before ``target``.
+) -> tuple[list[Any], int | None] | None:
+    """Packets in decode order until no later one can be presented at or before ``target``, and
+    their bound: every frame presented at or before that pts is among them (None: the stream
+    ended, so every later frame is).
 
     After a seek the packets before the first keyframe are dropped. With trustworthy dts
     (every packet has one, increasing, not after its pts) reading stops at the first packet
@@ -739,12 +851,12 @@ def _window_packets(
                 return None
         kept.append(packet)
         if trust_dts and packet.dts > target:
-            break
+            return kept, int(packet.dts)
         if later_key is not None and packet.pts > later_key:
-            break
+            return kept, later_key
         if later_key is None and packet.is_keyframe and packet.pts > target and len(kept) > 1:
-            later_key = packet.pts
-    return kept
+            later_key = int(packet.pts)
+    return kept, None
 
 
 def _frames_before_window(stream: Any, keyframe: Any) -> int | None:
@@ -757,27 +869,27 @@ def _frames_before_window(stream: Any, keyframe: Any) -> int | None:
     return _frames_before(entries, keyframe)
 
 
-def _number_by_rate(stream: Any, index: FrameIndex, shown: int) -> int | None:
-    """The number of the index's frame 0 as its time times the stream's frame rate, when every
-    frame of the index lies on that rate's grid (within a tick of rounding) and none is
-    missing up to frame ``shown`` (and frame 1: one frame fits any rate; later ones may lie
-    past the window's end, which ends in decode order); None otherwise
-    (variable rate, or too few frames to tell)."""
+def _number_by_rate(stream: Any, index: FrameIndex) -> tuple[int, int] | None:
+    """Numbers the index's frames by their time times the stream's frame rate: the number of
+    its frame 0 and how many of its first frames follow on, one per step of that rate's grid
+    (within a tick of rounding). None where fewer than two do (variable rate, or too few frames
+    to tell: one frame fits any rate)."""
     rate = stream.average_rate or stream.guessed_rate
     if not rate or len(index) < 2:
         return None
     step = 1 / (Fraction(rate.numerator, rate.denominator) * index.time_base)  # ticks per frame
-    numbers: list[int] = []
-    for pts in index.pts:
+    first = None
+    for i, pts in enumerate(index.pts):
         offset = int(pts) - index.first_pts
         number = round(offset / step)
-        if abs(offset - number * step) > 1 or (numbers and number <= numbers[-1]):
-            return None
-        numbers.append(number)
-    checked = max(shown, 1)
-    if numbers[checked] - numbers[0] != checked or numbers[0] < 0:
+        if abs(offset - number * step) > 1 or (first is not None and number != first + i):
+            break
+        first = number if first is None else first
+    else:
+        i = len(index)
+    if first is None or first < 0 or i < 2:
         return None
-    return numbers[0]
+    return first, i
 
 
 def _count_before(container: Any, stream: Any, keyframe: Any) -> int | None:
@@ -812,26 +924,24 @@ def _frames_before(entries: Any, keyframe: Any) -> int | None:
     return sum(1 for j in range(lo) if not entries[j].is_discard)
 
 
-def _first_pts(packets: Iterator[Any]) -> tuple[int | None, list[Any]]:
+def _first_pts(packets: Iterator[Any]) -> int | None:
     """The smallest pts of the stream's frames, read from its first packets (``packets`` from
-    the start), and the packets read.
+    the start).
 
     Reading stops at a packet whose dts is not before the smallest pts so far (every later
     packet is presented at or after it) or, where the dts are missing, after
     :data:`_FIRST_PACKETS` packets.
     """
     first = None
-    head = []
-    for packet in packets:
-        head.append(packet)
+    for read, packet in enumerate(packets, 1):
         if packet.is_discard:
             continue
         if packet.pts is None:
-            return None, head
+            return None
         first = packet.pts if first is None else min(first, packet.pts)
-        if (packet.dts is not None and packet.dts >= first) or len(head) >= _FIRST_PACKETS:
+        if (packet.dts is not None and packet.dts >= first) or read >= _FIRST_PACKETS:
             break
-    return first, head
+    return first
 
 
 def _time_base(stream: Any) -> Fraction:

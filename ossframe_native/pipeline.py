@@ -17,6 +17,7 @@ Rendering for images runs on a worker thread while the decoder goes on (:meth:`C
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -35,12 +36,14 @@ from .geometry import Geometry
 from .index import DecodeStats, FrameIndex, MediaInfo
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
 from .plan import (
+    SPARSE_SPACING,
     CapturePlan,
     DhashRanking,
     decode_runs,
     keyframe_numbers,
     mode_of,
     plan_capture,
+    sample_times,
 )
 
 __all__ = [
@@ -82,7 +85,13 @@ def open_capture(
     core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (not for dhash,
     which hashes luma on the CPU). One snapshot indexes only the GOP around its time.
     """
-    around = Fraction(request.t, 1000) if isinstance(request, SnapshotRequest) else None
+    around = None
+    if isinstance(request, SnapshotRequest):
+        around = Fraction(request.t, 1000)
+    elif request.m == "avg" or (
+        request.m in ("default", "dhash") and request.inter >= SPARSE_SPACING * 1000
+    ):
+        around = decode.END  # the last GOP tells the duration; plan_by_time decides
     if isinstance(request, SnapshotsRequest) and request.m == "dhash":
         hw = None
     src = VideoSource(source, threads=threads, around=around, hw=hw)
@@ -131,8 +140,26 @@ def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
     shape = output_geometry(request, info.width, info.height, rotation)
     # A cover picture is output once whatever the mode (its plan decodes nothing: see outputs).
     cover = CapturePlan(mode_of(request), (0,), ())
-    plan = cover if info.cover_art else plan_capture(request, src.index)
+    plan = cover if info.cover_art else _plan(src, request)
     return Capture(src, request, plan, shape, rotation)
+
+
+def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
+    """Plans on the loaded index; a source opened around its end is planned by time where the
+    samples lie far apart (each GOP read when the capture gets there), else its whole stream
+    is indexed first."""
+    if isinstance(request, SnapshotsRequest) and src.windowed:
+        samples = sample_times(request, src.index)
+        # dhash with num decodes its winners again unless it can hold them: a whole index then.
+        if samples is not None and (request.m != "dhash" or _dhash_holds(request, src.info)):
+            return CapturePlan(request.m, (), (), samples=samples)
+        src.load_whole_index()
+    return plan_capture(request, src.index)
+
+
+def _dhash_holds(request: SnapshotsRequest, info: MediaInfo) -> bool:
+    """Whether dhash keeps its best candidates' frames while it hashes the rest."""
+    return request.num * info.width * info.height <= _DHASH_HOLD_PIXELS
 
 
 def output_geometry(
@@ -221,10 +248,70 @@ class Capture:
             elif self.plan.mode == "dhash":
                 yield from self._dhash_outputs()
             else:
-                for number, frame in self.source.decode(self.plan.runs):
-                    output = self._output(number, frame, None)
-                    for _ in range(self.plan.outputs(number)):
+                for output, count in self._decoded():
+                    for _ in range(count):
                         yield output
+
+    def _decoded(self) -> Iterator[tuple[Output, int]]:
+        """Each planned frame, decoded, once, in time order, with how many outputs it gives."""
+        if self.plan.samples:
+            yield from self._decoded_by_time()
+            return
+        for number, frame in self.source.decode(self.plan.runs):
+            yield self._output(number, frame, None), self.plan.outputs(number)
+
+    def _decoded_by_time(self) -> Iterator[tuple[Output, int]]:
+        """The frames shown at the plan's sample times, found GOP by GOP (:meth:`_windows`).
+        Several windows decode at once on parallel decoders. A frame that samples in two
+        windows show is output once (``avg``: once per sample, decoded once)."""
+        src = self.source
+        request = self.request
+        assert isinstance(request, SnapshotsRequest)
+        decoded: Iterator[tuple[Output, int]]
+        if src.parallel and len(self.plan.samples) > 1:
+            jobs = (
+                src.job(run, {n: (self._output(n, None, None), counts[n]) for n in run.frames})
+                for counts in self._windows()
+                for run in decode_runs(src.index, list(counts))
+            )
+            decoded = (
+                (dataclasses.replace(output, frame=frame), count)
+                for (output, count), frame in src.decode_jobs(jobs)
+            )
+        else:
+            decoded = (
+                (self._output(n, frame, None), counts[n])
+                for counts in self._windows()
+                for n, frame in src.decode(decode_runs(src.index, list(counts)))
+            )
+        limit = request.num if request.m == "default" else 0
+        previous: Output | None = None
+        given = 0
+        for output, count in decoded:
+            if previous is not None and output.index == previous.index:
+                if request.m == "avg":
+                    yield previous, count
+                continue
+            yield output, count if request.m == "avg" else 1
+            previous = output
+            given += 1
+            if given == limit:
+                return
+
+    def _windows(self) -> Iterator[dict[int, int]]:
+        """Loads, in turn, the window of each sample not yet covered (where none can be read,
+        the whole stream's index) and yields the frames the samples it covers show (numbers in
+        the loaded index), each with how many of them show it, in time order."""
+        src = self.source
+        samples = deque(self.plan.samples)
+        while samples:
+            if not src.covers(samples[0]) and not src.load_window(samples[0]):
+                src.load_whole_index()
+            counts: dict[int, int] = {}
+            while samples and src.covers(samples[0]):
+                shown = src.index.frame_at(samples.popleft())
+                counts[shown] = counts.get(shown, 0) + 1
+            yield counts
 
     def mapped(self, fn: Callable[[Output], T], ahead: int = 2) -> Iterator[T]:
         """``fn`` of every output, in order, computed on a worker thread up to ``ahead`` outputs
@@ -269,20 +356,21 @@ class Capture:
         request = self.request
         assert isinstance(request, SnapshotsRequest)
         ranking = DhashRanking(request.thr, request.num, kernels.hash_distance)
-        hold = request.num * self.info.width * self.info.height <= _DHASH_HOLD_PIXELS
-        for number, frame in self.source.decode(self.plan.runs):
-            score = ranking.score(kernels.dhash(decode.luma_plane(frame)))
+        hold = _dhash_holds(request, self.info)
+        for output, _ in self._decoded():
+            score = ranking.score(kernels.dhash(decode.luma_plane(output.frame)))
             if not ranking.passes(score):
                 continue
+            scored = dataclasses.replace(output, score=score)
             if not request.num:
-                yield self._output(number, frame, score)
+                yield scored
             else:
-                ranking.rank(number, score, frame if hold else None)
+                ranking.rank(scored.index, score, scored if hold else None)
         winners = ranking.winners()
         if hold:
-            for number, score, frame in winners:
-                yield self._output(number, frame, score)
+            yield from (scored for _, _, scored in winners)
             return
+        # Not held: planned on the whole stream's index (see _plan), numbered from 0.
         scores = {number: score for number, score, _ in winners}
         runs = decode_runs(self.source.index, list(scores))
         for number, frame in self.source.decode(runs):

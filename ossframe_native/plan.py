@@ -35,6 +35,9 @@ class CapturePlan:
     frames: tuple[int, ...]
     runs: tuple[DecodeRun, ...]
     repeats: tuple[int, ...] = ()
+    # A capture planned by time (:func:`sample_times`): frames and runs are empty; each sample's
+    # frame is found in the GOP around it, read when the capture gets there.
+    samples: tuple[Fraction, ...] = ()
 
     def outputs(self, number: int) -> int:
         """How many outputs frame ``number`` gives (0 if it is not in the plan)."""
@@ -75,6 +78,34 @@ def plan_capture(request: CaptureRequest, index: FrameIndex) -> CapturePlan:
         frames, repeats = picked, ()
     runs = decode_runs(index, frames, keyframes_only)
     return CapturePlan(mode, tuple(frames), runs, repeats)
+
+
+# Samples this far apart (seconds) or more are found GOP by GOP (see sample_times); closer ones
+# are planned on the index of the whole stream, which reads every packet once.
+SPARSE_SPACING = Fraction(10)
+
+
+def sample_times(request: SnapshotsRequest, last: FrameIndex) -> tuple[Fraction, ...] | None:
+    """The times ``default``, ``dhash`` and ``avg`` sample, where they lie at least
+    :data:`SPARSE_SPACING` apart; None where they lie closer (or for ``key``).
+
+    ``last`` is an index that holds the stream's last frame (the GOP at its end), which tells
+    the duration and the last frame's time. The frame shown at each time is the one the
+    selector picks from the whole stream's index (``default``: ss, ss + inter, ... up to the
+    last frame's time; ``avg``: ss + k * (D - ss) / num), so both plans output the same frames.
+    """
+    ss = Fraction(request.ss, 1000)
+    if request.m == "avg":
+        step = (last.duration - ss) / request.num
+        if step < SPARSE_SPACING:
+            return None
+        return tuple(ss + k * step for k in range(request.num))
+    if request.m not in ("default", "dhash") or request.inter < SPARSE_SPACING * 1000:
+        return None
+    inter = Fraction(request.inter, 1000)
+    last_time = last.time_exact(len(last) - 1)
+    count = max(int((last_time - ss) // inter) + 1, 1)  # ss itself even past the last frame
+    return tuple(ss + k * inter for k in range(count))
 
 
 def _snapshot(request: Any, index: FrameIndex) -> list[int]:
