@@ -382,6 +382,19 @@ class VideoSource:
         return window.packets, index
 
     @property
+    def size(self) -> int | None:
+        """The source's size in bytes (None where a file object cannot tell)."""
+        source = self._source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return len(source)
+        if isinstance(source, (str, os.PathLike)):
+            return os.path.getsize(source)
+        try:
+            return int(os.fstat(source.fileno()).st_size)
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return None
+
+    @property
     def windowed(self) -> bool:
         """Whether the loaded index is a window of the stream, not the whole of it."""
         return self._window is not None

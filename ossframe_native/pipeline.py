@@ -151,10 +151,29 @@ def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
     if isinstance(request, SnapshotsRequest) and src.windowed:
         samples = sample_times(request, src.index)
         # dhash with num decodes its winners again unless it can hold them: a whole index then.
-        if samples is not None and (request.m != "dhash" or _dhash_holds(request, src.info)):
+        if (
+            samples is not None
+            and _windows_read_less(src, len(samples))
+            and (request.m != "dhash" or _dhash_holds(request, src.info))
+        ):
             return CapturePlan(request.m, (), (), samples=samples)
         src.load_whole_index()
     return plan_capture(request, src.index)
+
+
+# What reading one sample's GOP costs, estimated: this much of the file's time (the GOP, and
+# the step back a demuxer without a keyframe index takes) and this many bytes for the seek.
+_WINDOW_SECONDS = 4
+_WINDOW_BYTES = 256 * 1024
+
+
+def _windows_read_less(src: VideoSource, windows: int) -> bool:
+    """Whether reading ``windows`` GOPs by seeks reads under half of the file (else indexing
+    the whole stream, which reads it once, is as cheap)."""
+    size, duration = src.size, float(src.index.duration)
+    if size is None or duration <= 0:
+        return True
+    return windows * (size / duration * _WINDOW_SECONDS + _WINDOW_BYTES) < size / 2
 
 
 def _dhash_holds(request: SnapshotsRequest, info: MediaInfo) -> bool:

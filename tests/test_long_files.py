@@ -248,3 +248,85 @@ def test_probe_says_how_a_snapshot_reads(ofn, long_file: LongFile) -> None:
     variable = "vfr" in long_file.path.parent.name
     assert info["snapshot_reads"] == ("seek_and_count" if variable else "seek")
     assert info["frames"] == len(long_file.times)
+
+
+# Far-apart samples (SPARSE_SPACING or more) are found GOP by GOP; each request also runs with
+# the whole stream's index (spacing limit raised) and must give the same frames.
+SAMPLED = [
+    {"inter": 10000},
+    {"inter": 10000, "ss": 1234, "num": 3},
+    {"m": "avg", "num": 4, "ss": 500},
+    {"m": "dhash", "inter": 10000, "thr": 0},
+    {"m": "dhash", "inter": 10000, "num": 2},
+]
+
+
+def _whole_index_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ossframe_native import pipeline, plan
+
+    monkeypatch.setattr(plan, "SPARSE_SPACING", Fraction(10**9))
+    monkeypatch.setattr(pipeline, "SPARSE_SPACING", Fraction(10**9))
+
+
+def test_sampled_modes_read_only_the_gops_they_need(
+    ofn, long_file: LongFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """default/dhash with inter >= 10 s and avg: the same frames (number, time, keyframe,
+    pixels, the frame number drawn in the picture) as planned on the whole stream's index,
+    reading a fraction of the file; variable rate outside MP4/MOV falls back to the whole
+    index (its windows cannot number their frames) and still gives the same frames.
+
+    The sources here are file objects, whose size the planner cannot tell, so windows are
+    always used. In MPEG-TS (no keyframe index: each window is a timestamp search and a step
+    back) six windows read more than this small file; by path it is indexed whole instead."""
+    with CountingReader(long_file.path) as reader, av.open(reader):
+        opening = reader.bytes_read
+    size = long_file.path.stat().st_size
+    variable = "vfr" in long_file.path.parent.name
+    sampled = {}
+    for params in SAMPLED:
+        with CountingReader(long_file.path) as reader:
+            images = list(ofn.snapshots(reader, f="png", **params))
+            read = reader.bytes_read
+        sampled[str(params)] = images
+        if not variable and "ts_" not in long_file.path.parent.name:
+            assert read - opening < size / 2, f"{params}: read {read} of {size} bytes"
+    _whole_index_only(monkeypatch)
+    for params in SAMPLED:
+        whole = list(ofn.snapshots(long_file.path, f="png", **params))
+        got = sampled[str(params)]
+        assert [(i.index, i.time_ms, i.keyframe) for i in got] == [
+            (i.index, i.time_ms, i.keyframe) for i in whole
+        ], params
+        for mine, theirs in zip(got, whole, strict=True):
+            rgb = decode_image(mine.data)
+            assert np.array_equal(rgb, decode_image(theirs.data)), (params, mine.index)
+            assert read_frame_number(rgb) == mine.index % long_file.per_copy, params
+    last_ms = long_file.times[-1] * 1000
+    expected = [_shown_at(long_file, t) for t in range(0, int(last_ms) + 1, 10000)]
+    assert [i.index for i in sampled[str(SAMPLED[0])]] == expected
+    assert len(sampled[str(SAMPLED[2])]) == 4
+
+
+def test_sampled_modes_check_ss_against_the_duration_from_the_end(ofn, long_file) -> None:
+    """ss is checked against the duration told by the last GOP, as against the whole index."""
+    duration_ms = ofn.probe(long_file.path)["duration_ms"]
+    with pytest.raises(ofn.InvalidArgument, match="duration"):
+        ofn.snapshots(long_file.path, inter=10000, ss=int(duration_ms) + 1)
+    last = list(ofn.snapshots(long_file.path, inter=10000, ss=int(duration_ms) - 1, f="png"))
+    assert [i.index for i in last] == [len(long_file.times) - 1]
+
+
+def test_sampled_by_time_only_where_windows_read_less(ofn, long_file: LongFile) -> None:
+    """By path the planner knows the file's size: six windows of this small MPEG-TS would read
+    more than the whole file, so its whole stream is indexed; MP4 and Matroska use windows."""
+    from ossframe_native.pipeline import open_capture
+
+    request = ofn.parse_process("video/snapshots,inter_10000,f_png").action
+    with open_capture(long_file.path, request) as capture:
+        by_time = bool(capture.plan.samples)
+    if long_file.path.parent.name.startswith("ts_"):
+        assert not by_time
+    request = ofn.parse_process("video/snapshots,m_avg,num_1,f_png").action
+    with open_capture(long_file.path, request) as capture:
+        assert capture.plan.samples or "vfr" in long_file.path.parent.name  # one window
