@@ -410,6 +410,27 @@ class VideoSource:
         pts = clamp_pts(self.index.first_pts + int(t / self.index.time_base // 1))
         return low <= pts and (high is None or pts <= high)
 
+    def covered_keyframes(self, t: Fraction) -> list[int]:
+        """The keyframes (numbers in the loaded index) presented at or after ``t`` that the
+        loaded index covers, in time order."""
+        low, high = self._covered or (None, None)
+        start = clamp_pts(self.index.first_pts + int(-(-t // self.index.time_base)))
+        keys = np.flatnonzero(self.index.packet_key[self.index.decode_pos])
+        return [
+            int(k)
+            for k in keys
+            if self.index.pts[k] >= start
+            and (low is None or self.index.pts[k] >= low)
+            and (high is None or self.index.pts[k] <= high)
+        ]
+
+    def after_window(self) -> Fraction | None:
+        """The time just after what the loaded window covers (None: it reaches the end, or the
+        whole stream is loaded)."""
+        if self._window is None or self._covered is None or self._covered[1] is None:
+            return None
+        return (self._covered[1] + 1 - self.index.first_pts) * self.index.time_base
+
     def load_window(self, t: Fraction) -> bool:
         """Indexes the GOP that shows ``t`` (reached by a seek, read up to the next keyframe) in
         place of the loaded index; later times in the same GOP are then :meth:`covers`-ed too.
@@ -805,15 +826,16 @@ def _seek_window(
     ``target``, with their bound (see :func:`_window_packets`); None if none is reached within
     :data:`_SEEK_TRIES` seeks.
 
-    Where the demuxer has an index of keyframes, the first retry seeks just before the
-    keyframe reached; later retries (all of them without an index: timestamp search, as in
-    MPEG-TS, lands at any packet and the next keyframe may be a GOP later) step back 1, 2, 4,
-    ... seconds further.
+    Where the demuxer has an index of keyframes, the first seek is to target and the first
+    retry seeks just before the keyframe reached. Without one (timestamp search, as in
+    MPEG-TS, lands at any packet and the next keyframe may be a GOP later) the first seek is
+    1 s before target and each retry steps back 1, 2, 4, ... seconds further.
     """
     container = stream.container
     one_second = max(int(1 / _time_base(stream)), 1)
     # Without an index of keyframes the seek lands where the timestamps say, not on a keyframe.
-    seek_to, back = target, 0 if len(stream.index_entries) else one_second
+    back = 0 if len(stream.index_entries) else one_second
+    seek_to = max(target - back, first_pts)  # a keyframe at t is rare: start a step before it
     for _ in range(_SEEK_TRIES):
         container.seek(seek_to, stream=stream, backward=True, any_frame=False)
         demuxed = _demux_all(container, stream)
@@ -844,7 +866,8 @@ def _window_packets(
     their bound: every frame presented at or before that pts is among them (None: the stream
     ended, so every later frame is).
 
-    After a seek the packets before the first keyframe are dropped. With trustworthy dts
+    After a seek the packets before the first keyframe are dropped (none are returned once a
+    packet decoded after target comes before any keyframe). With trustworthy dts
     (every packet has one, increasing, not after its pts) reading stops at the first packet
     whose dts passes target: every later packet is presented after it. Otherwise it stops after
     a keyframe presented after target and the first packet presented after that keyframe (the
@@ -855,6 +878,8 @@ def _window_packets(
     later_key = None  # pts of a keyframe presented after target, once one is read
     for packet in packets:
         if after_seek and not kept and not packet.is_keyframe:
+            if packet.dts is not None and packet.dts > target:  # no keyframe at or before t
+                return kept, None  # follows: the caller seeks further back
             continue
         if packet.pts is None:
             return None

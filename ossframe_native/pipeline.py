@@ -88,8 +88,10 @@ def open_capture(
     around = None
     if isinstance(request, SnapshotRequest):
         around = Fraction(request.t, 1000)
-    elif request.m == "avg" or (
-        request.m in ("default", "dhash") and request.inter >= SPARSE_SPACING * 1000
+    elif (
+        request.m == "avg"
+        or (request.m == "key" and request.num)
+        or (request.m in ("default", "dhash") and request.inter >= SPARSE_SPACING * 1000)
     ):
         around = decode.END  # the last GOP tells the duration; plan_by_time decides
     if isinstance(request, SnapshotsRequest) and request.m == "dhash":
@@ -153,7 +155,7 @@ def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
         # dhash with num decodes its winners again unless it can hold them: a whole index then.
         if (
             samples is not None
-            and _windows_read_less(src, len(samples))
+            and _windows_read_less(src, request.num if request.m == "key" else len(samples))
             and (request.m != "dhash" or _dhash_holds(request, src.info))
         ):
             return CapturePlan(request.m, (), (), samples=samples)
@@ -287,11 +289,12 @@ class Capture:
         request = self.request
         assert isinstance(request, SnapshotsRequest)
         decoded: Iterator[tuple[Output, int]]
-        if src.parallel and len(self.plan.samples) > 1:
+        keyframes_only = request.m == "key"
+        if src.parallel and (len(self.plan.samples) > 1 or keyframes_only):
             jobs = (
                 src.job(run, {n: (self._output(n, None, None), counts[n]) for n in run.frames})
                 for counts in self._windows()
-                for run in decode_runs(src.index, list(counts))
+                for run in decode_runs(src.index, list(counts), keyframes_only)
             )
             decoded = (
                 (dataclasses.replace(output, frame=frame), count)
@@ -301,9 +304,9 @@ class Capture:
             decoded = (
                 (self._output(n, frame, None), counts[n])
                 for counts in self._windows()
-                for n, frame in src.decode(decode_runs(src.index, list(counts)))
+                for n, frame in src.decode(decode_runs(src.index, list(counts), keyframes_only))
             )
-        limit = request.num if request.m == "default" else 0
+        limit = request.num if request.m in ("default", "key") else 0
         previous: Output | None = None
         given = 0
         for output, count in decoded:
@@ -320,12 +323,20 @@ class Capture:
     def _windows(self) -> Iterator[dict[int, int]]:
         """Loads, in turn, the window of each sample not yet covered (where none can be read,
         the whole stream's index) and yields the frames the samples it covers show (numbers in
-        the loaded index), each with how many of them show it, in time order."""
+        the loaded index), each with how many of them show it, in time order. ``key``: from
+        its one sample (ss) on, the keyframes of each window, then the window after it."""
         src = self.source
         samples = deque(self.plan.samples)
         while samples:
             if not src.covers(samples[0]) and not src.load_window(samples[0]):
                 src.load_whole_index()
+            if self.plan.mode == "key":
+                start = samples.popleft()
+                yield dict.fromkeys(src.covered_keyframes(start), 1)
+                after = src.after_window()
+                if after is not None:
+                    samples.append(after)
+                continue
             counts: dict[int, int] = {}
             while samples and src.covers(samples[0]):
                 shown = src.index.frame_at(samples.popleft())

@@ -87,7 +87,8 @@ SPARSE_SPACING = Fraction(10)
 
 def sample_times(request: SnapshotsRequest, last: FrameIndex) -> tuple[Fraction, ...] | None:
     """The times ``default``, ``dhash`` and ``avg`` sample, where they lie at least
-    :data:`SPARSE_SPACING` apart; None where they lie closer (or for ``key``).
+    :data:`SPARSE_SPACING` apart; None where they lie closer. ``key`` with ``num``: just ss
+    (its keyframes are found GOP by GOP from there); without ``num``: None.
 
     ``last`` is an index that holds the stream's last frame (the GOP at its end), which tells
     the duration and the last frame's time. The frame shown at each time is the one the
@@ -95,12 +96,14 @@ def sample_times(request: SnapshotsRequest, last: FrameIndex) -> tuple[Fraction,
     last frame's time; ``avg``: ss + k * (D - ss) / num), so both plans output the same frames.
     """
     ss = Fraction(request.ss, 1000)
+    if request.m == "key":
+        return (ss,) if request.num else None
     if request.m == "avg":
         step = (last.duration - ss) / request.num
         if step < SPARSE_SPACING:
             return None
         return tuple(ss + k * step for k in range(request.num))
-    if request.m not in ("default", "dhash") or request.inter < SPARSE_SPACING * 1000:
+    if request.inter < SPARSE_SPACING * 1000:  # default, dhash
         return None
     inter = Fraction(request.inter, 1000)
     last_time = last.time_exact(len(last) - 1)

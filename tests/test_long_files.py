@@ -250,28 +250,29 @@ def test_probe_says_how_a_snapshot_reads(ofn, long_file: LongFile) -> None:
     assert info["frames"] == len(long_file.times)
 
 
-# Far-apart samples (SPARSE_SPACING or more) are found GOP by GOP; each request also runs with
-# the whole stream's index (spacing limit raised) and must give the same frames.
+# Far-apart samples (10 s or more) and key with num are found GOP by GOP; each request also
+# runs with the whole stream's index and must give the same frames.
 SAMPLED = [
     {"inter": 10000},
     {"inter": 10000, "ss": 1234, "num": 3},
     {"m": "avg", "num": 4, "ss": 500},
     {"m": "dhash", "inter": 10000, "thr": 0},
     {"m": "dhash", "inter": 10000, "num": 2},
+    {"m": "key", "num": 3, "ss": 20000},
+    {"m": "key", "num": 5, "ss": -1500},  # ss: 1.5 s before the last frame (more than remain)
 ]
 
 
 def _whole_index_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ossframe_native import pipeline, plan
+    from ossframe_native import pipeline
 
-    monkeypatch.setattr(plan, "SPARSE_SPACING", Fraction(10**9))
-    monkeypatch.setattr(pipeline, "SPARSE_SPACING", Fraction(10**9))
+    monkeypatch.setattr(pipeline, "_windows_read_less", lambda src, windows: False)
 
 
 def test_sampled_modes_read_only_the_gops_they_need(
     ofn, long_file: LongFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """default/dhash with inter >= 10 s and avg: the same frames (number, time, keyframe,
+    """default/dhash with inter >= 10 s, avg, key with num: the same frames (number, time, keyframe,
     pixels, the frame number drawn in the picture) as planned on the whole stream's index,
     reading a fraction of the file; variable rate outside MP4/MOV falls back to the whole
     index (its windows cannot number their frames) and still gives the same frames.
@@ -283,8 +284,10 @@ def test_sampled_modes_read_only_the_gops_they_need(
         opening = reader.bytes_read
     size = long_file.path.stat().st_size
     variable = "vfr" in long_file.path.parent.name
+    last_ms = long_file.times[-1] * 1000
+    requests = [{**p, "ss": int(last_ms) + p["ss"]} if p.get("ss", 0) < 0 else p for p in SAMPLED]
     sampled = {}
-    for params in SAMPLED:
+    for params in requests:
         with CountingReader(long_file.path) as reader:
             images = list(ofn.snapshots(reader, f="png", **params))
             read = reader.bytes_read
@@ -292,7 +295,7 @@ def test_sampled_modes_read_only_the_gops_they_need(
         if not variable and "ts_" not in long_file.path.parent.name:
             assert read - opening < size / 2, f"{params}: read {read} of {size} bytes"
     _whole_index_only(monkeypatch)
-    for params in SAMPLED:
+    for params in requests:
         whole = list(ofn.snapshots(long_file.path, f="png", **params))
         got = sampled[str(params)]
         assert [(i.index, i.time_ms, i.keyframe) for i in got] == [
@@ -302,10 +305,13 @@ def test_sampled_modes_read_only_the_gops_they_need(
             rgb = decode_image(mine.data)
             assert np.array_equal(rgb, decode_image(theirs.data)), (params, mine.index)
             assert read_frame_number(rgb) == mine.index % long_file.per_copy, params
-    last_ms = long_file.times[-1] * 1000
     expected = [_shown_at(long_file, t) for t in range(0, int(last_ms) + 1, 10000)]
-    assert [i.index for i in sampled[str(SAMPLED[0])]] == expected
-    assert len(sampled[str(SAMPLED[2])]) == 4
+    assert [i.index for i in sampled[str(requests[0])]] == expected
+    assert len(sampled[str(requests[2])]) == 4
+    for params in requests[5:]:
+        ss = Fraction(params["ss"], 1000)
+        keys = [k for k in long_file.keyframes if long_file.times[k] >= ss][: params["num"]]
+        assert [i.index for i in sampled[str(params)]] == keys, params
 
 
 def test_sampled_modes_check_ss_against_the_duration_from_the_end(ofn, long_file) -> None:
