@@ -213,12 +213,15 @@ def test_snapshot_reads_only_around_its_gop(ofn, long_file: LongFile) -> None:
     size = long_file.path.stat().st_size
     duration_ms = int(long_file.times[-1] * 1000)
     variable = "vfr" in long_file.path.parent.name
+    # MPEG-TS has no keyframe index: each seek is a timestamp search, which reads 100-300 KB
+    # (a quarter of this 2 MB file in two or three seeks).
+    part = 3 if long_file.path.suffix == ".ts" else 4
     for t in [duration_ms // 20] if variable else [duration_ms // 2, duration_ms - 100]:
         with CountingReader(long_file.path) as reader:
             img = ofn.snapshot(reader, t=t, f="png")
             read = reader.bytes_read
         assert img.index == _shown_at(long_file, t)
-        assert read - opening < size / 4, f"t={t}: read {read} of {size} bytes ({opening} to open)"
+        assert read - opening < size / part, f"t={t}: read {read} of {size} ({opening} to open)"
 
 
 def test_interval_exact_and_reads_the_file_once(ofn, long_file: LongFile) -> None:
