@@ -93,7 +93,7 @@ def open_capture(
         or (request.m == "key" and request.num)
         or (request.m in ("default", "dhash") and request.inter >= SPARSE_SPACING * 1000)
     ):
-        around = decode.END  # the last GOP tells the duration; plan_by_time decides
+        around = decode.END  # the last GOP tells the duration; _plan decides what else is read
     if isinstance(request, SnapshotsRequest) and request.m == "dhash":
         hw = None
     src = VideoSource(source, threads=threads, around=around, hw=hw)
