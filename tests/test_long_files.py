@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import io
 import os
+import random
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -339,3 +340,28 @@ def test_sampled_by_time_only_where_windows_read_less(ofn, long_file: LongFile) 
     request = ofn.parse_process("video/snapshots,m_avg,num_1,f_png").action
     with open_capture(long_file.path, request) as capture:
         assert capture.plan.samples or "vfr" in long_file.path.parent.name  # one window
+
+
+def test_random_sampled_requests_equal_the_whole_index_plan(
+    ofn, long_file: LongFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeded random far-apart requests (every mode that reads GOP by GOP, any ss): the same
+    images, byte for byte, as with the whole stream's index."""
+    rng = random.Random(len(long_file.times))
+    last_ms = int(long_file.times[-1] * 1000)
+    requests = []
+    for _ in range(12):
+        mode = rng.choice(["default", "avg", "dhash", "key"])
+        params: dict = {"m": mode, "ss": rng.randrange(0, last_ms), "f": "png"}
+        if mode in ("default", "dhash"):
+            params.update(inter=rng.randrange(10000, 40000), num=rng.randrange(0, 5))
+        else:
+            params["num"] = rng.randrange(1, 6)
+        requests.append(params)
+    with CountingReader(long_file.path) as reader:  # a file object: windows whatever the size
+        sampled = [[(i.index, i.data) for i in ofn.snapshots(reader, **p)] for p in requests]
+    _whole_index_only(monkeypatch)
+    for params, got in zip(requests, sampled, strict=True):
+        whole = [(i.index, i.data) for i in ofn.snapshots(long_file.path, **params)]
+        assert [n for n, _ in got] == [n for n, _ in whole], params
+        assert got == whole, params
