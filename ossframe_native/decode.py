@@ -124,6 +124,7 @@ class VideoSource:
             self._window: list[Any] | None = None  # demuxed packets of a windowed index
             self._covered: tuple[int, int | None] | None = None  # pts the window answers for
             self._first_pts: int | None = None  # the stream's first frame, once read
+            self._read_from_start = False  # a window was read from the start (load_window)
             self.reach: str | None = None  # with ``around``: how the window was found
             if cover:
                 self.index = single_picture_index()
@@ -437,8 +438,12 @@ class VideoSource:
         False where no seek reaches it or its frames cannot be numbered without counting from
         the start: :meth:`load_whole_index` then."""
         assert self._first_pts is not None, "open the source with around= first"
+        self.stats.seeks += 1  # one window, however many seeks found it
         window = _read_window(self._stream, t, self._first_pts, whole_gop=True)
-        if window is None:  # e.g. the first GOP of an MPEG-TS: read from the start, up to t
+        if window is None and not self._read_from_start:
+            # e.g. the first GOP of an MPEG-TS: read from the start up to t, once per source
+            # (seeks failing again would make every window read from the start).
+            self._read_from_start = True
             self._reopen()
             window = _read_window(self._stream, t, self._first_pts, True, whole_gop=True)
         if window is None:

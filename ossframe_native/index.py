@@ -153,7 +153,8 @@ class DecodeStats:
 
     ``frames_decoded`` counts every frame a decoder returned, wanted or not (frames FFmpeg was
     told to skip are not returned, so not counted); ``packets_fed`` the packets sent to
-    decoders; ``seeks`` the demuxer seeks (a rewind to the start counts as one); ``runs`` the
+    decoders; ``seeks`` the demuxer seeks (a rewind to the start counts as one, and so does
+    each GOP a sampled capture reads by seeking, however many seeks found it); ``runs`` the
     decode runs executed; ``parallel_runs`` those that went to parallel decoders.
     """
 

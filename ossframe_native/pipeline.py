@@ -83,7 +83,9 @@ def open_capture(
 
     ``threads``: decoder threads (0: one per core; None: ``OSSFRAME_DECODE_THREADS`` or one per
     core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (not for dhash,
-    which hashes luma on the CPU). One snapshot indexes only the GOP around its time.
+    which hashes luma on the CPU). One snapshot indexes only the GOP around its time; samples
+    10 s or more apart (``avg``, ``key`` with ``num``) are planned by time, from the last GOP,
+    and read GOP by GOP where that reads less than the whole stream (see :func:`_plan`).
     """
     around = None
     if isinstance(request, SnapshotRequest):
