@@ -62,6 +62,10 @@ _GPU_SESSIONS = 8
 _SEEK_TRIES = 10
 # Packets read for the first pts where the container gives no dts (more than any reordering).
 _FIRST_PACKETS = 64
+# A window's packets are held in memory: past this many bytes (a GOP of minutes, or a stream
+# with no keyframe after its first) no window is made and the whole stream is indexed instead,
+# whose decoding reads packets as it goes.
+_WINDOW_MAX_BYTES = 256 * 1024 * 1024
 
 
 # A time past every frame: ``around=END`` indexes the stream's last GOP (its duration and last
@@ -877,10 +881,12 @@ def _window_packets(
     whose dts passes target: every later packet is presented after it. Otherwise it stops after
     a keyframe presented after target and the first packet presented after that keyframe (the
     leading pictures of an open GOP, presented before their keyframe, come before it). None if
-    a packet has no pts or the dts are out of order.
+    a packet has no pts, the dts are out of order, or the packets pass
+    :data:`_WINDOW_MAX_BYTES`.
     """
     kept: list[Any] = []
     later_key = None  # pts of a keyframe presented after target, once one is read
+    held = 0  # bytes of the kept packets
     for packet in packets:
         if after_seek and not kept and not packet.is_keyframe:
             if packet.dts is not None and packet.dts > target:  # no keyframe at or before t
@@ -893,6 +899,9 @@ def _window_packets(
             if dts is None or dts > packet.pts or (kept and dts <= kept[-1].dts):
                 return None
         kept.append(packet)
+        held += packet.size
+        if held > _WINDOW_MAX_BYTES:
+            return None
         if trust_dts and packet.dts > target:
             return kept, int(packet.dts)
         if later_key is not None and packet.pts > later_key:

@@ -365,3 +365,29 @@ def test_random_sampled_requests_equal_the_whole_index_plan(
         whole = [(i.index, i.data) for i in ofn.snapshots(long_file.path, **params)]
         assert [n for n, _ in got] == [n for n, _ in whole], params
         assert got == whole, params
+
+
+def test_a_window_too_large_to_hold_falls_back_to_the_whole_index(
+    ofn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream with one keyframe (the whole file is one GOP) would make every window hold all
+    packets up to its time; past the byte limit no window is made and the whole stream's index
+    is used (packets read as decoding goes), with the same frames."""
+    from ossframe_native import decode, pipeline
+
+    clip = make_clip(tmp_path / "one_gop.mp4", n_frames=400, fps=10, gop=1000, size=SIZE)
+    requests = [{"m": "avg", "num": 3}, {"inter": 10000, "ss": 5000}, {"m": "key", "num": 2}]
+
+    def captured() -> list:
+        snapshot = ofn.snapshot(clip.path, t=35050, f="png")
+        images = [snapshot] + [i for p in requests for i in ofn.snapshots(clip.path, f="png", **p)]
+        return [(i.index, i.time_ms, i.keyframe, i.data) for i in images]
+
+    monkeypatch.setattr(pipeline, "_windows_read_less", lambda src, windows: True)
+    held = captured()
+    monkeypatch.setattr(decode, "_WINDOW_MAX_BYTES", 20_000)
+    with decode.VideoSource(clip.path, around=Fraction(35)) as src:
+        assert src.reach == decode.WHOLE_STREAM
+    assert captured() == held
+    assert [n for n, *_ in held] == [350, 0, 133, 266, 50, 150, 250, 350, 0]
+    assert all(read_frame_number(decode_image(data)) == n for n, *_, data in held)
