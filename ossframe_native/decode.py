@@ -129,6 +129,7 @@ class VideoSource:
             self._covered: tuple[int, int | None] | None = None  # pts the window answers for
             self._first_pts: int | None = None  # the stream's first frame, once read
             self._read_from_start = False  # a window was read from the start (load_window)
+            self.frame_count: int | None = None  # frames in the stream, where known
             self.reach: str | None = None  # with ``around``: how the window was found
             if cover:
                 self.index = single_picture_index()
@@ -258,25 +259,30 @@ class VideoSource:
                 f"the frames at {missing} could not be decoded; the file may be corrupt"
             )
 
-    def decode_jobs(self, jobs: Iterable[DecodeJob[T]]) -> Iterator[tuple[T, Any]]:
+    def decode_jobs(self, jobs: Iterable[DecodeJob[T]], most: int = 0) -> Iterator[tuple[T, Any]]:
         """Decodes jobs (see :meth:`job`) on parallel single-threaded decoders, yielding
-        ``(tag, frame)`` in order.
+        ``(tag, frame)`` in order; at most ``most`` jobs are taken before the first one's
+        frames are yielded (0: one per decoder and one more): fewer where reading a job is
+        costly and only the first few outputs may be wanted.
 
         Each job starts from a fresh decoder state, exactly as after a seek, so the frames are
         the ones sequential decoding gives; meanwhile several cores work, with none of frame
         threading's start-up and drain per run. ``jobs`` is consumed in this thread (it may
-        read the file: the demuxer stays here) at most ``workers + 1`` jobs ahead.
+        read the file, or reopen it: the demuxer stays here).
         """
         workers = self._threads or os.cpu_count() or 1
         hwaccel = None if self.gpu is None else self.gpu.hwaccel
         if hwaccel is not None:  # NVDEC: a GPU has up to 7 engines; more sessions queue
             workers = min(workers, _GPU_SESSIONS)
+        in_flight = min(most, workers + 1) if most else workers + 1
+        codec = self._stream.codec_context  # read here: jobs may reopen the container
+        codec_name, extradata = codec.name, codec.extradata
         local = threading.local()
 
         def decode_alone(job: DecodeJob[T]) -> tuple[list[Any], DecodeStats]:
             ctx = getattr(local, "ctx", None)
             if ctx is None:
-                ctx = local.ctx = _fresh_decoder(self._stream, hwaccel)
+                ctx = local.ctx = _fresh_decoder(codec_name, extradata, hwaccel)
             stats = DecodeStats(runs=1, parallel_runs=1)  # merged in this thread, in order
             return list(_decode_packets(ctx, job.packets, set(job.wanted), stats)), stats
 
@@ -285,7 +291,7 @@ class VideoSource:
             try:
                 for job in jobs:
                     pending.append((job, pool.submit(decode_alone, job)))
-                    if len(pending) > workers:
+                    if len(pending) >= in_flight:
                         yield from self._collect(*pending.popleft())
                 while pending:
                     yield from self._collect(*pending.popleft())
@@ -353,12 +359,13 @@ class VideoSource:
         self._pending = first
         self._next_pos = landed
 
-    def _index_around(self, t: Fraction) -> tuple[list[Any], FrameIndex] | None:
+    def _index_around(self, t: Fraction) -> tuple[list[Any] | None, FrameIndex] | None:
         """The packets and index of the window that shows ``t`` (see :func:`_read_window`).
 
         Where seeking fails the window is read from the first packet (work grows with t, not
         with the file); where nothing numbers the window's frames, the packets before it are
-        counted from the start (demuxing only). None: index the whole stream instead.
+        counted from the start (demuxing only). None: index the whole stream instead. No
+        packets (None) with the index: it is the whole stream's (END read from the start).
         """
         self._first_pts = _first_pts(_demux_all(self._container, self._stream))
         if self._first_pts is None:
@@ -384,6 +391,11 @@ class VideoSource:
             index = dataclasses.replace(index, first_number=before)
         else:
             self._covered = window.covered
+            if window.numbered == len(index) and window.covered[1] is None:  # to the end
+                self.frame_count = index.first_number + len(index)
+        if t == END and self.reach == FROM_START:  # every packet was read: the whole index
+            self._covered = None
+            return None, index
         return window.packets, index
 
     @property
@@ -466,6 +478,7 @@ class VideoSource:
         self._window = self._covered = None
         self._packets = self._pending = self._next_pos = None
         self.index = _read_index(self._container, self._stream)
+        self.frame_count = len(self.index)
 
     def _reopen(self) -> None:
         self._container.close()
@@ -587,12 +600,12 @@ def open_gpu(source: Source, stream: Any, device: str, cover_art: bool) -> GpuDe
         return None
 
 
-def _fresh_decoder(stream: Any, hwaccel: Any = None) -> Any:
-    """A single-threaded decoder for ``stream``, independent of the stream's own; with
-    ``hwaccel``, its own NVDEC session (frames stay in GPU memory)."""
+def _fresh_decoder(codec_name: str, extradata: bytes | None, hwaccel: Any = None) -> Any:
+    """A single-threaded decoder of a stream's codec (its name and extradata), independent of
+    the stream's own; with ``hwaccel``, its own NVDEC session (frames stay in GPU memory)."""
     extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
-    ctx = av.CodecContext.create(stream.codec_context.name, "r", **extra)
-    ctx.extradata = stream.codec_context.extradata
+    ctx = av.CodecContext.create(codec_name, "r", **extra)
+    ctx.extradata = extradata
     ctx.thread_count = 1
     return ctx
 

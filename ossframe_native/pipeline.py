@@ -133,6 +133,9 @@ def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
       only when ``ar`` is given.
     """
     info = src.info
+    # A cover picture is output once whatever the mode (its plan decodes nothing: see outputs).
+    cover = CapturePlan(mode_of(request), (0,), ())
+    plan = cover if info.cover_art else _plan(src, request)  # may index the whole stream
     if isinstance(request, SnapshotsRequest) and not info.cover_art:
         duration_ms = float(src.index.duration * 1000)
         if request.ss >= duration_ms:
@@ -142,9 +145,6 @@ def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
             )
     rotation = src.rotation() if getattr(request, "ar", None) is not None else 0
     shape = output_geometry(request, info.width, info.height, rotation)
-    # A cover picture is output once whatever the mode (its plan decodes nothing: see outputs).
-    cover = CapturePlan(mode_of(request), (0,), ())
-    plan = cover if info.cover_art else _plan(src, request)
     return Capture(src, request, plan, shape, rotation)
 
 
@@ -153,16 +153,29 @@ def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
     samples lie far apart (each GOP read when the capture gets there), else its whole stream
     is indexed first."""
     if isinstance(request, SnapshotsRequest) and src.windowed:
-        samples = sample_times(request, src.index)
+        # The last GOP stands for the stream (its end, its frame count) where it numbers its
+        # frames (a sample table, or a constant rate it follows); else the whole index decides.
+        samples = None
+        if src.frame_count:
+            samples = sample_times(request, src.index, src.frame_count)
         # dhash with num decodes its winners again unless it can hold them: a whole index then.
         if (
             samples is not None
-            and _windows_read_less(src, request.num if request.m == "key" else len(samples))
+            and _windows_read_less(src, _windows(request, samples))
             and (request.m != "dhash" or _dhash_holds(request, src.info))
         ):
             return CapturePlan(request.m, (), (), samples=samples)
         src.load_whole_index()
     return plan_capture(request, src.index)
+
+
+def _windows(request: SnapshotsRequest, samples: tuple[Fraction, ...]) -> int:
+    """How many GOPs a capture planned by time reads at most."""
+    if request.m in ("key", "avg"):
+        return request.num
+    if request.m == "default" and request.num:
+        return min(request.num, len(samples))
+    return len(samples)
 
 
 # What reading one sample's GOP costs, estimated: this much of the file's time (the GOP, and
@@ -298,9 +311,10 @@ class Capture:
                 for counts in self._windows()
                 for run in decode_runs(src.index, list(counts), keyframes_only)
             )
+            most = request.num if request.m in ("default", "key") else 0
             decoded = (
                 (dataclasses.replace(output, frame=frame), count)
-                for (output, count), frame in src.decode_jobs(jobs)
+                for (output, count), frame in src.decode_jobs(jobs, most)
             )
         else:
             decoded = (
@@ -312,7 +326,7 @@ class Capture:
         previous: Output | None = None
         given = 0
         for output, count in decoded:
-            if previous is not None and output.index == previous.index:
+            if previous is not None and output.frame.pts == previous.frame.pts:
                 if request.m == "avg":
                     yield previous, count
                 continue
@@ -325,7 +339,8 @@ class Capture:
     def _windows(self) -> Iterator[dict[int, int]]:
         """Loads, in turn, the window of each sample not yet covered (where none can be read,
         the whole stream's index) and yields the frames the samples it covers show (numbers in
-        the loaded index), each with how many of them show it, in time order. ``key``: from
+        the loaded index), each with how many of them show it, in time order (one frame
+        may end a window and start the next: the caller outputs it once). ``key``: from
         its one sample (ss) on, the keyframes of each window, then the window after it."""
         src = self.source
         samples = deque(self.plan.samples)
@@ -389,7 +404,9 @@ class Capture:
         assert isinstance(request, SnapshotsRequest)
         ranking = DhashRanking(request.thr, request.num, kernels.hash_distance)
         hold = _dhash_holds(request, self.info)
-        for output, _ in self._decoded():
+        # Ranked by their place among the candidates (time order), which ties go by: a frame's
+        # number could repeat where a capture planned by time changes how it numbers frames.
+        for place, (output, _) in enumerate(self._decoded()):
             score = ranking.score(kernels.dhash(decode.luma_plane(output.frame)))
             if not ranking.passes(score):
                 continue
@@ -397,13 +414,13 @@ class Capture:
             if not request.num:
                 yield scored
             else:
-                ranking.rank(scored.index, score, scored if hold else None)
+                ranking.rank(place, score, scored if hold else output.index)
         winners = ranking.winners()
         if hold:
             yield from (scored for _, _, scored in winners)
             return
         # Not held: planned on the whole stream's index (see _plan), numbered from 0.
-        scores = {number: score for number, score, _ in winners}
+        scores = {number: score for _, score, number in winners}
         runs = decode_runs(self.source.index, list(scores))
         for number, frame in self.source.decode(runs):
             yield self._output(number, frame, scores[number])

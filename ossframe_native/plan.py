@@ -85,29 +85,34 @@ def plan_capture(request: CaptureRequest, index: FrameIndex) -> CapturePlan:
 SPARSE_SPACING = Fraction(10)
 
 
-def sample_times(request: SnapshotsRequest, last: FrameIndex) -> tuple[Fraction, ...] | None:
+def sample_times(
+    request: SnapshotsRequest, last: FrameIndex, frames: int
+) -> tuple[Fraction, ...] | None:
     """The times ``default``, ``dhash`` and ``avg`` sample, where they lie at least
-    :data:`SPARSE_SPACING` apart; None where they lie closer. ``key`` with ``num``: just ss
-    (its keyframes are found GOP by GOP from there); without ``num``: None.
+    :data:`SPARSE_SPACING` apart and are fewer than the stream's ``frames``; None otherwise.
+    ``key`` with ``num``: just ss (its keyframes are found GOP by GOP from there); without
+    ``num``: None.
 
     ``last`` is an index that holds the stream's last frame (the GOP at its end), which tells
     the duration and the last frame's time. The frame shown at each time is the one the
     selector picks from the whole stream's index (``default``: ss, ss + inter, ... up to the
-    last frame's time; ``avg``: ss + k * (D - ss) / num), so both plans output the same frames.
+    last frame's time, every frame where ``inter`` is not longer than the mean frame interval;
+    ``avg``: ss + k * (D - ss) / num), so both plans output the same frames.
     """
     ss = Fraction(request.ss, 1000)
     if request.m == "key":
         return (ss,) if request.num else None
     if request.m == "avg":
         step = (last.duration - ss) / request.num
-        if step < SPARSE_SPACING:
+        if step < SPARSE_SPACING or request.num > frames:
             return None
         return tuple(ss + k * step for k in range(request.num))
-    if request.inter < SPARSE_SPACING * 1000:  # default, dhash
+    inter = Fraction(request.inter, 1000)  # default, dhash
+    if inter < SPARSE_SPACING or inter <= last.duration / frames:
         return None
-    inter = Fraction(request.inter, 1000)
-    last_time = last.time_exact(len(last) - 1)
-    count = max(int((last_time - ss) // inter) + 1, 1)  # ss itself even past the last frame
+    count = max(int((last.time_exact(len(last) - 1) - ss) // inter) + 1, 1)  # ss even past it
+    if count > frames:
+        return None
     return tuple(ss + k * inter for k in range(count))
 
 
@@ -217,16 +222,17 @@ class DhashRanking:
         """Whether a candidate with this score is output (before ``num`` ranking)."""
         return score > self.thr
 
-    def rank(self, number: int, score: float, item: Any = None) -> None:
-        """Holds a passing candidate among the ``num`` best (``item``: what to hand back)."""
-        heapq.heappush(self._best, (score, -number, item))
+    def rank(self, place: int, score: float, item: Any = None) -> None:
+        """Holds a passing candidate among the ``num`` best; ``place``: its place in time order
+        (ties go to the earlier), ``item``: what to hand back."""
+        heapq.heappush(self._best, (score, -place, item))
         if len(self._best) > self.num:
             heapq.heappop(self._best)
 
     def winners(self) -> list[tuple[int, float, Any]]:
-        """The ``num`` best as ``(number, score, item)``, in time order."""
+        """The ``num`` best as ``(place, score, item)``, in time order."""
         in_time_order = sorted(self._best, key=lambda entry: -entry[1])
-        return [(-neg_number, score, item) for score, neg_number, item in in_time_order]
+        return [(-neg_place, score, item) for score, neg_place, item in in_time_order]
 
 
 def sampled_frames(index: FrameIndex, ss: Fraction, inter: Fraction) -> list[int]:

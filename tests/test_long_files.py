@@ -391,3 +391,95 @@ def test_a_window_too_large_to_hold_falls_back_to_the_whole_index(
     assert captured() == held
     assert [n for n, *_ in held] == [350, 0, 133, 266, 50, 150, 250, 350, 0]
     assert all(read_frame_number(decode_image(data)) == n for n, *_, data in held)
+
+
+def _sampled_and_whole(ofn, monkeypatch, source_bytes: bytes, **params) -> tuple[list, list]:
+    """The images of a request planned by time where it can be (a file object's size is not
+    told) and with the whole stream's index: (index, time_ms, keyframe, data) each."""
+    from ossframe_native import pipeline
+
+    def images() -> list:
+        found = ofn.snapshots(io.BytesIO(source_bytes), f="png", **params)
+        return [(i.index, i.time_ms, i.keyframe, i.data) for i in found]
+
+    sampled = images()
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "_windows_read_less", lambda src, windows: False)
+        return sampled, images()
+
+
+def test_sampling_rules_that_need_the_whole_stream(
+    ofn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the last GOP cannot stand for the whole stream, the whole index decides:
+    * frames 60 s apart (mean interval >= inter): every frame, as the whole index gives;
+    * VFR MPEG-TS whose packets carry no duration (its end is the last pts plus the whole
+      stream's median step): ss just before that end is accepted and avg samples match;
+    * a timestamp jump to 10^10 ms over six frames: planned at once, not 10^9 samples."""
+    from ossframe_native.pipeline import open_capture
+
+    sparse = make_clip(
+        tmp_path / "sparse.mp4",
+        n_frames=6,
+        vfr_pts=[0, 100, 200, 300, 60000, 120000],
+        time_base=Fraction(1, 1000),
+        gop=1,
+        bframes=0,
+        size=SIZE,
+    )
+    got, whole = _sampled_and_whole(ofn, monkeypatch, sparse.path.read_bytes(), inter=10000)
+    assert got == whole and [n for n, *_ in got] == [0, 1, 2, 3, 4, 5]
+
+    steps = [40 * i for i in range(750)] + [30000 + 20 * i for i in range(500)]
+    vfr = make_clip(
+        tmp_path / "vfr.ts",
+        container="mpegts",
+        n_frames=len(steps),
+        vfr_pts=steps,
+        time_base=Fraction(1, 1000),
+        fps=25,
+        gop=25,
+        bframes=0,
+        size=SIZE,
+    )
+    data = vfr.path.read_bytes()
+    end_ms = int(ofn.probe(vfr.path)["duration_ms"])
+    got, whole = _sampled_and_whole(ofn, monkeypatch, data, inter=10000, ss=end_ms - 10)
+    assert got == whole and [n for n, *_ in got] == [len(steps) - 1]
+    for num in (2, 3):
+        got, whole = _sampled_and_whole(ofn, monkeypatch, data, m="avg", num=num)
+        assert got == whole and len(got) == num
+
+    jump = make_clip(
+        tmp_path / "jump.mkv",
+        container="matroska",
+        n_frames=6,
+        vfr_pts=[0, 33, 67, 100, 133, 10**10],
+        time_base=Fraction(1, 1000),
+        gop=3,
+        bframes=0,
+        size=SIZE,
+    )
+    request = ofn.parse_process("video/snapshots,inter_10000,f_png").action
+    with open_capture(jump.path, request) as capture:
+        assert not capture.plan.samples
+        assert capture.plan.frames == (0, 1, 2, 3, 4, 5)
+
+
+def test_num_bounds_the_gops_read(ofn, long_file: LongFile) -> None:
+    """With num 1 one GOP is read (besides the last one), however many decoders could take
+    GOPs ahead (the last GOP, read when the source opens, is not counted as a seek)."""
+    from ossframe_native.pipeline import collect_stats, open_capture
+
+    if "vfr" in long_file.path.parent.name:
+        pytest.skip("variable rate outside MP4/MOV: the whole index")
+    for spec in ("m_key,num_1,ss_20000", "inter_10000,num_1,ss_20000", "m_avg,num_1,ss_20000"):
+        request = ofn.parse_process(f"video/snapshots,{spec},f_png").action
+        with (
+            CountingReader(long_file.path) as reader,
+            collect_stats() as stats,
+            open_capture(reader, request, threads=16) as capture,
+        ):
+            assert capture.plan.samples, spec
+            outputs = list(capture.outputs())
+        assert len(outputs) == 1 and stats[0].seeks == 1, (spec, stats[0])
