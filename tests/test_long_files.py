@@ -471,8 +471,7 @@ def test_num_bounds_the_gops_read(ofn, long_file: LongFile) -> None:
     GOPs ahead (the last GOP, read when the source opens, is not counted as a seek)."""
     from ossframe_native.pipeline import collect_stats, open_capture
 
-    if "vfr" in long_file.path.parent.name:
-        pytest.skip("variable rate outside MP4/MOV: the whole index")
+    variable = "vfr" in long_file.path.parent.name
     for spec in ("m_key,num_1,ss_20000", "inter_10000,num_1,ss_20000", "m_avg,num_1,ss_20000"):
         request = ofn.parse_process(f"video/snapshots,{spec},f_png").action
         with (
@@ -480,6 +479,9 @@ def test_num_bounds_the_gops_read(ofn, long_file: LongFile) -> None:
             collect_stats() as stats,
             open_capture(reader, request, threads=16) as capture,
         ):
-            assert capture.plan.samples, spec
+            # Variable rate outside MP4/MOV: the last GOP cannot number its frames.
+            assert bool(capture.plan.samples) != variable, spec
             outputs = list(capture.outputs())
-        assert len(outputs) == 1 and stats[0].seeks == 1, (spec, stats[0])
+        assert len(outputs) == 1, spec
+        if not variable:
+            assert stats[0].seeks == 1, (spec, stats[0])
