@@ -36,11 +36,11 @@ from .geometry import Geometry
 from .index import DecodeStats, FrameIndex, MediaInfo
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
 from .plan import (
-    SPARSE_SPACING,
     CapturePlan,
     DhashRanking,
     decode_runs,
     keyframe_numbers,
+    may_sample_by_time,
     mode_of,
     plan_capture,
     sample_times,
@@ -90,11 +90,7 @@ def open_capture(
     around = None
     if isinstance(request, SnapshotRequest):
         around = Fraction(request.t, 1000)
-    elif (
-        request.m == "avg"
-        or (request.m == "key" and request.num)
-        or (request.m in ("default", "dhash") and request.inter >= SPARSE_SPACING * 1000)
-    ):
+    elif may_sample_by_time(request):
         around = decode.END  # the last GOP tells the duration; _plan decides what else is read
     if isinstance(request, SnapshotsRequest) and request.m == "dhash":
         hw = None

@@ -85,6 +85,15 @@ def plan_capture(request: CaptureRequest, index: FrameIndex) -> CapturePlan:
 SPARSE_SPACING = Fraction(10)
 
 
+def may_sample_by_time(request: SnapshotsRequest) -> bool:
+    """Whether :func:`sample_times` can plan the request by time, before the media is known:
+    ``key`` with ``num``, ``avg``, or ``default``/``dhash`` with ``inter`` of at least
+    :data:`SPARSE_SPACING`."""
+    if request.m == "key":
+        return bool(request.num)
+    return request.m == "avg" or request.inter >= SPARSE_SPACING * 1000
+
+
 def sample_times(
     request: SnapshotsRequest, last: FrameIndex, frames: int
 ) -> tuple[Fraction, ...] | None:
@@ -99,16 +108,18 @@ def sample_times(
     last frame's time, every frame where ``inter`` is not longer than the mean frame interval;
     ``avg``: ss + k * (D - ss) / num), so both plans output the same frames.
     """
+    if not may_sample_by_time(request):
+        return None
     ss = Fraction(request.ss, 1000)
     if request.m == "key":
-        return (ss,) if request.num else None
+        return (ss,)
     if request.m == "avg":
         step = (last.duration - ss) / request.num
         if step < SPARSE_SPACING or request.num > frames:
             return None
         return tuple(ss + k * step for k in range(request.num))
     inter = Fraction(request.inter, 1000)  # default, dhash
-    if inter < SPARSE_SPACING or inter <= last.duration / frames:
+    if inter <= last.duration / frames:
         return None
     count = max(int((last.time_exact(len(last) - 1) - ss) // inter) + 1, 1)  # ss even past it
     if count > frames:

@@ -161,6 +161,9 @@ def _finished(refs: list[ray.ObjectRef[Any]]) -> list[ray.ObjectRef[Any]]:
 # -- frames as a Ray Dataset -----------------------------------------------------------------------
 
 
+_NOT_CAPTURE = ("paths", "clips", "storage_options", "num_cpus")  # read_frames' own arguments
+
+
 def read_frames(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -193,20 +196,9 @@ def read_frames(
     arguments are checked here; a source that cannot be read fails the dataset's execution
     with its ``MediaError``, as any Ray Data read does.
     """
+    options = {name: value for name, value in locals().items() if name not in _NOT_CAPTURE}
     from ossframe_native.params import SnapshotsRequest
 
-    options = {
-        "m": m,
-        "thr": thr,
-        "inter": inter,
-        "num": num,
-        "ss": ss,
-        "w": w,
-        "h": h,
-        "pw": pw,
-        "ph": ph,
-        "scaletype": scaletype,
-    }
     SnapshotsRequest.from_kwargs(options)  # InvalidArgument now, not in a task later
     if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus <= 0:
         raise InvalidArgument("num_cpus", f"must be a number > 0, not {num_cpus!r}")
