@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from . import decode, geometry, transform
+from . import geometry, pictures, transform
 from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
@@ -339,10 +339,10 @@ def _render_on_device(frame: Any, shape: geometry.Geometry, out: _Output) -> tor
     region = canvas[:, y : y + height, x : x + width]
     planes = _device_planes(frame, out.device)
     if planes is not None:
-        matrix, full_range = decode.colour(frame)
+        matrix, full_range = pictures.colour(frame)
         region.copy_(torch_ops.yuv420_to_rgb(planes, shape.crop, shape.size, matrix, full_range))
     else:
-        rgb = torch.from_numpy(decode.to_rgb(frame)).to(out.device).permute(2, 0, 1)
+        rgb = torch.from_numpy(pictures.to_rgb(frame)).to(out.device).permute(2, 0, 1)
         region.copy_(torch_ops.resize(rgb, shape.crop, shape.size, layout="CHW"))
     return canvas if out.layout == "CHW" else canvas.permute(1, 2, 0).contiguous()
 
@@ -352,7 +352,7 @@ def _device_planes(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
 
-    Planar frames in system memory are uploaded plane by plane (decode.yuv420_planes views).
+    Planar frames in system memory are uploaded plane by plane (pictures.yuv420_planes views).
     NV12 frames (what NVDEC returns: format ``cuda`` when they stay in GPU memory, ``nv12``
     when a cuvid decoder copied them back) are taken through DLPack, without a copy where
     they already are on the device.
@@ -365,7 +365,7 @@ def _device_planes(
         if sw != "nv12":
             raise MediaError(f"the GPU decoder returned {sw} frames; only nv12 is supported")
     elif fmt != "nv12":
-        planes = decode.yuv420_planes(frame)
+        planes = pictures.yuv420_planes(frame)
         if planes is None:
             return None
         y, u, v = (torch.from_numpy(p).to(device) for p in planes)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import decode, geometry, kernels, transform
+from . import geometry, kernels, pictures, timeline, transform, windows
 from .decode import Source, VideoSource
 from .errors import InvalidArgument, MediaError
 from .geometry import Geometry
@@ -91,7 +91,7 @@ def open_capture(
     if isinstance(request, SnapshotRequest):
         around = Fraction(request.t, 1000)
     elif may_sample_by_time(request):
-        around = decode.END  # the last GOP tells the duration; _plan decides what else is read
+        around = windows.END  # the last GOP tells the duration; _plan decides what else is read
     if isinstance(request, SnapshotsRequest) and request.m == "dhash":
         hw = None
     src = VideoSource(source, threads=threads, around=around, hw=hw)
@@ -148,12 +148,12 @@ def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
     """Plans on the loaded index; a source opened around its end is planned by time where the
     samples lie far apart (each GOP read when the capture gets there), else its whole stream
     is indexed first."""
-    if isinstance(request, SnapshotsRequest) and src.windowed:
+    if isinstance(request, SnapshotsRequest) and src.timeline.windowed:
         # The last GOP stands for the stream (its end, its frame count) where it numbers its
         # frames (a sample table, or a constant rate it follows); else the whole index decides.
         samples = None
-        if src.frame_count:
-            samples = sample_times(request, src.index, src.frame_count)
+        if src.timeline.frame_count:
+            samples = sample_times(request, src.index, src.timeline.frame_count)
         # dhash with num decodes its winners again unless it can hold them: a whole index then.
         if (
             samples is not None
@@ -161,7 +161,7 @@ def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
             and (request.m != "dhash" or _dhash_holds(request, src.info))
         ):
             return CapturePlan(request.m, (), (), samples=samples)
-        src.load_whole_index()
+        src.timeline.load_whole_index()
     return plan_capture(request, src.index)
 
 
@@ -341,17 +341,17 @@ class Capture:
         src = self.source
         samples = deque(self.plan.samples)
         while samples:
-            if not src.covers(samples[0]) and not src.load_window(samples[0]):
-                src.load_whole_index()
+            if not src.timeline.covers(samples[0]) and not src.timeline.load_window(samples[0]):
+                src.timeline.load_whole_index()
             if self.plan.mode == "key":
                 start = samples.popleft()
-                yield dict.fromkeys(src.covered_keyframes(start), 1)
-                after = src.after_window()
+                yield dict.fromkeys(src.timeline.covered_keyframes(start), 1)
+                after = src.timeline.after_window()
                 if after is not None:
                     samples.append(after)
                 continue
             counts: dict[int, int] = {}
-            while samples and src.covers(samples[0]):
+            while samples and src.timeline.covers(samples[0]):
                 shown = src.index.frame_at(samples.popleft())
                 counts[shown] = counts.get(shown, 0) + 1
             yield counts
@@ -403,7 +403,7 @@ class Capture:
         # Ranked by their place among the candidates (time order), which ties go by: a frame's
         # number could repeat where a capture planned by time changes how it numbers frames.
         for place, (output, _) in enumerate(self._decoded()):
-            score = ranking.score(kernels.dhash(decode.luma_plane(output.frame)))
+            score = ranking.score(kernels.dhash(pictures.luma_plane(output.frame)))
             if not ranking.passes(score):
                 continue
             scored = dataclasses.replace(output, score=score)
@@ -464,6 +464,6 @@ def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool) -> str:
     before it are counted: variable frame rate outside MP4/MOV), ``from_start`` (no usable
     seek: read up to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
     if cover_art:
-        return decode.SEEK  # the one picture
+        return timeline.SEEK  # the one picture
     with VideoSource(source, around=index.duration / 2) as trial:
-        return trial.reach or decode.WHOLE_STREAM
+        return trial.reach or timeline.WHOLE_STREAM

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from . import decode, kernels
+from . import kernels, pictures
 from .geometry import Geometry
 
 
@@ -17,13 +17,13 @@ def render(frame: Any, geometry: Geometry, bgr: bool = False) -> np.ndarray:
     converted and resized in one native pass at the output size; other formats are converted by
     FFmpeg, then resized natively (area averaging for large downscales, bilinear otherwise).
     """
-    planes = None if geometry.rotate or geometry.is_identity else decode.yuv420_planes(frame)
+    planes = None if geometry.rotate or geometry.is_identity else pictures.yuv420_planes(frame)
     if planes is not None:
-        matrix, full_range = decode.colour(frame)
+        matrix, full_range = pictures.colour(frame)
         canvas, target = _canvas(geometry)
         kernels.yuv420_to_rgb_into(planes, geometry.crop, target, matrix, full_range, bgr)
         return canvas
-    image = decode.to_rgb(frame, bgr)
+    image = pictures.to_rgb(frame, bgr)
     if geometry.rotate:
         image = np.ascontiguousarray(np.rot90(image, k=geometry.rotate // 90))
     if geometry.is_identity:

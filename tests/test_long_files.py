@@ -373,7 +373,7 @@ def test_a_window_too_large_to_hold_falls_back_to_the_whole_index(
     """A stream with one keyframe (the whole file is one GOP) would make every window hold all
     packets up to its time; past the byte limit no window is made and the whole stream's index
     is used (packets read as decoding goes), with the same frames."""
-    from ossframe_native import decode, pipeline
+    from ossframe_native import decode, pipeline, timeline, windows
 
     clip = make_clip(tmp_path / "one_gop.mp4", n_frames=400, fps=10, gop=1000, size=SIZE)
     requests = [{"m": "avg", "num": 3}, {"inter": 10000, "ss": 5000}, {"m": "key", "num": 2}]
@@ -385,9 +385,9 @@ def test_a_window_too_large_to_hold_falls_back_to_the_whole_index(
 
     monkeypatch.setattr(pipeline, "_windows_read_less", lambda src, windows: True)
     held = captured()
-    monkeypatch.setattr(decode, "_WINDOW_MAX_BYTES", 20_000)
+    monkeypatch.setattr(windows, "_WINDOW_MAX_BYTES", 20_000)
     with decode.VideoSource(clip.path, around=Fraction(35)) as src:
-        assert src.reach == decode.WHOLE_STREAM
+        assert src.reach == timeline.WHOLE_STREAM
     assert captured() == held
     assert [n for n, *_ in held] == [350, 0, 133, 266, 50, 150, 250, 350, 0]
     assert all(read_frame_number(decode_image(data)) == n for n, *_, data in held)

@@ -322,7 +322,7 @@ def test_device_pipeline_matches_the_cpu_pipeline(clip_smooth, scaletype: str) -
     canvas = np.zeros((shape.canvas[1], shape.canvas[0], 3), dtype=np.uint8)
     (x, y), (w, h) = shape.offset, shape.size
     kernels.yuv420_to_rgb_into(
-        ml.decode.yuv420_planes(frame), shape.crop, canvas[y : y + h, x : x + w]
+        ml.pictures.yuv420_planes(frame), shape.crop, canvas[y : y + h, x : x + w]
     )
     got = on_device[0].array.permute(1, 2, 0).numpy()
     assert np.abs(got.astype(int) - canvas).max() <= 1

@@ -1,0 +1,322 @@
+"""Reading a stream's frame index from its packets (demuxing only, no decoding): the whole
+stream, or a window of it (the GOP around a time) reached by a seek in any container FFmpeg can
+seek in.
+
+Only :mod:`~ossframe_native.timeline` calls these; it holds what they read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+from .errors import MediaError
+from .index import FrameIndex, clamp_pts
+from .streams import StreamAddedMidway, demux_guarded, time_base
+
+# Seeks a snapshot window tries before reading from the start (see _seek_window).
+_SEEK_TRIES = 10
+# Packets read for the first pts where the container gives no dts (more than any reordering).
+_FIRST_PACKETS = 64
+# A window's packets are held in memory: past this many bytes (a GOP of minutes, or a stream
+# with no keyframe after its first) no window is made and the whole stream is indexed instead,
+# whose decoding reads packets as it goes.
+_WINDOW_MAX_BYTES = 256 * 1024 * 1024
+
+# A time past every frame: a window around END is the stream's last GOP (its duration and last
+# frame come from the end of the file).
+END = Fraction(2**62)
+
+
+def read_index(container: Any, stream: Any) -> FrameIndex:
+    """Indexes every packet of the stream (demuxing only)."""
+    return index_from(demux_guarded(container, stream), time_base(stream))
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window of the stream: its packets (decode order, from a keyframe) and their index.
+
+    ``numbered``: index frames 0 .. numbered - 1 carry exact stream numbers
+    (``index.first_number`` set). ``covered``: the pts range ``(low, high)`` for which the
+    index tells, and numbers, the frame shown (``high`` None: up to the end of the stream).
+    """
+
+    packets: list[Any]
+    index: FrameIndex
+    numbered: int
+    covered: tuple[int, int | None]
+
+
+def read_window(
+    stream: Any, t: Fraction, first_pts: int, from_start: bool = False, whole_gop: bool = False
+) -> Window | None:
+    """The packets from a keyframe at or before ``t`` up to the last one that can show ``t``
+    (``whole_gop``: up to the next keyframe, so that later times of the GOP are indexed too),
+    and their index.
+
+    The demuxer seeks before t, stepping back further while the first keyframe it reaches is
+    presented after t (see :func:`_seek_window`); ``from_start`` reads from the first packet
+    instead (the container must be freshly opened). Frames are numbered by the demuxer's
+    sample table (MP4/MOV), by the start of the stream (``from_start``) or by a constant frame
+    rate that the window's timestamps follow; otherwise the caller counts them. None where the
+    timestamps are missing or out of order, or no keyframe before t was reached.
+    """
+    container = stream.container
+    base = time_base(stream)
+    # Matroska stores no dts (FFmpeg guesses them): read up to the next keyframe there too.
+    trust_dts = "matroska" not in container.format.name and not whole_gop
+    target = clamp_pts(first_pts + int(t / base // 1))
+    try:
+        if from_start:
+            read = _window_packets(demux_all(container, stream), target, trust_dts, False)
+        else:
+            read = _seek_window(stream, target, first_pts, trust_dts)
+    except (av.FFmpegError, StreamAddedMidway):
+        return None
+    if read is None or not read[0] or read[0][0].pts > target:
+        return None
+    packets, bound = read
+    index = index_from(packets, base, first_pts)
+    numbered = len(index)
+    if not from_start:
+        before = _frames_before_window(stream, packets[0])
+        if before is None:
+            before, numbered = _number_by_rate(stream, index) or (0, 0)
+        index = dataclasses.replace(index, first_number=before)
+    high = bound
+    if numbered < len(index):  # past the numbered frames nothing is told
+        high = (
+            int(index.pts[numbered]) - 1
+            if bound is None
+            else min(bound, int(index.pts[numbered]) - 1)
+        )
+    return Window(packets, index, numbered, (int(packets[0].pts), high))
+
+
+def _seek_window(
+    stream: Any, target: int, first_pts: int, trust_dts: bool
+) -> tuple[list[Any], int | None] | None:
+    """The window's packets after a seek whose first keyframe is presented at or before
+    ``target``, with their bound (see :func:`_window_packets`); None if none is reached within
+    :data:`_SEEK_TRIES` seeks.
+
+    Where the demuxer has an index of keyframes, the first seek is to target and the first
+    retry seeks just before the keyframe reached. Without one (timestamp search, as in
+    MPEG-TS, lands at any packet and the next keyframe may be a GOP later) the first seek is
+    1 s before target and each retry steps back 1, 2, 4, ... seconds further.
+    """
+    container = stream.container
+    one_second = max(int(1 / time_base(stream)), 1)
+    # Without an index of keyframes the seek lands where the timestamps say, not on a keyframe.
+    back = 0 if len(stream.index_entries) else one_second
+    seek_to = max(target - back, first_pts)  # a keyframe at t is rare: start a step before it
+    for _ in range(_SEEK_TRIES):
+        container.seek(seek_to, stream=stream, backward=True, any_frame=False)
+        demuxed = demux_all(container, stream)
+        first = next(demuxed, None)  # where the seek landed, keyframe or not
+        if first is None:  # past the last packet
+            read: tuple[list[Any], int | None] | None = ([], None)
+        else:
+            read = _window_packets(itertools.chain([first], demuxed), target, trust_dts, True)
+        if read is None:
+            return None
+        packets = read[0]
+        if packets and packets[0].pts <= target:
+            return read
+        if seek_to <= first_pts:
+            return None
+        landed = seek_to if first is None or first.dts is None else first.dts
+        if packets and packets[0].dts is not None:  # a keyframe after t: before it
+            landed = min(landed, packets[0].dts)
+        seek_to = max(min(landed - 1, seek_to) - back, first_pts)
+        back = max(2 * back, one_second)
+    return None
+
+
+def _window_packets(
+    packets: Iterable[Any], target: int, trust_dts: bool, after_seek: bool
+) -> tuple[list[Any], int | None] | None:
+    """Packets in decode order until no later one can be presented at or before ``target``, and
+    their bound: every frame presented at or before that pts is among them (None: the stream
+    ended, so every later frame is).
+
+    After a seek the packets before the first keyframe are dropped (none are returned once a
+    packet decoded after target comes before any keyframe). With trustworthy dts
+    (every packet has one, increasing, not after its pts) reading stops at the first packet
+    whose dts passes target: every later packet is presented after it. Otherwise it stops after
+    a keyframe presented after target and the first packet presented after that keyframe (the
+    leading pictures of an open GOP, presented before their keyframe, come before it). None if
+    a packet has no pts, the dts are out of order, or the packets pass
+    :data:`_WINDOW_MAX_BYTES`.
+    """
+    kept: list[Any] = []
+    later_key = None  # pts of a keyframe presented after target, once one is read
+    held = 0  # bytes of the kept packets
+    for packet in packets:
+        if after_seek and not kept and not packet.is_keyframe:
+            if packet.dts is not None and packet.dts > target:  # no keyframe at or before t
+                return kept, None  # follows: the caller seeks further back
+            continue
+        if packet.pts is None:
+            return None
+        if trust_dts:
+            dts = packet.dts
+            if dts is None or dts > packet.pts or (kept and dts <= kept[-1].dts):
+                return None
+        kept.append(packet)
+        held += packet.size
+        if held > _WINDOW_MAX_BYTES:
+            return None
+        if trust_dts and packet.dts > target:
+            return kept, int(packet.dts)
+        if later_key is not None and packet.pts > later_key:
+            return kept, later_key
+        if later_key is None and packet.is_keyframe and packet.pts > target and len(kept) > 1:
+            later_key = int(packet.pts)
+    return kept, None
+
+
+def _frames_before_window(stream: Any, keyframe: Any) -> int | None:
+    """Frames before ``keyframe`` from the demuxer's sample table, where it lists every sample
+    (MP4/MOV); None elsewhere."""
+    entries = stream.index_entries
+    mov = "mp4" in stream.container.format.name.split(",")
+    if not mov or not stream.frames or len(entries) != stream.frames:
+        return None
+    return _frames_before(entries, keyframe)
+
+
+def _number_by_rate(stream: Any, index: FrameIndex) -> tuple[int, int] | None:
+    """Numbers the index's frames by their time times the stream's frame rate: the number of
+    its frame 0 and how many of its first frames follow on, one per step of that rate's grid
+    (within a tick of rounding). None where fewer than two do (variable rate, or too few frames
+    to tell: one frame fits any rate)."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate or len(index) < 2:
+        return None
+    step = 1 / (Fraction(rate.numerator, rate.denominator) * index.time_base)  # ticks per frame
+    first = None
+    for i, pts in enumerate(index.pts):
+        offset = int(pts) - index.first_pts
+        number = round(offset / step)
+        if abs(offset - number * step) > 1 or (first is not None and number != first + i):
+            break
+        first = number if first is None else first
+    else:
+        i = len(index)
+    if first is None or first < 0 or i < 2:
+        return None
+    return first, i
+
+
+def count_before(container: Any, stream: Any, keyframe: Any) -> int | None:
+    """Frames before ``keyframe`` in decode order, counted from the first packet (demuxing
+    only); None if the keyframe is not found."""
+    count = 0
+    for packet in demux_all(container, stream):
+        if packet.pts == keyframe.pts and packet.is_keyframe:  # Matroska dts are guessed
+            return count
+        if not packet.is_discard:
+            count += 1
+    return None
+
+
+def demux_all(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's packets that carry data, from the demuxer's position on."""
+    return (packet for packet in demux_guarded(container, stream) if packet.size)
+
+
+def _frames_before(entries: Any, keyframe: Any) -> int | None:
+    """How many frames precede ``keyframe`` in decode order, from the demuxer's sample index
+    (sorted by dts); None if the packet is not found there."""
+    lo, hi = 0, len(entries)
+    while lo < hi:  # first entry with timestamp >= the keyframe's dts
+        mid = (lo + hi) // 2
+        if entries[mid].timestamp < keyframe.dts:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == len(entries) or entries[lo].pos != keyframe.pos:
+        return None
+    return sum(1 for j in range(lo) if not entries[j].is_discard)
+
+
+def first_pts(packets: Iterator[Any]) -> int | None:
+    """The smallest pts of the stream's frames, read from its first packets (``packets`` from
+    the start).
+
+    Reading stops at a packet whose dts is not before the smallest pts so far (every later
+    packet is presented at or after it) or, where the dts are missing, after
+    :data:`_FIRST_PACKETS` packets.
+    """
+    first = None
+    for read, packet in enumerate(packets, 1):
+        if packet.is_discard:
+            continue
+        if packet.pts is None:
+            return None
+        first = packet.pts if first is None else min(first, packet.pts)
+        if (packet.dts is not None and packet.dts >= first) or read >= _FIRST_PACKETS:
+            break
+    return first
+
+
+def index_from(packets: Iterable[Any], base: Fraction, first_pts: int | None = None) -> FrameIndex:
+    """Builds the index of a run of packets in decode order (a whole stream or a window)."""
+    pts_list: list[int] = []
+    dts_list: list[int] = []
+    key_list: list[bool] = []
+    ids: dict[tuple[int | None, int | None], int] = {}
+    frame_pts: list[int] = []
+    frame_pos: list[int] = []
+    end_pts = None
+    try:
+        for packet in packets:
+            if not packet.size:
+                continue
+            pos = len(pts_list)
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                raise MediaError("the video stream has packets without timestamps; not supported")
+            pts_list.append(pts)
+            dts_list.append(packet.dts if packet.dts is not None else pts)
+            key_list.append(bool(packet.is_keyframe))
+            ids.setdefault((packet.dts, packet.pts), pos)
+            if not packet.is_discard:
+                frame_pts.append(pts)
+                frame_pos.append(pos)
+                end = pts + (packet.duration or 0)
+                end_pts = end if end_pts is None else max(end_pts, end)
+    except (av.FFmpegError, StreamAddedMidway) as exc:
+        if not frame_pts:
+            raise MediaError(f"cannot read the video stream ({exc})") from exc
+        # A damaged tail (or one PyAV cannot demux): index what could be read; decoding
+        # reports the damage if it reaches it.
+    if not frame_pts:
+        raise MediaError("the video stream has no frames")
+    order = np.argsort(np.asarray(frame_pts, dtype=np.int64), kind="stable")
+    pts_sorted = np.asarray(frame_pts, dtype=np.int64)[order]
+    if len(pts_sorted) > 1 and np.any(np.diff(pts_sorted) == 0):
+        raise MediaError("the video stream has frames with duplicate timestamps; not supported")
+    if end_pts is None or end_pts <= pts_sorted[-1]:
+        step = int(np.median(np.diff(pts_sorted))) if len(pts_sorted) > 1 else 1
+        end_pts = int(pts_sorted[-1]) + step
+    return FrameIndex(
+        pts=pts_sorted,
+        decode_pos=np.asarray(frame_pos, dtype=np.int64)[order],
+        packet_key=np.asarray(key_list, dtype=bool),
+        packet_pts=np.asarray(pts_list, dtype=np.int64),
+        packet_dts=np.asarray(dts_list, dtype=np.int64),
+        packet_ids=ids,
+        time_base=base,
+        end_pts=int(end_pts),
+        first_pts=int(pts_sorted[0]) if first_pts is None else first_pts,
+    )
