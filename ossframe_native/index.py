@@ -4,13 +4,15 @@
 * :class:`DecodeRun`: one stretch of packets to decode and the frames to keep from it.
 * :class:`StreamInfo` / :class:`MediaInfo`: what the demuxer says about the streams.
 * :class:`DecodeStats`: what a source's decoders did (frames decoded, packets fed, seeks).
+* :class:`Output`: one output of a capture, the decoded frame and what is reported about it.
 
-The index is built by ``decode.py`` (``build_index`` / ``build_window``); the rules on times
+The index is built by ``windows.py`` for ``timeline.py``; the rules on times
 are in ``docs/ARCHITECTURE.md`` ("Time rules") and ``docs/BEHAVIOUR.md`` ("Which frame").
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -21,6 +23,10 @@ import numpy as np
 # in a time base of 1/10**9 s is about 2**73 ticks) is clamped to this: it still lies after the
 # last frame of any real stream, and it neither overflows NumPy nor av's seek.
 PTS_LIMIT = 2**62
+
+# A time (seconds) past every frame: a source opened around END indexes the stream's last GOP
+# (its duration and last frame come from the end of the file).
+END = Fraction(2**62)
 
 
 def clamp_pts(pts: int) -> int:
@@ -171,3 +177,18 @@ class DecodeStats:
         self.seeks += other.seeks
         self.runs += other.runs
         self.parallel_runs += other.parallel_runs
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a capture: the decoded frame and what every front end reports about it."""
+
+    frame: Any = None  # av.VideoFrame
+    index: int = 0  # the frame's number in the whole stream, presentation order, from 0
+    time_ms: int = 0  # the frame's time from the first frame, rounded up to whole ms
+    keyframe: bool = False
+    score: float | None = None  # dhash mode: percent of hash bits changed from the previous
+
+    def scored(self, score: float) -> Output:
+        """This output with ``score``."""
+        return dataclasses.replace(self, score=score)

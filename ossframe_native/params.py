@@ -13,7 +13,7 @@ import binascii
 import contextlib
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -21,7 +21,8 @@ from .errors import InvalidArgument
 
 MAX_INT = 2**53 - 1  # the largest integer a JSON consumer can hold exactly
 FORMATS = ("jpg", "png")
-SNAPSHOTS_MODES = ("default", "avg", "dhash", "key")
+# The video/snapshots modes (m): modes.register adds each mode's name.
+SNAPSHOTS_MODES: list[str] = ["default", "avg", "dhash", "key"]
 SCALETYPES = ("stretch", "crop", "fill", "fit")
 ROTATIONS = ("auto", "w", "h")
 
@@ -63,9 +64,9 @@ class IntRange:
 
 @dataclass(frozen=True)
 class Choice:
-    """A parameter taking one of a few words."""
+    """A parameter taking one of a few words (a list may grow: registered modes)."""
 
-    values: tuple[str, ...]
+    values: Sequence[str]
 
     def describe(self) -> str:
         return "one of " + ", ".join(self.values)

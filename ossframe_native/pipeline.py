@@ -7,8 +7,8 @@ surfaces at the call; nothing after that raises ``InvalidArgument``::
     source ─▶ open (decode.VideoSource: stream choice, FrameIndex)
            ─▶ resolve (ss against the duration, w/h against the size after rotation, output
               geometry)
-           ─▶ plan (plan.py: one selector per mode, decode runs)
-           ─▶ Capture.outputs(): decode + dhash ranking ─▶ Output (frame + its metadata)
+           ─▶ plan (modes.py: the request's mode, one object; plan.py: decode runs)
+           ─▶ Capture.outputs(): decode, and what the mode decides ─▶ Output (frame + metadata)
            ─▶ front end: api.py renders + encodes (Image), ml.py hands over arrays (Frame),
               task.py saves (TaskResult)
 
@@ -23,28 +23,18 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, TypeVar
 
 import numpy as np
 
-from . import geometry, kernels, pictures, timeline, transform, windows
+from . import geometry, timeline, transform
 from .decode import Source, VideoSource
 from .errors import InvalidArgument, MediaError
 from .geometry import Geometry
-from .index import DecodeStats, FrameIndex, MediaInfo
+from .index import DecodeStats, FrameIndex, MediaInfo, Output
+from .modes import Mode, mode_for
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
-from .plan import (
-    CapturePlan,
-    DhashRanking,
-    decode_runs,
-    keyframe_numbers,
-    may_sample_by_time,
-    mode_of,
-    plan_capture,
-    sample_times,
-)
+from .plan import CapturePlan, decode_runs, keyframe_numbers
 
 __all__ = [
     "Capture",
@@ -56,24 +46,9 @@ __all__ = [
     "resolve",
 ]
 
-# dhash with num > 0 holds its best candidates' decoded frames while it hashes the rest when
-# they fit in this many pixels; otherwise it keeps scores only and decodes the winners again.
-_DHASH_HOLD_PIXELS = 64 * 1024 * 1024
-
 T = TypeVar("T")
 
 _collecting = threading.local()  # .stats: the list collect_stats() fills, in this thread
-
-
-@dataclass(frozen=True)
-class Output:
-    """One output of a capture: the decoded frame and what every front end reports about it."""
-
-    frame: Any = None  # av.VideoFrame
-    index: int = 0  # the frame's number in the whole stream, presentation order, from 0
-    time_ms: int = 0  # the frame's time from the first frame, rounded up to whole ms
-    keyframe: bool = False
-    score: float | None = None  # dhash mode: percent of hash bits changed from the previous
 
 
 def open_capture(
@@ -82,24 +57,19 @@ def open_capture(
     """Opens ``source`` and resolves ``request`` against it (see :func:`resolve`).
 
     ``threads``: decoder threads (0: one per core; None: ``OSSFRAME_DECODE_THREADS`` or one per
-    core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (not for dhash,
-    which hashes luma on the CPU). One snapshot indexes only the GOP around its time; samples
+    core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (not for a
+    mode that reads pictures on the CPU: dhash hashes luma). The mode (:func:`modes.mode_for`)
+    says where the source is opened: one snapshot indexes only the GOP around its time; samples
     10 s or more apart (``avg``, ``key`` with ``num``) are planned by time, from the last GOP,
     and read GOP by GOP where that reads less than the whole stream (see :func:`_plan`).
     """
-    around = None
-    if isinstance(request, SnapshotRequest):
-        around = Fraction(request.t, 1000)
-    elif may_sample_by_time(request):
-        around = windows.END  # the last GOP tells the duration; _plan decides what else is read
-    if isinstance(request, SnapshotsRequest) and request.m == "dhash":
-        hw = None
-    src = VideoSource(source, threads=threads, around=around, hw=hw)
+    mode = mode_for(request)
+    src = VideoSource(source, threads=threads, around=mode.around(), hw=hw if mode.on_gpu else None)
     collected: list[DecodeStats] | None = getattr(_collecting, "stats", None)
     if collected is not None:
         collected.append(src.stats)
     try:
-        return resolve(src, request)
+        return resolve(src, request, mode)
     except BaseException:
         src.close()
         raise
@@ -119,7 +89,7 @@ def collect_stats() -> Iterator[list[DecodeStats]]:
         _collecting.stats = previous
 
 
-def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
+def resolve(src: VideoSource, request: CaptureRequest, mode: Mode | None = None) -> Capture:
     """Checks what depends on the media and plans the capture; raises before any output.
 
     * ``ss`` of ``video/snapshots`` must be before the end of the stream (a cover picture has
@@ -129,9 +99,10 @@ def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
       only when ``ar`` is given.
     """
     info = src.info
+    mode = mode or mode_for(request)
     # A cover picture is output once whatever the mode (its plan decodes nothing: see outputs).
-    cover = CapturePlan(mode_of(request), (0,), ())
-    plan = cover if info.cover_art else _plan(src, request)  # may index the whole stream
+    cover = CapturePlan(mode.name, (0,), ())
+    plan = cover if info.cover_art else _plan(src, mode)  # may index the whole stream
     if isinstance(request, SnapshotsRequest) and not info.cover_art:
         duration_ms = float(src.index.duration * 1000)
         if request.ss >= duration_ms:
@@ -141,37 +112,28 @@ def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
             )
     rotation = src.rotation() if getattr(request, "ar", None) is not None else 0
     shape = output_geometry(request, info.width, info.height, rotation)
-    return Capture(src, request, plan, shape, rotation)
+    return Capture(src, request, plan, shape, rotation, mode)
 
 
-def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
+def _plan(src: VideoSource, mode: Mode) -> CapturePlan:
     """Plans on the loaded index; a source opened around its end is planned by time where the
     samples lie far apart (each GOP read when the capture gets there), else its whole stream
     is indexed first."""
-    if isinstance(request, SnapshotsRequest) and src.timeline.windowed:
+    timeline = src.timeline
+    if mode.by_time and timeline.windowed:
         # The last GOP stands for the stream (its end, its frame count) where it numbers its
         # frames (a sample table, or a constant rate it follows); else the whole index decides.
         samples = None
-        if src.timeline.frame_count:
-            samples = sample_times(request, src.index, src.timeline.frame_count)
-        # dhash with num decodes its winners again unless it can hold them: a whole index then.
+        if timeline.frame_count:
+            samples = mode.sample_times(src.index, timeline.frame_count)
         if (
             samples is not None
-            and _windows_read_less(src, _windows(request, samples))
-            and (request.m != "dhash" or _dhash_holds(request, src.info))
+            and _windows_read_less(src, mode.windows(samples))
+            and mode.plans_by_time(src.info)
         ):
-            return CapturePlan(request.m, (), (), samples=samples)
-        src.timeline.load_whole_index()
-    return plan_capture(request, src.index)
-
-
-def _windows(request: SnapshotsRequest, samples: tuple[Fraction, ...]) -> int:
-    """How many GOPs a capture planned by time reads at most."""
-    if request.m in ("key", "avg"):
-        return request.num
-    if request.m == "default" and request.num:
-        return min(request.num, len(samples))
-    return len(samples)
+            return CapturePlan(mode.name, (), (), samples=samples)
+        timeline.load_whole_index()
+    return mode.plan(src.index)
 
 
 # What reading one sample's GOP costs, estimated: this much of the file's time (the GOP, and
@@ -187,11 +149,6 @@ def _windows_read_less(src: VideoSource, windows: int) -> bool:
     if size is None or duration <= 0:
         return True
     return windows * (size / duration * _WINDOW_SECONDS + _WINDOW_BYTES) < size / 2
-
-
-def _dhash_holds(request: SnapshotsRequest, info: MediaInfo) -> bool:
-    """Whether dhash keeps its best candidates' frames while it hashes the rest."""
-    return request.num * info.width * info.height <= _DHASH_HOLD_PIXELS
 
 
 def output_geometry(
@@ -217,9 +174,11 @@ class Capture:
         plan: CapturePlan,
         shape: Geometry,
         rotation: int,
+        mode: Mode | None = None,
     ) -> None:
         self.source = src
         self.request = request
+        self.mode = mode or mode_for(request)
         self.plan = plan
         self.geometry = shape  # at the stream's size; frames of another size get their own
         self.rotation = rotation
@@ -268,93 +227,71 @@ class Capture:
         return transform.render(output.frame, self.geometry_for(output.frame), bgr=bgr)
 
     def outputs(self) -> Generator[Output, None, None]:
-        """The outputs in time order; closes the source when exhausted or closed.
+        """The outputs in time order, as the mode decides them; closes the source when
+        exhausted or closed.
 
         Where the plan repeats a frame (``avg``), the same :class:`Output` object is yielded
         again, lazily (``num`` may be far larger than the frames), so that :meth:`mapped`
         renders it once."""
         with self:
             if self.info.cover_art:  # a cover picture: once, in every mode
-                score = 100.0 if self.plan.mode == "dhash" else None
+                score = 100.0 if self.mode.scores else None
                 yield Output(self.source.cover_frame(), 0, 0, True, score)
-            elif self.plan.mode == "dhash":
-                yield from self._dhash_outputs()
             else:
-                for output, count in self._decoded():
-                    for _ in range(count):
-                        yield output
+                yield from self.mode.decide(self._decoded(), self._again, self.info)
 
-    def _decoded(self) -> Iterator[tuple[Output, int]]:
-        """Each planned frame, decoded, once, in time order, with how many outputs it gives."""
+    def _decoded(self) -> Iterator[tuple[int, Output, int]]:
+        """Each planned frame, decoded, once, in time order: its number in the loaded index,
+        its output and how many outputs it gives."""
         if self.plan.samples:
             yield from self._decoded_by_time()
             return
         for number, frame in self.source.decode(self.plan.runs):
-            yield self._output(number, frame, None), self.plan.outputs(number)
+            yield number, self._output(number, frame, None), self.plan.outputs(number)
 
-    def _decoded_by_time(self) -> Iterator[tuple[Output, int]]:
-        """The frames shown at the plan's sample times, found GOP by GOP (:meth:`_windows`).
-        Several windows decode at once on parallel decoders. A frame that samples in two
-        windows show is output once (``avg``: once per sample, decoded once)."""
-        src = self.source
-        request = self.request
-        assert isinstance(request, SnapshotsRequest)
-        decoded: Iterator[tuple[Output, int]]
-        keyframes_only = request.m == "key"
-        if src.parallel and (len(self.plan.samples) > 1 or keyframes_only):
+    def _again(self, scores: dict[int, float]) -> Iterator[Output]:
+        """Frames of the whole stream's index decoded again, with their scores."""
+        runs = decode_runs(self.source.index, list(scores))
+        for number, frame in self.source.decode(runs):
+            yield self._output(number, frame, scores[number])
+
+    def _decoded_by_time(self) -> Iterator[tuple[int, Output, int]]:
+        """The frames shown at the plan's sample times, found GOP by GOP
+        (:meth:`Timeline.sampled`). Several windows decode at once on parallel decoders. A
+        frame that samples in two windows show is output once (a mode that repeats: once per
+        sample, decoded once)."""
+        src, mode = self.source, self.mode
+        keyframes_only = mode.keyframes_only
+        windows = src.timeline.sampled(self.plan.samples, onward=mode.reads_onward)
+        decoded: Iterator[tuple[int, Output, int]]
+        if src.parallel and (len(self.plan.samples) > 1 or mode.reads_onward):
             jobs = (
-                src.job(run, {n: (self._output(n, None, None), counts[n]) for n in run.frames})
-                for counts in self._windows()
+                src.job(run, {n: (n, self._output(n, None, None), counts[n]) for n in run.frames})
+                for counts in windows
                 for run in decode_runs(src.index, list(counts), keyframes_only)
             )
-            most = request.num if request.m in ("default", "key") else 0
             decoded = (
-                (dataclasses.replace(output, frame=frame), count)
-                for (output, count), frame in src.decode_jobs(jobs, most)
+                (number, dataclasses.replace(output, frame=frame), count)
+                for (number, output, count), frame in src.decode_jobs(jobs, mode.limit)
             )
         else:
             decoded = (
-                (self._output(n, frame, None), counts[n])
-                for counts in self._windows()
+                (n, self._output(n, frame, None), counts[n])
+                for counts in windows
                 for n, frame in src.decode(decode_runs(src.index, list(counts), keyframes_only))
             )
-        limit = request.num if request.m in ("default", "key") else 0
         previous: Output | None = None
         given = 0
-        for output, count in decoded:
+        for number, output, count in decoded:
             if previous is not None and output.frame.pts == previous.frame.pts:
-                if request.m == "avg":
-                    yield previous, count
+                if mode.repeats:
+                    yield number, previous, count
                 continue
-            yield output, count if request.m == "avg" else 1
+            yield number, output, count if mode.repeats else 1
             previous = output
             given += 1
-            if given == limit:
+            if given == mode.limit:
                 return
-
-    def _windows(self) -> Iterator[dict[int, int]]:
-        """Loads, in turn, the window of each sample not yet covered (where none can be read,
-        the whole stream's index) and yields the frames the samples it covers show (numbers in
-        the loaded index), each with how many of them show it, in time order (one frame
-        may end a window and start the next: the caller outputs it once). ``key``: from
-        its one sample (ss) on, the keyframes of each window, then the window after it."""
-        src = self.source
-        samples = deque(self.plan.samples)
-        while samples:
-            if not src.timeline.covers(samples[0]) and not src.timeline.load_window(samples[0]):
-                src.timeline.load_whole_index()
-            if self.plan.mode == "key":
-                start = samples.popleft()
-                yield dict.fromkeys(src.timeline.covered_keyframes(start), 1)
-                after = src.timeline.after_window()
-                if after is not None:
-                    samples.append(after)
-                continue
-            counts: dict[int, int] = {}
-            while samples and src.timeline.covers(samples[0]):
-                shown = src.index.frame_at(samples.popleft())
-                counts[shown] = counts.get(shown, 0) + 1
-            yield counts
 
     def mapped(self, fn: Callable[[Output], T], ahead: int = 2) -> Iterator[T]:
         """``fn`` of every output, in order, computed on a worker thread up to ``ahead`` outputs
@@ -393,33 +330,6 @@ class Capture:
         return Output(
             frame, index.number(number), index.time_ms(number), index.is_keyframe(number), score
         )
-
-    def _dhash_outputs(self) -> Iterator[Output]:
-        """Hashes each candidate's luma as it is decoded; the ranking is plan.DhashRanking."""
-        request = self.request
-        assert isinstance(request, SnapshotsRequest)
-        ranking = DhashRanking(request.thr, request.num, kernels.hash_distance)
-        hold = _dhash_holds(request, self.info)
-        # Ranked by their place among the candidates (time order), which ties go by: a frame's
-        # number could repeat where a capture planned by time changes how it numbers frames.
-        for place, (output, _) in enumerate(self._decoded()):
-            score = ranking.score(kernels.dhash(pictures.luma_plane(output.frame)))
-            if not ranking.passes(score):
-                continue
-            scored = dataclasses.replace(output, score=score)
-            if not request.num:
-                yield scored
-            else:
-                ranking.rank(place, score, scored if hold else output.index)
-        winners = ranking.winners()
-        if hold:
-            yield from (scored for _, _, scored in winners)
-            return
-        # Not held: planned on the whole stream's index (see _plan), numbered from 0.
-        scores = {number: score for _, score, number in winners}
-        runs = decode_runs(self.source.index, list(scores))
-        for number, frame in self.source.decode(runs):
-            yield self._output(number, frame, scores[number])
 
 
 def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iterator[T]:

@@ -10,7 +10,8 @@ packets through :mod:`~ossframe_native.windows` and hands them to the decoders
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -18,9 +19,9 @@ import av
 import numpy as np
 
 from .errors import MediaError
-from .index import DecodeRun, DecodeStats, FrameIndex, clamp_pts, single_picture_index
+from .index import END, DecodeRun, DecodeStats, FrameIndex, clamp_pts, single_picture_index
 from .streams import OpenStream, StreamAddedMidway
-from .windows import END, count_before, first_pts, read_index, read_window
+from .windows import count_before, first_pts, read_index, read_window
 
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
@@ -166,6 +167,32 @@ class Timeline:
             return False
         self._window, self.index, self._covered = window.packets, window.index, window.covered
         return self.covers(t)
+
+    def sampled(
+        self, samples: Iterable[Fraction], onward: bool = False
+    ) -> Iterator[dict[int, int]]:
+        """The frames shown at ``samples`` (ascending times), window by window: loads, in turn,
+        the window of each sample not yet covered (where none can be read, the whole stream's
+        index) and yields the frames the samples it covers show (numbers in the loaded index),
+        each with how many of them show it, in time order (one frame may end a window and start
+        the next: the caller outputs it once). ``onward``: from the one sample on, the
+        keyframes of each window, then of the window after it, to the end of the stream."""
+        pending = deque(samples)
+        while pending:
+            if not self.covers(pending[0]) and not self.load_window(pending[0]):
+                self.load_whole_index()
+            if onward:
+                start = pending.popleft()
+                yield dict.fromkeys(self.covered_keyframes(start), 1)
+                after = self.after_window()
+                if after is not None:
+                    pending.append(after)
+                continue
+            counts: dict[int, int] = {}
+            while pending and self.covers(pending[0]):
+                shown = self.index.frame_at(pending.popleft())
+                counts[shown] = counts.get(shown, 0) + 1
+            yield counts
 
     def load_whole_index(self) -> None:
         """Indexes every packet of the stream in place of a window (read again from the start)."""

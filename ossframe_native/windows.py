@@ -30,10 +30,6 @@ _FIRST_PACKETS = 64
 # whose decoding reads packets as it goes.
 _WINDOW_MAX_BYTES = 256 * 1024 * 1024
 
-# A time past every frame: a window around END is the stream's last GOP (its duration and last
-# frame come from the end of the file).
-END = Fraction(2**62)
-
 
 def read_index(container: Any, stream: Any) -> FrameIndex:
     """Indexes every packet of the stream (demuxing only)."""
