@@ -52,11 +52,14 @@ class FrameIndex:
     time_base: Fraction
     end_pts: int  # presentation end of the last frame
     first_pts: int  # the stream's first frame (a window of the stream may start later)
-    first_number: int = 0  # the stream's frame number of this index's frame 0
+    # The stream's frame number of this index's frame 0; None where it is not known without
+    # reading the stream from its start (a window outside MP4/MOV).
+    first_number: int | None = 0
 
-    def number(self, i: int) -> int:
-        """Frame i's number in the whole stream, in presentation order from 0."""
-        return self.first_number + i
+    def number(self, i: int) -> int | None:
+        """Frame i's number in the whole stream, in presentation order from 0 (None: not
+        known, see ``first_number``)."""
+        return None if self.first_number is None else self.first_number + i
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -184,7 +187,9 @@ class Output:
     """One output of a capture: the decoded frame and what every front end reports about it."""
 
     frame: Any = None  # av.VideoFrame
-    index: int = 0  # the frame's number in the whole stream, presentation order, from 0
+    # The frame's number in the whole stream, presentation order, from 0; None where it is not
+    # known without reading the stream from its start (docs/BEHAVIOUR.md, "Which frame").
+    index: int | None = 0
     time_ms: int = 0  # the frame's time from the first frame, rounded up to whole ms
     keyframe: bool = False
     score: float | None = None  # dhash mode: percent of hash bits changed from the previous

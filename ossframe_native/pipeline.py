@@ -31,7 +31,7 @@ from . import geometry, timeline, transform
 from .decode import Source, VideoSource
 from .errors import InvalidArgument, MediaError
 from .geometry import Geometry
-from .index import DecodeStats, FrameIndex, MediaInfo, Output
+from .index import END, DecodeStats, FrameIndex, MediaInfo, Output
 from .modes import Mode, mode_for
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
 from .plan import CapturePlan, decode_runs, keyframe_numbers
@@ -121,11 +121,9 @@ def _plan(src: VideoSource, mode: Mode) -> CapturePlan:
     is indexed first."""
     timeline = src.timeline
     if mode.by_time and timeline.windowed:
-        # The last GOP stands for the stream (its end, its frame count) where it numbers its
-        # frames (a sample table, or a constant rate it follows); else the whole index decides.
-        samples = None
-        if timeline.frame_count:
-            samples = mode.sample_times(src.index, timeline.frame_count)
+        # The last GOP tells the stream's end; its frame count comes from the container where
+        # it has one (MP4/MOV), else from the last GOP's frame rate.
+        samples = mode.sample_times(src.index, timeline.frames_estimate())
         if (
             samples is not None
             and _windows_read_less(src, mode.windows(samples))
@@ -343,9 +341,17 @@ def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iter
 
 def probe(source: Source) -> dict[str, Any]:
     """Describes a source from its packets (and its first keyframe, for the rotation): the
-    picture stream captured from, and every stream of the file."""
-    with VideoSource(source) as src:
+    picture stream captured from, and every stream of the file.
+
+    Where the container counts the frames (an MP4/MOV sample table) only the last GOP (the
+    duration) and each keyframe's packet (its time) are read; elsewhere every packet."""
+    with VideoSource(source, around=END) as src:
+        keyframes = src.timeline.keyframe_times_ms()  # None: not from the sample table
+        if keyframes is None:
+            src.timeline.load_whole_index()
         index = src.index
+        if keyframes is None:
+            keyframes = [index.time_ms(i) for i in keyframe_numbers(index)]
         info = src.info
         described = {
             "codec": info.codec,
@@ -353,10 +359,10 @@ def probe(source: Source) -> dict[str, Any]:
             "height": info.height,
             "rotation": src.rotation(),
             "fps": round(info.fps, 6),
-            "frames": len(index),
+            "frames": src.timeline.frame_count,
             "duration_ms": float(index.duration * 1000),
             "start_ms": float(index.first_pts * index.time_base * 1000),
-            "keyframes_ms": [index.time_ms(i) for i in keyframe_numbers(index)],
+            "keyframes_ms": keyframes,
             "cover_art": info.cover_art,
             "stream": info.stream,
             "streams": [
@@ -370,9 +376,8 @@ def probe(source: Source) -> dict[str, Any]:
 
 def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool) -> str:
     """How a snapshot reaches its frame in this source, found by a trial in the middle of the
-    stream: ``seek`` (only the GOP around t is read), ``seek_and_count`` (and the packets
-    before it are counted: variable frame rate outside MP4/MOV), ``from_start`` (no usable
-    seek: read up to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
+    stream: ``seek`` (only the GOP around t is read), ``from_start`` (no usable seek: read up
+    to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
     if cover_art:
         return timeline.SEEK  # the one picture
     with VideoSource(source, around=index.duration / 2) as trial:

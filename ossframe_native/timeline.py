@@ -9,7 +9,6 @@ packets through :mod:`~ossframe_native.windows` and hands them to the decoders
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
@@ -20,16 +19,15 @@ import numpy as np
 
 from .errors import MediaError
 from .index import END, DecodeRun, DecodeStats, FrameIndex, clamp_pts, single_picture_index
-from .streams import OpenStream, StreamAddedMidway
-from .windows import count_before, first_pts, read_index, read_window
+from .streams import OpenStream
+from .windows import Start, keyframe_pts, read_index, read_window, sample_table, stream_start
 
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
 _READ_ON_PACKETS = 64
 
 # How a snapshot's window was found (Timeline.reach, ``probe``'s ``snapshot_reads``):
-SEEK = "seek"  # a seek to the GOP around t; frames numbered by sample table or constant rate
-SEEK_AND_COUNT = "seek_and_count"  # the same, frames before it counted from the start
+SEEK = "seek"  # a seek to the GOP around t
 FROM_START = "from_start"  # no usable seek: packets read from the start up to t
 WHOLE_STREAM = "whole_stream"  # no window possible (e.g. missing timestamps): every packet
 
@@ -51,7 +49,7 @@ class Timeline:
         self._stats = stats
         self._window: list[Any] | None = None  # demuxed packets of a windowed index
         self._covered: tuple[int, int | None] | None = None  # pts the window answers for
-        self._first_pts: int | None = None  # the stream's first frame, once read
+        self._start: Start | None = None  # where the stream starts, once read
         self._read_from_start = False  # a window was read from the start (load_window)
         self.frame_count: int | None = None  # frames in the stream, where known
         self.reach: str | None = None  # with ``around``: how the window was found
@@ -75,41 +73,58 @@ class Timeline:
         """The packets and index of the window that shows ``t`` (see :func:`read_window`).
 
         Where seeking fails the window is read from the first packet (work grows with t, not
-        with the file); where nothing numbers the window's frames, the packets before it are
-        counted from the start (demuxing only). None: index the whole stream instead. No
-        packets (None) with the index: it is the whole stream's (END read from the start).
+        with the file). None: index the whole stream instead. No packets (None) with the
+        index: it is the whole stream's (END read from the start).
         """
         opened = self._opened
-        self._first_pts = first_pts(opened.packets())
-        if self._first_pts is None:
+        self._start = start = stream_start(opened.packets())
+        if start is None:
             return None
-        window = read_window(opened.stream, t, self._first_pts)
+        window = read_window(opened.stream, t, start)
         self.reach = SEEK
         if window is None:
             opened.reopen()
-            window = read_window(opened.stream, t, self._first_pts, from_start=True)
+            window = read_window(opened.stream, t, start, from_start=True)
             self.reach = FROM_START
         if window is None:
             return None
         index = window.index
-        if window.numbered <= index.frame_at(t) and t != END:  # END: for the times only
-            self.reach = SEEK_AND_COUNT
-            opened.reopen()
-            try:
-                before = count_before(opened.container, opened.stream, window.packets[0])
-            except (av.FFmpegError, StreamAddedMidway):
-                before = None
-            if before is None:
-                return None
-            index = dataclasses.replace(index, first_number=before)
-        else:
-            self._covered = window.covered
-            if window.numbered == len(index) and window.covered[1] is None:  # to the end
-                self.frame_count = index.first_number + len(index)
+        if sample_table(opened.stream):
+            self.frame_count = int(opened.stream.frames)
+        elif index.first_number is not None and window.covered[1] is None:  # read to the end
+            self.frame_count = index.first_number + len(index)
         if t == END and self.reach == FROM_START:  # every packet was read: the whole index
-            self._covered = None
             return None, index
+        self._covered = window.covered
         return window.packets, index
+
+    def keyframe_times_ms(self) -> list[int] | None:
+        """Where the container lists every sample (MP4/MOV) and a window is loaded: each
+        keyframe's time (ms, rounded up), its packet read by a seek; None elsewhere, or where
+        keyframes are more than a quarter of the frames (reading every packet is as cheap)."""
+        stream = self._opened.stream
+        if self._window is None or self._start is None or not sample_table(stream):
+            return None
+        self._packets = self._pending = self._next_pos = None  # the demuxer moves
+        try:
+            pts = keyframe_pts(stream, most=max(len(self.index), self.frames_estimate() // 4))
+        except (av.FFmpegError, MediaError):
+            return None
+        if pts is None:
+            return None
+        base = self.index.time_base
+        return sorted(-(-(p - self._start.pts) * base * 1000 // 1) for p in pts)
+
+    def frames_estimate(self) -> int:
+        """The stream's frame count where known (:attr:`frame_count`), else estimated from the
+        loaded index: its duration over the mean frame interval of its frames."""
+        if self.frame_count:
+            return self.frame_count
+        index = self.index
+        if len(index) < 2:
+            return len(index)
+        span = (int(index.pts[-1]) - int(index.pts[0])) * index.time_base
+        return max(len(index), int(index.duration * (len(index) - 1) / span))
 
     @property
     def windowed(self) -> bool:
@@ -117,7 +132,7 @@ class Timeline:
         return self._window is not None
 
     def covers(self, t: Fraction) -> bool:
-        """Whether the loaded index tells (and numbers) the frame shown at ``t``: always for a
+        """Whether the loaded index tells the frame shown at ``t``: always for a
         whole-stream index, else only inside a window loaded by :meth:`load_window`."""
         if self._window is None:
             return True
@@ -151,18 +166,18 @@ class Timeline:
     def load_window(self, t: Fraction) -> bool:
         """Indexes the GOP that shows ``t`` (reached by a seek, read up to the next keyframe) in
         place of the loaded index; later times in the same GOP are then :meth:`covers`-ed too.
-        False where no seek reaches it or its frames cannot be numbered without counting from
-        the start: :meth:`load_whole_index` then."""
-        assert self._first_pts is not None, "open the source with around= first"
+        False where no seek reaches it: :meth:`load_whole_index` then."""
+        start = self._start
+        assert start is not None, "open the source with around= first"
         opened = self._opened
         self._stats.seeks += 1  # one window, however many seeks found it
-        window = read_window(opened.stream, t, self._first_pts, whole_gop=True)
+        window = read_window(opened.stream, t, start, whole_gop=True)
         if window is None and not self._read_from_start:
             # e.g. the first GOP of an MPEG-TS: read from the start up to t, once per source
             # (seeks failing again would make every window read from the start).
             self._read_from_start = True
             opened.reopen()
-            window = read_window(opened.stream, t, self._first_pts, True, whole_gop=True)
+            window = read_window(opened.stream, t, start, True, whole_gop=True)
         if window is None:
             return False
         self._window, self.index, self._covered = window.packets, window.index, window.covered

@@ -33,26 +33,52 @@ _WINDOW_MAX_BYTES = 256 * 1024 * 1024
 
 def read_index(container: Any, stream: Any) -> FrameIndex:
     """Indexes every packet of the stream (demuxing only)."""
-    return index_from(demux_guarded(container, stream), time_base(stream))
+    packets = demux_guarded(container, stream)
+    if container.format.flags & av.format.Flags.ts_discont.value:  # MPEG-TS and the like
+        packets = _no_backward_jump(packets, time_base(stream))
+    return index_from(packets, time_base(stream))
+
+
+def _no_backward_jump(packets: Iterator[Any], base: Fraction) -> Iterator[Any]:
+    """``packets``, with a MediaError where their decode timestamps go backwards (a timestamp
+    discontinuity: clips spliced without retiming, an encoder restarted): times after it would
+    repeat times before it."""
+    first = last = None
+    for packet in packets:
+        dts = packet.dts
+        if dts is not None and last is not None and dts < last:
+            assert first is not None
+            raise MediaError(
+                f"the video's timestamps jump backwards {_ms(last - dts, base)} ms at "
+                f"{_ms(last - first, base)} ms into the stream (a timestamp discontinuity), so a "
+                "time in it would name two frames; remux it with continuous timestamps first "
+                "(ffmpeg -i IN -c copy OUT does)"
+            )
+        if dts is not None:
+            first = dts if first is None else first
+            last = dts
+        yield packet
+
+
+def _ms(ticks: int, base: Fraction) -> int:
+    return round(ticks * base * 1000)
 
 
 @dataclass(frozen=True)
 class Window:
-    """A window of the stream: its packets (decode order, from a keyframe) and their index.
-
-    ``numbered``: index frames 0 .. numbered - 1 carry exact stream numbers
-    (``index.first_number`` set). ``covered``: the pts range ``(low, high)`` for which the
-    index tells, and numbers, the frame shown (``high`` None: up to the end of the stream).
-    """
+    """A window of the stream: its packets (decode order, from a keyframe) and their index,
+    whose ``first_number`` is the stream number of its frame 0 where the container tells it
+    (an MP4/MOV sample table) or the window starts at the stream's start, else None.
+    ``covered``: the pts range ``(low, high)`` for which the index tells the frame shown
+    (``high`` None: up to the end of the stream)."""
 
     packets: list[Any]
     index: FrameIndex
-    numbered: int
     covered: tuple[int, int | None]
 
 
 def read_window(
-    stream: Any, t: Fraction, first_pts: int, from_start: bool = False, whole_gop: bool = False
+    stream: Any, t: Fraction, start: Start, from_start: bool = False, whole_gop: bool = False
 ) -> Window | None:
     """The packets from a keyframe at or before ``t`` up to the last one that can show ``t``
     (``whole_gop``: up to the next keyframe, so that later times of the GOP are indexed too),
@@ -61,14 +87,16 @@ def read_window(
     The demuxer seeks before t, stepping back further while the first keyframe it reaches is
     presented after t (see :func:`_seek_window`); ``from_start`` reads from the first packet
     instead (the container must be freshly opened). Frames are numbered by the demuxer's
-    sample table (MP4/MOV), by the start of the stream (``from_start``) or by a constant frame
-    rate that the window's timestamps follow; otherwise the caller counts them. None where the
-    timestamps are missing or out of order, or no keyframe before t was reached.
+    sample table (MP4/MOV) or where the window starts at the stream's first packet
+    (``from_start``, or a seek that lands there); elsewhere not (no packet before the window
+    is read to count them). None where the timestamps are missing or
+    out of order, or no keyframe before t was reached.
     """
     container = stream.container
     base = time_base(stream)
     # Matroska stores no dts (FFmpeg guesses them): read up to the next keyframe there too.
     trust_dts = "matroska" not in container.format.name and not whole_gop
+    first_pts = start.pts
     target = clamp_pts(first_pts + int(t / base // 1))
     try:
         if from_start:
@@ -81,20 +109,10 @@ def read_window(
         return None
     packets, bound = read
     index = index_from(packets, base, first_pts)
-    numbered = len(index)
-    if not from_start:
-        before = _frames_before_window(stream, packets[0])
-        if before is None:
-            before, numbered = _number_by_rate(stream, index) or (0, 0)
+    if not from_start and (start.pos is None or packets[0].pos != start.pos):
+        before = frames_before(stream, packets[0])
         index = dataclasses.replace(index, first_number=before)
-    high = bound
-    if numbered < len(index):  # past the numbered frames nothing is told
-        high = (
-            int(index.pts[numbered]) - 1
-            if bound is None
-            else min(bound, int(index.pts[numbered]) - 1)
-        )
-    return Window(packets, index, numbered, (int(packets[0].pts), high))
+    return Window(packets, index, (int(packets[0].pts), bound))
 
 
 def _seek_window(
@@ -180,49 +198,36 @@ def _window_packets(
     return kept, None
 
 
-def _frames_before_window(stream: Any, keyframe: Any) -> int | None:
-    """Frames before ``keyframe`` from the demuxer's sample table, where it lists every sample
-    (MP4/MOV); None elsewhere."""
-    entries = stream.index_entries
+def sample_table(stream: Any) -> bool:
+    """Whether the demuxer's index lists every sample of the stream (MP4/MOV sample tables):
+    then it tells how many frames precede a packet, and the stream's frame count."""
     mov = "mp4" in stream.container.format.name.split(",")
-    if not mov or not stream.frames or len(entries) != stream.frames:
+    return mov and bool(stream.frames) and len(stream.index_entries) == stream.frames
+
+
+def keyframe_pts(stream: Any, most: int) -> list[int] | None:
+    """The pts of every keyframe the sample table lists (see :func:`sample_table`), each
+    packet reached by a seek to its decode time; None where they are more than ``most``."""
+    entries = [e for e in stream.index_entries if e.is_keyframe and not e.is_discard]
+    if len(entries) > most:
         return None
-    return _frames_before(entries, keyframe)
+    container = stream.container
+    found = []
+    for entry in entries:
+        container.seek(entry.timestamp, stream=stream, backward=True, any_frame=False)
+        packet = next(demux_all(container, stream), None)
+        if packet is None or packet.pts is None or packet.pos != entry.pos:
+            return None
+        found.append(int(packet.pts))
+    return found
 
 
-def _number_by_rate(stream: Any, index: FrameIndex) -> tuple[int, int] | None:
-    """Numbers the index's frames by their time times the stream's frame rate: the number of
-    its frame 0 and how many of its first frames follow on, one per step of that rate's grid
-    (within a tick of rounding). None where fewer than two do (variable rate, or too few frames
-    to tell: one frame fits any rate)."""
-    rate = stream.average_rate or stream.guessed_rate
-    if not rate or len(index) < 2:
+def frames_before(stream: Any, keyframe: Any) -> int | None:
+    """Frames before ``keyframe`` from the demuxer's sample table (see :func:`sample_table`);
+    None elsewhere."""
+    if not sample_table(stream):
         return None
-    step = 1 / (Fraction(rate.numerator, rate.denominator) * index.time_base)  # ticks per frame
-    first = None
-    for i, pts in enumerate(index.pts):
-        offset = int(pts) - index.first_pts
-        number = round(offset / step)
-        if abs(offset - number * step) > 1 or (first is not None and number != first + i):
-            break
-        first = number if first is None else first
-    else:
-        i = len(index)
-    if first is None or first < 0 or i < 2:
-        return None
-    return first, i
-
-
-def count_before(container: Any, stream: Any, keyframe: Any) -> int | None:
-    """Frames before ``keyframe`` in decode order, counted from the first packet (demuxing
-    only); None if the keyframe is not found."""
-    count = 0
-    for packet in demux_all(container, stream):
-        if packet.pts == keyframe.pts and packet.is_keyframe:  # Matroska dts are guessed
-            return count
-        if not packet.is_discard:
-            count += 1
-    return None
+    return _frames_before(stream.index_entries, keyframe)
 
 
 def demux_all(container: Any, stream: Any) -> Iterator[Any]:
@@ -245,16 +250,27 @@ def _frames_before(entries: Any, keyframe: Any) -> int | None:
     return sum(1 for j in range(lo) if not entries[j].is_discard)
 
 
-def first_pts(packets: Iterator[Any]) -> int | None:
-    """The smallest pts of the stream's frames, read from its first packets (``packets`` from
-    the start).
+@dataclass(frozen=True)
+class Start:
+    """Where the stream starts: the smallest pts of its frames, and the file position of its
+    first packet (None where the demuxer does not tell it)."""
+
+    pts: int
+    pos: int | None
+
+
+def stream_start(packets: Iterator[Any]) -> Start | None:
+    """The stream's :class:`Start`, read from its first packets (``packets`` from the start);
+    None where a packet has no pts.
 
     Reading stops at a packet whose dts is not before the smallest pts so far (every later
     packet is presented at or after it) or, where the dts are missing, after
     :data:`_FIRST_PACKETS` packets.
     """
-    first = None
+    first = pos = None
     for read, packet in enumerate(packets, 1):
+        if read == 1:
+            pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
         if packet.is_discard:
             continue
         if packet.pts is None:
@@ -262,7 +278,7 @@ def first_pts(packets: Iterator[Any]) -> int | None:
         first = packet.pts if first is None else min(first, packet.pts)
         if (packet.dts is not None and packet.dts >= first) or read >= _FIRST_PACKETS:
             break
-    return first
+    return None if first is None else Start(int(first), pos)
 
 
 def index_from(packets: Iterable[Any], base: Fraction, first_pts: int | None = None) -> FrameIndex:
@@ -303,8 +319,7 @@ def index_from(packets: Iterable[Any], base: Fraction, first_pts: int | None = N
     if len(pts_sorted) > 1 and np.any(np.diff(pts_sorted) == 0):
         raise MediaError("the video stream has frames with duplicate timestamps; not supported")
     if end_pts is None or end_pts <= pts_sorted[-1]:
-        step = int(np.median(np.diff(pts_sorted))) if len(pts_sorted) > 1 else 1
-        end_pts = int(pts_sorted[-1]) + step
+        end_pts = int(pts_sorted[-1]) + _last_step(frame_pts, frame_pos, key_list)
     return FrameIndex(
         pts=pts_sorted,
         decode_pos=np.asarray(frame_pos, dtype=np.int64)[order],
@@ -316,3 +331,14 @@ def index_from(packets: Iterable[Any], base: Fraction, first_pts: int | None = N
         end_pts=int(end_pts),
         first_pts=int(pts_sorted[0]) if first_pts is None else first_pts,
     )
+
+
+def _last_step(frame_pts: list[int], frame_pos: list[int], keys: list[bool]) -> int:
+    """How long the last frame lasts where no packet says: the median interval between the
+    frames of the last GOP (from the last keyframe on, the same in a window that reaches the
+    end as in the whole stream), or of every frame read where that GOP holds one frame."""
+    last_key = max((pos for pos, key in enumerate(keys) if key), default=0)
+    tail = sorted(p for p, pos in zip(frame_pts, frame_pos, strict=True) if pos >= last_key)
+    if len(tail) < 2:
+        tail = sorted(frame_pts)
+    return int(np.median(np.diff(tail))) if len(tail) > 1 else 1

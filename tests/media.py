@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import av
 import numpy as np
@@ -594,6 +594,18 @@ def keyframe_at_or_before(refs: Sequence[RefFrame], t_ms: int | Fraction) -> int
     while i > 0 and not refs[i].key:
         i -= 1
     return i
+
+
+def counted_index(image: Any, path: str | os.PathLike[str]) -> int:
+    """An output's frame number (``Image`` or ``Frame``) as a test compares it: its ``index``
+    where told, else the number drawn in its picture (test clips draw their frame numbers).
+    ``index`` may be None only where it is not known without reading from the start of the
+    stream: never in MP4/MOV, whose sample table numbers every frame."""
+    if image.index is not None:
+        return int(image.index)
+    assert Path(path).suffix.lower() not in (".mp4", ".mov", ".m4a"), f"{path}: index None"
+    rgb = decode_image(image.data) if hasattr(image, "data") else np.asarray(image.array)
+    return read_frame_number(rgb)
 
 
 def ceil_ms(t: Fraction) -> int:
