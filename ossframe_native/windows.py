@@ -125,13 +125,17 @@ def _seek_window(
     Where the demuxer has an index of keyframes, the first seek is to target and the first
     retry seeks just before the keyframe reached. Without one (timestamp search, as in
     MPEG-TS, lands at any packet and the next keyframe may be a GOP later) the first seek is
-    1 s before target and each retry steps back 1, 2, 4, ... seconds further.
+    1 s before target and each retry steps back 1, 2, 4, ... seconds further (or over the gap
+    in the timestamps a seek fell into, where that is longer). Seeks go down
+    to 1 s before the first frame's pts: demuxers that search decode times land after a first
+    keyframe decoded before its presentation time otherwise.
     """
     container = stream.container
     one_second = max(int(1 / time_base(stream)), 1)
+    lowest = first_pts - one_second
     # Without an index of keyframes the seek lands where the timestamps say, not on a keyframe.
     back = 0 if len(stream.index_entries) else one_second
-    seek_to = max(target - back, first_pts)  # a keyframe at t is rare: start a step before it
+    seek_to = max(target - back, lowest)  # a keyframe at t is rare: start a step before it
     for _ in range(_SEEK_TRIES):
         container.seek(seek_to, stream=stream, backward=True, any_frame=False)
         demuxed = demux_all(container, stream)
@@ -145,12 +149,15 @@ def _seek_window(
         packets = read[0]
         if packets and packets[0].pts <= target:
             return read
-        if seek_to <= first_pts:
+        if seek_to <= lowest:
             return None
         landed = seek_to if first is None or first.dts is None else first.dts
         if packets and packets[0].dts is not None:  # a keyframe after t: before it
             landed = min(landed, packets[0].dts)
-        seek_to = max(min(landed - 1, seek_to) - back, first_pts)
+        # A seek that lands far past where it aimed fell into a gap in the timestamps: the
+        # next one steps back over that much too.
+        gap = 0 if first is None or first.dts is None else first.dts - seek_to
+        seek_to = max(min(landed - 1, seek_to) - max(back, gap), lowest)
         back = max(2 * back, one_second)
     return None
 
@@ -213,8 +220,8 @@ def keyframe_pts(stream: Any, most: int) -> list[int] | None:
         return None
     container = stream.container
     found = []
-    for entry in entries:
-        container.seek(entry.timestamp, stream=stream, backward=True, any_frame=False)
+    for entry in entries:  # the first keyframe at or after its decode time: that one
+        container.seek(entry.timestamp, stream=stream, backward=False, any_frame=False)
         packet = next(demux_all(container, stream), None)
         if packet is None or packet.pts is None or packet.pos != entry.pos:
             return None

@@ -281,6 +281,7 @@ def make_clip(
     noise: float = 20.0,
     container_options: dict[str, str] | None = None,
     label: bool = False,
+    first_number: int = 0,
 ) -> ClipTruth:
     """Writes a clip whose frame ``i`` shows the number ``i`` and returns its truth.
 
@@ -296,6 +297,7 @@ def make_clip(
     * ``container_options``: muxer options (e.g. ``{"movflags": "faststart"}``).
     * ``noise``: amplitude of the per-pixel noise (0 for smooth content that resizes cleanly).
     * ``label``: also print "frame N" in digits on every frame (for people looking at it).
+    * ``first_number``: frame ``i`` shows ``first_number + i`` (clips to be joined).
     """
     path = Path(path)
     fps = Fraction(fps)
@@ -332,7 +334,8 @@ def make_clip(
         for i in range(n_frames):
             scene = sum(1 for c in cuts if c <= i)
             style = SCENE_STYLES[scene % len(SCENE_STYLES)] if cuts else "waves"
-            rgb = render_frame(i, i, size, style=style, seed=seed, noise=noise, label=label)
+            number = first_number + i
+            rgb = render_frame(i, number, size, style=style, seed=seed, noise=noise, label=label)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = pts_list[i]
             frame.time_base = tb
@@ -349,6 +352,7 @@ def make_clip(
         pix_fmt=pix_fmt,
         expect_frames=n_frames,
         scene_cuts=tuple(cuts),
+        first_number=first_number,
     )
 
 
@@ -425,6 +429,7 @@ def clip_truth(
     pix_fmt: str,
     expect_frames: int | None = None,
     scene_cuts: tuple[int, ...] = (),
+    first_number: int = 0,
 ) -> ClipTruth:
     """Decodes ``path`` sequentially and records what is really in it.
 
@@ -434,7 +439,7 @@ def clip_truth(
     path = Path(path)
     refs = reference_frames(path)
     numbers = [r.number for r in refs]
-    if numbers != list(range(len(refs))):
+    if numbers != list(range(first_number, first_number + len(refs))):
         raise AssertionError(f"{path.name}: frames do not show their own index: {numbers}")
     if expect_frames is not None and len(refs) != expect_frames:
         raise AssertionError(f"{path.name}: wrote {expect_frames} frames, decoded {len(refs)}")
@@ -494,6 +499,50 @@ def repeat_clip(
                     copy.time_base = src.time_base
                     copy.stream = dst
                     out.mux(copy)
+    return Path(path)
+
+
+def join_clips(
+    sources: Sequence[str | os.PathLike[str]],
+    path: str | os.PathLike[str],
+    container: str,
+    *,
+    jumps: Sequence[Fraction] = (),
+    start: Fraction = Fraction(0),
+) -> Path:
+    """Remuxes the clips' video one after another (no re-encode) into one stream in
+    ``container``, as recordings are joined: clip k's timestamps start where clip k-1's last
+    frame ends, plus ``jumps[k-1]`` seconds (a gap where positive; a backward timestamp jump,
+    a discontinuity, where negative). The clips share a codec and its settings; each keeps
+    its own frame grid, so the joined timestamps are continuous but not on one grid.
+    ``start``: the first frame's time (seconds) in the output's timestamps."""
+    with av.open(str(sources[0])) as first:
+        template = first.streams.video[0]
+        with av.open(str(path), "w", format=container) as out:
+            dst = out.add_stream_from_template(template)
+            at = start  # seconds: where the next clip starts
+            for k, source in enumerate(sources):
+                with av.open(str(source)) as inp:
+                    src = inp.streams.video[0]
+                    tb = Fraction(src.time_base)
+                    packets = [p for p in inp.demux(src) if p.size]
+                    pts = sorted(p.pts for p in packets)
+                    step = min(b - a for a, b in zip(pts, pts[1:], strict=False))
+                    end = max(max(p.pts + (p.duration or 0) for p in packets), pts[-1] + step)
+                    # Decode times continue from the previous clip's (pictures reordered for
+                    # B-frames are presented a little after their clip starts).
+                    base = min(p.pts if p.dts is None else p.dts for p in packets)
+                    shift = round(at / tb) - base
+                    for p in packets:
+                        copy = av.Packet(bytes(p))
+                        copy.pts = p.pts + shift
+                        copy.dts = None if p.dts is None else p.dts + shift
+                        copy.duration = p.duration
+                        copy.is_keyframe = p.is_keyframe
+                        copy.time_base = src.time_base
+                        copy.stream = dst
+                        out.mux(copy)
+                    at += (end - base) * tb + (jumps[k] if k < len(jumps) else 0)
     return Path(path)
 
 
