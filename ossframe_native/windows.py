@@ -125,7 +125,8 @@ def _seek_window(
     Where the demuxer has an index of keyframes, the first seek is to target and the first
     retry seeks just before the keyframe reached. Without one (timestamp search, as in
     MPEG-TS, lands at any packet and the next keyframe may be a GOP later) the first seek is
-    1 s before target and each retry steps back 1, 2, 4, ... seconds further (or over the gap
+    2 s before target (common GOPs are at most 2 s long: one timestamp search, which costs
+    more than reading on) and each retry steps back 4, 8, ... seconds further (or over the gap
     in the timestamps a seek fell into, where that is longer). Seeks go down
     to 1 s before the first frame's pts: demuxers that search decode times land after a first
     keyframe decoded before its presentation time otherwise.
@@ -134,7 +135,7 @@ def _seek_window(
     one_second = max(int(1 / time_base(stream)), 1)
     lowest = first_pts - one_second
     # Without an index of keyframes the seek lands where the timestamps say, not on a keyframe.
-    back = 0 if len(stream.index_entries) else one_second
+    back = 0 if len(stream.index_entries) else 2 * one_second
     seek_to = max(target - back, lowest)  # a keyframe at t is rare: start a step before it
     for _ in range(_SEEK_TRIES):
         container.seek(seek_to, stream=stream, backward=True, any_frame=False)
