@@ -27,12 +27,12 @@ from fractions import Fraction
 from typing import Any, BinaryIO, TypeVar
 
 import av
-import numpy as np
 
 from . import hwdecode, streams
 from .errors import InvalidArgument, MediaError
 from .index import DecodeRun, DecodeStats, FrameIndex, MediaInfo
 from .pictures import rotation
+from .plan import decode_runs
 from .runs import DecodeJob, Decoder
 from .streams import OpenStream, demux_guarded
 from .timeline import Timeline
@@ -156,10 +156,12 @@ class VideoSource:
             if self.info.cover_art:
                 self._rotation = 0
             else:
-                keys = np.flatnonzero(self.index.packet_key[self.index.decode_pos])
+                keys = self.index.keyframe_numbers()
                 if len(keys):  # the first keyframe alone
                     pos = int(self.index.decode_pos[keys[0]])
                     run = DecodeRun(pos, pos, (int(keys[0]),), keyframes_only=True)
+                elif self.index.packet_recovery is not None:  # recovery points only
+                    run = decode_runs(self.index, [len(self.index) - 1])[0]  # once recovered
                 else:  # no keyframe flags: from the first packet up to frame 0
                     run = DecodeRun(0, int(self.index.decode_pos[0]), (0,))
                 self._rotation = next((rotation(f) for _, f in self.decode([run])), 0)

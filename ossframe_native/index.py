@@ -55,6 +55,10 @@ class FrameIndex:
     # The stream's frame number of this index's frame 0; None where it is not known without
     # reading the stream from its start (a window outside MP4/MOV).
     first_number: int | None = 0
+    # Per decode position: a packet flagged keyframe that is a recovery point, not an IDR
+    # picture (H.264 periodic intra refresh). Decoding may start there only a refresh period
+    # early (plan.decode_runs starts one keyframe before it); it is not reported as a keyframe.
+    packet_recovery: np.ndarray | None = None
 
     def number(self, i: int) -> int | None:
         """Frame i's number in the whole stream, in presentation order from 0 (None: not
@@ -85,8 +89,21 @@ class FrameIndex:
         return max(i, 0)
 
     def is_keyframe(self, i: int) -> bool:
-        """Whether frame i's packet is a keyframe."""
-        return bool(self.packet_key[self.decode_pos[i]])
+        """Whether frame i's packet is a keyframe (not a recovery point)."""
+        return bool(self.keyframe_packets[self.decode_pos[i]])
+
+    @property
+    def keyframe_packets(self) -> np.ndarray:
+        """Per decode position: a keyframe that is not a recovery point."""
+        if self.packet_recovery is None:
+            return self.packet_key
+        keys: np.ndarray = self.packet_key & ~self.packet_recovery
+        return keys
+
+    def keyframe_numbers(self) -> np.ndarray:
+        """Frame numbers of the keyframes (recovery points excluded), in time order."""
+        numbers: np.ndarray = np.flatnonzero(self.keyframe_packets[self.decode_pos])
+        return numbers
 
 
 def single_picture_index() -> FrameIndex:

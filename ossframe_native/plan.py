@@ -121,13 +121,14 @@ def sampled_frames(index: FrameIndex, ss: Fraction, inter: Fraction) -> list[int
 
 def keyframe_numbers(index: FrameIndex) -> list[int]:
     """Frame numbers of the keyframes, in time order."""
-    return [int(i) for i in np.flatnonzero(index.packet_key[index.decode_pos])]
+    return [int(i) for i in index.keyframe_numbers()]
 
 
 def last_keyframe_at(index: FrameIndex, t: Fraction) -> int:
-    """The last keyframe at or before ``t`` (the first keyframe if none is)."""
+    """The last keyframe at or before ``t`` (the first keyframe if none is); a recovery point
+    counts (decoded exactly, from the keyframe before it: see :func:`decode_runs`)."""
     shown = index.frame_at(t)
-    keys = keyframe_numbers(index)
+    keys = [int(i) for i in np.flatnonzero(index.packet_key[index.decode_pos])]
     before = [k for k in keys if k <= shown]
     return before[-1] if before else (keys[0] if keys else 0)
 
@@ -142,8 +143,14 @@ def decode_runs(
     twice or sought backwards.
     """
     if keyframes_only:
-        positions = sorted({int(index.decode_pos[i]): i for i in frames}.items())
-        return tuple(DecodeRun(pos, pos, (i,), keyframes_only=True) for pos, i in positions)
+        alone = [i for i in frames if index.is_keyframe(i)]
+        positions = sorted({int(index.decode_pos[i]): i for i in alone}.items())
+        singles = tuple(DecodeRun(pos, pos, (i,), keyframes_only=True) for pos, i in positions)
+        if len(alone) == len(frames):
+            return singles
+        # Recovery points decode from the keyframe before them (runs in decode order).
+        others = decode_runs(index, [i for i in frames if not index.is_keyframe(i)])
+        return tuple(sorted(singles + others, key=lambda run: run.start))
     last_key = _last_keyframe_positions(index)
     runs: list[list[Any]] = []  # [start, end, frames]
     for i in sorted(set(frames), key=lambda n: int(index.pts[n])):
@@ -166,9 +173,13 @@ def _start_keyframe(index: FrameIndex, last_key: np.ndarray, pos: int, pts: int)
     """The last keyframe at or before decode position ``pos`` whose pts is not after ``pts``.
 
     The pts test matters for open GOPs: a leading picture of keyframe K is presented before K
-    and needs the GOP before it.
+    and needs the GOP before it. A recovery point (periodic intra refresh) gives exact
+    pictures only once a refresh period has passed since the decode started: the start is the
+    keyframe before it, whose period ends by then.
     """
     k = int(last_key[pos])
     while k > 0 and index.packet_pts[k] > pts:
+        k = int(last_key[k - 1])
+    if k > 0 and index.packet_recovery is not None and index.packet_recovery[k]:
         k = int(last_key[k - 1])
     return max(k, 0)

@@ -179,3 +179,35 @@ def stream_info(stream: Any) -> StreamInfo:
         cover_art=bool(disposition & av.stream.Disposition.attached_pic),
         default=bool(disposition & av.stream.Disposition.default),
     )
+
+
+def recovery_point_test(stream: Any) -> Callable[[bytes], bool] | None:
+    """For an H.264 stream: a test telling, from a keyframe packet's bytes, whether it is a
+    recovery point rather than an IDR picture (no IDR slice in it: a keyframe of periodic
+    intra refresh, which decodes exactly only a refresh period after an earlier start);
+    None for other codecs, whose keyframes are taken as they are flagged."""
+    ctx = stream.codec_context
+    if ctx is None or ctx.name != "h264":
+        return None
+    extradata = ctx.extradata or b""
+    if extradata[:1] == b"\x01" and len(extradata) > 4:  # avcC: length-prefixed NAL units
+        size = (extradata[4] & 3) + 1
+        return lambda data: 5 not in _avcc_nal_types(data, size)
+    return lambda data: 5 not in _annexb_nal_types(data)
+
+
+def _avcc_nal_types(data: bytes, size: int) -> set[int]:
+    types, at = set(), 0
+    while at + size < len(data):
+        length = int.from_bytes(data[at : at + size], "big")
+        types.add(data[at + size] & 0x1F)
+        at += size + length
+    return types
+
+
+def _annexb_nal_types(data: bytes) -> set[int]:
+    types, at = set(), data.find(b"\x00\x00\x01")
+    while at >= 0 and at + 3 < len(data):
+        types.add(data[at + 3] & 0x1F)
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return types

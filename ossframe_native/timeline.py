@@ -147,7 +147,7 @@ class Timeline:
         loaded index covers, in time order."""
         low, high = self._covered or (None, None)
         start = clamp_pts(self.index.first_pts + int(-(-t // self.index.time_base)))
-        keys = np.flatnonzero(self.index.packet_key[self.index.decode_pos])
+        keys = self.index.keyframe_numbers()
         return [
             int(k)
             for k in keys
@@ -232,7 +232,7 @@ class Timeline:
         self._position_at(run.start)
         for pos in range(run.start, run.end + 1):
             packet = self._next_packet(pos)
-            if not run.keyframes_only or self.index.packet_key[pos]:
+            if not run.keyframes_only or self.index.keyframe_packets[pos]:
                 yield packet, pos not in wanted_positions
 
     def _position_at(self, pos: int) -> None:

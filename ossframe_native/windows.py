@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import MediaError
 from .index import FrameIndex, clamp_pts
-from .streams import StreamAddedMidway, demux_guarded, time_base
+from .streams import StreamAddedMidway, demux_guarded, recovery_point_test, time_base
 
 # Seeks a snapshot window tries before reading from the start (see _seek_window).
 _SEEK_TRIES = 10
@@ -36,7 +36,7 @@ def read_index(container: Any, stream: Any) -> FrameIndex:
     packets = demux_guarded(container, stream)
     if container.format.flags & av.format.Flags.ts_discont.value:  # MPEG-TS and the like
         packets = _no_backward_jump(packets, time_base(stream))
-    return index_from(packets, time_base(stream))
+    return index_from(packets, time_base(stream), recovery=recovery_point_test(stream))
 
 
 def _no_backward_jump(packets: Iterator[Any], base: Fraction) -> Iterator[Any]:
@@ -108,11 +108,36 @@ def read_window(
     if read is None or not read[0] or read[0][0].pts > target:
         return None
     packets, bound = read
-    index = index_from(packets, base, first_pts)
+    low = int(packets[0].pts)
+    recovery = recovery_point_test(stream)
+    if not from_start and recovery is not None and recovery(bytes(packets[0])):
+        earlier = _gop_before(stream, packets[0], first_pts)
+        if earlier is None:
+            return None
+        packets = earlier + packets
+    index = index_from(packets, base, first_pts, recovery)
     if not from_start and (start.pos is None or packets[0].pos != start.pos):
         before = frames_before(stream, packets[0])
         index = dataclasses.replace(index, first_number=before)
-    return Window(packets, index, (int(packets[0].pts), bound))
+    return Window(packets, index, (low, bound))
+
+
+def _gop_before(stream: Any, keyframe: Any, first_pts: int) -> list[Any] | None:
+    """The packets from the keyframe before ``keyframe`` up to (not including) it, reached by a
+    seek: a recovery point decodes exactly only after a refresh period started that early.
+    Empty where none comes before it; None where a seek fails."""
+    try:
+        read = _seek_window(stream, int(keyframe.pts) - 1, first_pts, trust_dts=False)
+    except (av.FFmpegError, StreamAddedMidway):
+        return None
+    if read is None:
+        return None
+    earlier: list[Any] = []
+    for packet in read[0]:
+        if packet.pts == keyframe.pts and packet.is_keyframe:  # Matroska: dts guessed or not
+            return earlier
+        earlier.append(packet)
+    return [] if not earlier or earlier[0].pts > keyframe.pts else None
 
 
 def _seek_window(
@@ -220,13 +245,15 @@ def keyframe_pts(stream: Any, most: int) -> list[int] | None:
     if len(entries) > most:
         return None
     container = stream.container
+    recovery = recovery_point_test(stream)
     found = []
     for entry in entries:  # the first keyframe at or after its decode time: that one
         container.seek(entry.timestamp, stream=stream, backward=False, any_frame=False)
         packet = next(demux_all(container, stream), None)
         if packet is None or packet.pts is None or packet.pos != entry.pos:
             return None
-        found.append(int(packet.pts))
+        if recovery is None or not recovery(bytes(packet)):  # not a recovery point
+            found.append(int(packet.pts))
     return found
 
 
@@ -289,11 +316,19 @@ def stream_start(packets: Iterator[Any]) -> Start | None:
     return None if first is None else Start(int(first), pos)
 
 
-def index_from(packets: Iterable[Any], base: Fraction, first_pts: int | None = None) -> FrameIndex:
-    """Builds the index of a run of packets in decode order (a whole stream or a window)."""
+def index_from(
+    packets: Iterable[Any],
+    base: Fraction,
+    first_pts: int | None = None,
+    recovery: Callable[[bytes], bool] | None = None,
+) -> FrameIndex:
+    """Builds the index of a run of packets in decode order (a whole stream or a window);
+    ``recovery`` tells keyframe packets that are recovery points (see
+    :func:`~ossframe_native.streams.recovery_point_test`)."""
     pts_list: list[int] = []
     dts_list: list[int] = []
     key_list: list[bool] = []
+    recovery_list: list[bool] = []
     ids: dict[tuple[int | None, int | None], int] = {}
     frame_pts: list[int] = []
     frame_pos: list[int] = []
@@ -309,6 +344,7 @@ def index_from(packets: Iterable[Any], base: Fraction, first_pts: int | None = N
             pts_list.append(pts)
             dts_list.append(packet.dts if packet.dts is not None else pts)
             key_list.append(bool(packet.is_keyframe))
+            recovery_list.append(key_list[-1] and recovery is not None and recovery(bytes(packet)))
             ids.setdefault((packet.dts, packet.pts), pos)
             if not packet.is_discard:
                 frame_pts.append(pts)
@@ -332,6 +368,7 @@ def index_from(packets: Iterable[Any], base: Fraction, first_pts: int | None = N
         pts=pts_sorted,
         decode_pos=np.asarray(frame_pos, dtype=np.int64)[order],
         packet_key=np.asarray(key_list, dtype=bool),
+        packet_recovery=np.asarray(recovery_list, dtype=bool) if any(recovery_list) else None,
         packet_pts=np.asarray(pts_list, dtype=np.int64),
         packet_dts=np.asarray(dts_list, dtype=np.int64),
         packet_ids=ids,

@@ -128,15 +128,15 @@ class Layout:
     opening: int  # bytes FFmpeg reads to open the file (its probe)
     size: int
 
-    def bound(self, ts: bool) -> int:
+    def bound(self, ts: bool, searches: int = 2) -> int:
         """Bytes a snapshot may read beyond opening: the GOP it needs and the one before
         (a seek lands before t), one more for an open GOP's reach past t, and two 32 KiB
         blocks. MPEG-TS has no keyframe index: each seek is a timestamp search, a bisection of
         the file that reads a block per step (log2 of the file's blocks, and two more), and
-        two searches (a time in a gap or past the end steps back)."""
+        ``searches`` searches (two: a time in a gap or past the end steps back)."""
         block = 32 * 1024
         search = (math.ceil(math.log2(self.size / block)) + 2) * block if ts else 0
-        return 3 * max(self.gop_bytes) + 2 * block + 2 * search
+        return 3 * max(self.gop_bytes) + 2 * block + searches * search
 
 
 def _layout(path: Path) -> Layout:
