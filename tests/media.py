@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import math
 import os
 import struct
 from collections.abc import Sequence
@@ -544,6 +545,69 @@ def join_clips(
                         out.mux(copy)
                     at += (end - base) * tb + (jumps[k] if k < len(jumps) else 0)
     return Path(path)
+
+
+class CountingReader(io.RawIOBase):
+    """A seekable binary file that counts the bytes read through it."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._file.readinto(buffer)
+        self.bytes_read += n or 0
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a file holds: its frames (sequential decode) and its GOPs' sizes in bytes."""
+
+    refs: list
+    gop_bytes: list[int]
+    opening: int  # bytes FFmpeg reads to open the file (its probe)
+    size: int
+
+    def bound(self, ts: bool, searches: int = 2) -> int:
+        """Bytes a snapshot may read beyond opening: the GOP it needs and the one before
+        (a seek lands before t), one more for an open GOP's reach past t, and two 32 KiB
+        blocks. MPEG-TS has no keyframe index: each seek is a timestamp search, a bisection of
+        the file that reads a block per step (log2 of the file's blocks, and two more), and
+        ``searches`` searches (two: a time in a gap or past the end steps back)."""
+        block = 32 * 1024
+        search = (math.ceil(math.log2(self.size / block)) + 2) * block if ts else 0
+        return 3 * max(self.gop_bytes) + 2 * block + searches * search
+
+
+def file_layout(path: Path) -> Layout:
+    """A file's frames (sequential decode), GOP sizes, opening cost and size."""
+    gops: list[int] = []
+    with av.open(str(path)) as c:
+        for packet in c.demux(c.streams.video[0]):
+            if packet.size:
+                if packet.is_keyframe or not gops:
+                    gops.append(0)
+                gops[-1] += packet.size
+    with CountingReader(path) as reader, av.open(reader):
+        opening = reader.bytes_read
+    return Layout(reference_frames(path), gops, opening, path.stat().st_size)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,8 +11,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import ceil_ms, decode_image, make_clip, read_frame_number, reference_frames, shown_at
-from test_timelines import CountingReader, _layout
+from media import (
+    CountingReader,
+    ceil_ms,
+    decode_image,
+    file_layout,
+    make_clip,
+    read_frame_number,
+    reference_frames,
+    shown_at,
+)
 
 SIZE = (128, 72)
 
@@ -58,7 +66,7 @@ def test_snapshots_are_exact_and_read_from_an_earlier_recovery_point(ofn, refres
     assert _recovery_points(path) >= 6, "the encoder wrote no recovery points"
     refs = reference_frames(path)
     times = list(range(0, ceil_ms(refs[-1].time) + 400, 433))
-    layout = _layout(path)
+    layout = file_layout(path)
     # The GOP before the one that shows t too: one more GOP and, in MPEG-TS, its own search
     # and step back.
     bound = layout.bound(path.suffix == ".ts", searches=4) + max(layout.gop_bytes)

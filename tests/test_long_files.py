@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import io
-import os
 import random
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +20,7 @@ import av
 import numpy as np
 import pytest
 from conftest import VFR_STEPS_MS
-from media import ceil_ms, decode_image, make_clip, read_frame_number, repeat_clip
+from media import CountingReader, ceil_ms, decode_image, make_clip, read_frame_number, repeat_clip
 
 COPIES = 30
 SIZE = (128, 72)
@@ -182,35 +181,6 @@ def test_snapshot_exact_at_start_middle_and_end(ofn, long_file: LongFile) -> Non
             )
             mismatches.append(f"t={t}: want {want}, got {got}, max pixel diff {diff}")
     assert not mismatches, f"{long_file.path}:\n" + "\n".join(mismatches)
-
-
-class CountingReader(io.RawIOBase):
-    """A seekable binary file that counts the bytes read through it."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self._file.readinto(buffer)
-        self.bytes_read += n or 0
-        return n
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
 
 
 def test_snapshot_reads_only_around_its_gop(ofn, long_file: LongFile) -> None:

@@ -12,19 +12,16 @@ own GOP sizes.
 
 from __future__ import annotations
 
-import io
-import math
-import os
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from media import (
+    CountingReader,
     ceil_ms,
     decode_image,
+    file_layout,
     join_clips,
     make_clip,
     read_frame_number,
@@ -41,35 +38,6 @@ CLIPS = [
 ]
 ROUNDS = 10  # the three clips ten times over: about 48 s
 WRAP = Fraction(2**33, 90000)  # MPEG-TS timestamps wrap after this many seconds
-
-
-class CountingReader(io.RawIOBase):
-    """A seekable binary file that counts the bytes read through it."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self._file.readinto(buffer)
-        self.bytes_read += n or 0
-        return n
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
 
 
 def _clips(folder: Path, ext: str, codec: str = "libx264") -> list[Path]:
@@ -119,39 +87,6 @@ def timelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@dataclass(frozen=True)
-class Layout:
-    """What a file holds: its frames (sequential decode) and its GOPs' sizes in bytes."""
-
-    refs: list
-    gop_bytes: list[int]
-    opening: int  # bytes FFmpeg reads to open the file (its probe)
-    size: int
-
-    def bound(self, ts: bool, searches: int = 2) -> int:
-        """Bytes a snapshot may read beyond opening: the GOP it needs and the one before
-        (a seek lands before t), one more for an open GOP's reach past t, and two 32 KiB
-        blocks. MPEG-TS has no keyframe index: each seek is a timestamp search, a bisection of
-        the file that reads a block per step (log2 of the file's blocks, and two more), and
-        ``searches`` searches (two: a time in a gap or past the end steps back)."""
-        block = 32 * 1024
-        search = (math.ceil(math.log2(self.size / block)) + 2) * block if ts else 0
-        return 3 * max(self.gop_bytes) + 2 * block + searches * search
-
-
-def _layout(path: Path) -> Layout:
-    gops: list[int] = []
-    with av.open(str(path)) as c:
-        for packet in c.demux(c.streams.video[0]):
-            if packet.size:
-                if packet.is_keyframe or not gops:
-                    gops.append(0)
-                gops[-1] += packet.size
-    with CountingReader(path) as reader, av.open(reader):
-        opening = reader.bytes_read
-    return Layout(reference_frames(path), gops, opening, path.stat().st_size)
-
-
 def _targets(refs: list) -> list[int]:
     """t (ms): the start, both sides of every join and gap among the first frames, inside a
     gap, the middle, the end and past it."""
@@ -170,7 +105,7 @@ def _targets(refs: list) -> list[int]:
 )
 def test_snapshots_are_exact_and_read_only_their_gops(ofn, timelines, name: str) -> None:
     path = timelines[name]
-    layout = _layout(path)
+    layout = file_layout(path)
     ts = path.suffix == ".ts"
     bound = layout.bound(ts)
     assert bound < layout.size / 2, "the bound would not tell a read of the whole file"
@@ -208,7 +143,7 @@ def test_far_apart_samples_read_only_their_gops(
     from ossframe_native import pipeline
 
     path = timelines[name]
-    layout = _layout(path)
+    layout = file_layout(path)
     bound = layout.bound(path.suffix == ".ts")
     for params in SAMPLED:
         request = ofn.parse_process("video/snapshots,f_png").action.__class__(f="png", **params)
@@ -272,7 +207,7 @@ def test_probe_reads_the_sample_table_where_the_container_counts_frames(
         read = reader.bytes_read
     # Opened twice (the probe, a trial snapshot), the last GOP and the trial's, a block and
     # the packet of each keyframe.
-    layout = _layout(clip.path)
+    layout = file_layout(clip.path)
     bound = 2 * layout.opening + 2 * max(layout.gop_bytes) + len(layout.gop_bytes) * 64 * 1024
     assert read <= bound < layout.size, (read, bound, layout.size)
     monkeypatch.setattr(timeline.Timeline, "keyframe_times_ms", lambda self: None)
