@@ -121,13 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from .params import parse_process
+    from .params import SpriteRequest, parse_process
 
     request = parse_process(args.spec)  # the one parse of the process string
     if request.saveas is not None:
         return _saveas(args, request)
     if not args.output:
         raise InvalidArgument("-o", "give an output file with -o OUT (or -o - for stdout)")
+    if isinstance(request.action, SpriteRequest):
+        return _sprite(args, request.action)
     from .api import capture
 
     images = capture(args.source, request.action)
@@ -149,6 +151,41 @@ def _process(args: argparse.Namespace) -> int:
             print(json.dumps(written))
         else:
             print("\n".join(entry["path"] for entry in written))
+    return 0
+
+
+def _sprite(args: argparse.Namespace, action: Any) -> int:
+    """``video/sprite`` with ``-o OUT``: the sheets as OUT (several: OUT_1, OUT_2, ...) and,
+    with ``vtt_1``, the storyboard beside them as OUT with the extension ``.vtt``."""
+    from .sprite import open_sprite, sheet_url, storyboard_name
+
+    vtt_path = storyboard_name(args.output) if action.vtt else None
+    if vtt_path is not None and (args.output == STDOUT or vtt_path == args.output):
+        raise InvalidArgument(
+            "-o", "vtt_1 writes OUT.vtt beside the sheets: give an image file name with -o"
+        )
+    run = open_sprite(args.source, action, bgr=True)
+    sheets = run.encoded()
+    head = list(itertools.islice(sheets, 2))
+    several = len(head) > 1
+    if several and args.output == STDOUT:
+        run.close()
+        raise InvalidArgument("-o", "-o - takes one output; this sprite has several sheets")
+    written: list[dict[str, Any]] = []
+    for path, sheet in zip(
+        output_paths(args.output, several), itertools.chain(head, sheets), strict=False
+    ):
+        write_output(path, sheet.data)
+        written.append(
+            {"path": path, "bytes": len(sheet.data), "time_ms": sheet.time_ms,
+             "tiles": len(sheet.tiles)}
+        )  # fmt: skip
+    if vtt_path is not None:
+        text = run.storyboard([sheet_url(entry["path"], vtt_path) for entry in written])
+        write_output(vtt_path, text.encode())
+        written.append({"path": vtt_path, "bytes": len(text.encode()), "cues": len(run.tiles)})
+    if args.output != STDOUT and not args.quiet:
+        print(json.dumps(written) if args.json else "\n".join(e["path"] for e in written))
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.store import validate_key
 
-__all__ = ["VARIABLES", "NameTemplate", "barename_of", "compile_template"]
+__all__ = ["VARIABLES", "NameTemplate", "as_written", "barename_of", "compile_template"]
 
 VARIABLES = ("index", "streamindex", "autoext", "barename", "ms")
 #: Variables whose value changes from one output of a task to the next.
@@ -169,3 +169,11 @@ def barename_of(source: object) -> str | None:
     base = os.path.basename(name.rstrip("/" + os.sep))
     stem, _ext = os.path.splitext(base)
     return stem or None
+
+
+def as_written(template: NameTemplate) -> NameTemplate:
+    """``template`` without the default suffix: the name as it was written (a ``video/sprite``
+    storyboard is named after it)."""
+    if not template.suffixed:
+        return template
+    return NameTemplate(template.source, _merge(_parse(template.source, "o")), False)

@@ -25,7 +25,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -202,7 +202,11 @@ def _capture_only(
 
     started_at = _now()
     t0 = time.perf_counter()
-    images = tuple(api.capture(source, request.action, threads=threads))
+    images: tuple[Any, ...]
+    if request.action.action == "video/sprite":  # the encoded sheets (sprite.EncodedSheet)
+        images = _sprite_sheets(source, request.action, threads)
+    else:
+        images = tuple(api.capture(source, request.action, threads=threads))
     total_ms = round((time.perf_counter() - t0) * 1000, 3)
     return TaskResult(
         task_id=task_id or uuid.uuid4().hex,
@@ -218,6 +222,19 @@ def _capture_only(
         timings={"started_at": started_at, "finished_at": _now(), "total_ms": total_ms},
         images=images,
     )
+
+
+def _sprite_sheets(source: Any, action: Any, threads: int | None) -> tuple[Any, ...]:
+    from ossframe_native import sprite
+
+    if action.vtt:
+        raise InvalidArgument(
+            "vtt",
+            "the storyboard points at the sheets by name: vtt_1 needs '|sys/saveas,b_..,o_..' "
+            "(or ossframe process -o FILE); sprite.Sprite.storyboard(urls) builds one for "
+            "sheets you name yourself",
+        )
+    return tuple(sprite.open_sprite(source, action, threads=threads, bgr=True).encoded())
 
 
 def prepare(
@@ -312,12 +329,17 @@ def run_task(
     write_s = 0.0
     error: BaseException | None = None
     last_key = ""
-    images = None
+    images: Iterator[Any] | None = None
     try:
         # The one check that needs the source's name, still before any decode; then the source
         # is opened and the request resolved against it (parameter errors surface here).
         plan.template.render(index=1, ms=0, autoext=action.f, barename=barename)
-        images = api.capture(source, action, threads=threads)
+        if action.action == "video/sprite":  # sheets (+ storyboard), each with its own key
+            from ossframe_native import sprite
+
+            images = sprite.task_outputs(source, action, plan.template, barename, threads)
+        else:
+            images = api.capture(source, action, threads=threads)
     except InvalidArgument as exc:
         if raise_invalid:
             raise
@@ -328,7 +350,7 @@ def run_task(
         try:
             for image in images:
                 outputs += 1
-                key = plan.template.render(
+                key = getattr(image, "key", None) or plan.template.render(
                     index=outputs, ms=image.time_ms, autoext=image.format, barename=barename
                 )
                 tw = time.perf_counter()
