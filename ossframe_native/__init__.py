@@ -19,6 +19,8 @@ _LAZY = {
     "probe": "pipeline",
     "snapshot": "api",
     "snapshots": "api",
+    "Sprite": "sprites",
+    "sprite": "sprites",
     "process_many": "batch",
     "DecodeStats": "index",
     "Capture": "pipeline",
@@ -51,6 +53,7 @@ __all__ = [
     "LocalStore",
     "MediaError",
     "ProcessRequest",
+    "Sprite",
     "Store",
     "StoreError",
     "TaskResult",
@@ -64,6 +67,7 @@ __all__ = [
     "process_many",
     "snapshot",
     "snapshots",
+    "sprite",
 ]
 
 
@@ -88,5 +92,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .ml import Batch, Frame, FrameDataset, frames, frames_batch
     from .params import ProcessRequest, parse_process
     from .pipeline import Capture, open_capture, probe
+    from .sprites import Sprite, sprite
     from .store import FsspecStore, LocalStore, Store, StoreError
     from .task import TaskResult, process

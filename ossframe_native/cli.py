@@ -157,7 +157,7 @@ def _process(args: argparse.Namespace) -> int:
 def _sprite(args: argparse.Namespace, action: Any) -> int:
     """``video/sprite`` with ``-o OUT``: the sheets as OUT (several: OUT_1, OUT_2, ...) and,
     with ``vtt_1``, the storyboard beside them as OUT with the extension ``.vtt``."""
-    from .sprite import open_sprite, sheet_url, storyboard_name
+    from .sprites import open_sprite, sheet_url, storyboard_name
 
     vtt_path = storyboard_name(args.output) if action.vtt else None
     if vtt_path is not None and (args.output == STDOUT or vtt_path == args.output):

@@ -203,7 +203,7 @@ def _capture_only(
     started_at = _now()
     t0 = time.perf_counter()
     images: tuple[Any, ...]
-    if request.action.action == "video/sprite":  # the encoded sheets (sprite.EncodedSheet)
+    if request.action.action == "video/sprite":  # the encoded sheets (sprites.EncodedSheet)
         images = _sprite_sheets(source, request.action, threads)
     else:
         images = tuple(api.capture(source, request.action, threads=threads))
@@ -225,16 +225,16 @@ def _capture_only(
 
 
 def _sprite_sheets(source: Any, action: Any, threads: int | None) -> tuple[Any, ...]:
-    from ossframe_native import sprite
+    from ossframe_native import sprites
 
     if action.vtt:
         raise InvalidArgument(
             "vtt",
             "the storyboard points at the sheets by name: vtt_1 needs '|sys/saveas,b_..,o_..' "
-            "(or ossframe process -o FILE); sprite.Sprite.storyboard(urls) builds one for "
+            "(or ossframe process -o FILE); sprites.Sprite.storyboard(urls) builds one for "
             "sheets you name yourself",
         )
-    return tuple(sprite.open_sprite(source, action, threads=threads, bgr=True).encoded())
+    return tuple(sprites.open_sprite(source, action, threads=threads, bgr=True).encoded())
 
 
 def prepare(
@@ -335,9 +335,9 @@ def run_task(
         # is opened and the request resolved against it (parameter errors surface here).
         plan.template.render(index=1, ms=0, autoext=action.f, barename=barename)
         if action.action == "video/sprite":  # sheets (+ storyboard), each with its own key
-            from ossframe_native import sprite
+            from ossframe_native import sprites
 
-            images = sprite.task_outputs(source, action, plan.template, barename, threads)
+            images = sprites.task_outputs(source, action, plan.template, barename, threads)
         else:
             images = api.capture(source, action, threads=threads)
     except InvalidArgument as exc:
