@@ -318,7 +318,7 @@ def length_rows(ctx: Context, base: Path, minutes: int, inter: int, env: dict[st
             notes=notes
             + (
                 " (filter chain timed once: it decodes every frame)"
-                if name == "fps" and slow == 1
+                if name == "fps" and minutes >= 60
                 else ""
             ),
         )
