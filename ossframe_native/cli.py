@@ -180,7 +180,7 @@ def _sprite(args: argparse.Namespace, action: Any) -> int:
             {"path": path, "bytes": len(sheet.data), "time_ms": sheet.time_ms,
              "tiles": len(sheet.tiles)}
         )  # fmt: skip
-    if vtt_path is not None:
+    if vtt_path is not None and run.tiles:
         text = run.storyboard([sheet_url(entry["path"], vtt_path) for entry in written])
         write_output(vtt_path, text.encode())
         written.append({"path": vtt_path, "bytes": len(text.encode()), "cues": len(run.tiles)})

@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
+import io
 import json
 import re
 import shutil
 import subprocess
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from media import (
     decode_image,
     read_frame_number,
     reference_frames,
+    repeat_clip,
     saveas,
     shown_at,
 )
@@ -206,10 +209,16 @@ TILE_CASES = [
 @pytest.mark.parametrize(("clip_name", "params"), TILE_CASES)
 def test_tiles_are_the_snapshots_outputs(request, clip_name: str, params: dict) -> None:
     clip: ClipTruth = request.getfixturevalue(clip_name)
-    sheets = list(ofn.sprite(str(clip.path), **params))
+    with collect_stats() as sprite_stats:
+        sheets = list(ofn.sprite(str(clip.path), **params))
     tiles = all_tiles(sheets)
-    snaps = snapshots_of(clip.path, params)
+    with collect_stats() as snapshots_stats:
+        snaps = snapshots_of(clip.path, params)
     assert len(tiles) == len(snaps) > 0
+    # One capture each, planned and read alike: a sprite costs what its tiles cost.
+    assert [(s.frames_decoded, s.packets_fed, s.seeks) for s in sprite_stats] == [
+        (s.frames_decoded, s.packets_fed, s.seeks) for s in snapshots_stats
+    ]
     refs = reference_frames(clip.path)
     source_size = "sw" not in params and "psw" not in params and "sh" not in params
     for tile, snap in zip(tiles, snaps, strict=True):
@@ -224,6 +233,25 @@ def test_tiles_are_the_snapshots_outputs(request, clip_name: str, params: dict) 
         assert tile.time_ms == ceil_ms(refs[tile.frame].time)
         if source_size:
             assert read_frame_number(picture) == refs[tile.frame].number
+
+
+def test_far_apart_tiles_read_gop_by_gop(clip_h264_b: ClipTruth, tmp_path) -> None:
+    """Tiles 10 s apart in a 90 s file are read GOP by GOP, as video/snapshots reads them (a
+    file object without a size: the planner cannot weigh the file and always reads by
+    windows); the tiles are the frames shown at 0, 10, ... s and the last cue ends at the
+    stream's end."""
+    path = repeat_clip(clip_h264_b.path, tmp_path / "long.mp4", 30, "mp4")  # 2700 frames
+    with collect_stats() as stats:
+        run = ofn.sprite(io.BytesIO(path.read_bytes()), inter=10000, sw=32, sh=32, tw=5, th=2)
+        assert run.capture.plan.samples, "not planned by time"
+        tiles = all_tiles(run)
+    times = [Fraction(n, 30) for n in range(2700)]  # 30 fps, copies back to back
+    assert [t.frame for t in tiles] == [int(t * 30 // 1000) for t in range(0, 90000, 10000)]
+    assert [t.time_ms for t in tiles] == [ceil_ms(times[t.frame]) for t in tiles]
+    assert 0 < stats[0].frames_decoded < 2700 // 10
+    assert run.end_ms == stream_end_ms(path) == 90000
+    cues = vtt_cues(run.storyboard(["s_1.jpg"]))
+    assert [c[1:3] for c in cues][-2:] == [(70000, 80000), (80000, 90000)]
 
 
 def test_tiles_at_source_size_show_the_sampled_frames(clip_h264_b: ClipTruth) -> None:
