@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.store import validate_key
 
-__all__ = ["VARIABLES", "NameTemplate", "as_written", "barename_of", "compile_template"]
+__all__ = [
+    "VARIABLES",
+    "NameTemplate",
+    "barename_of",
+    "compile_template",
+    "storyboard_key",
+    "storyboard_name",
+]
 
 VARIABLES = ("index", "streamindex", "autoext", "barename", "ms")
 #: Variables whose value changes from one output of a task to the next.
@@ -171,9 +178,27 @@ def barename_of(source: object) -> str | None:
     return stem or None
 
 
-def as_written(template: NameTemplate) -> NameTemplate:
-    """``template`` without the default suffix: the name as it was written (a ``video/sprite``
-    storyboard is named after it)."""
-    if not template.suffixed:
-        return template
-    return NameTemplate(template.source, _merge(_parse(template.source, "o")), False)
+def storyboard_key(template: NameTemplate, *, ms: int, autoext: str, barename: str | None) -> str:
+    """The key of a ``video/sprite`` storyboard (``vtt_1``): the name as written (without the
+    default suffix) rendered as for the first sheet (``{index}`` 1, ``{ms}`` its time), with
+    ``.vtt`` in place of its extension. ``InvalidArgument("o")`` where that is not a valid key
+    or is the first sheet's own name."""
+    written = template
+    if template.suffixed:
+        written = NameTemplate(template.source, _merge(_parse(template.source, "o")), False)
+    key = storyboard_name(written.render(index=1, ms=ms, autoext=autoext, barename=barename))
+    if key == template.render(index=1, ms=ms, autoext=autoext, barename=barename):
+        raise InvalidArgument(
+            "o",
+            f"with vtt_1 the storyboard would be stored as the sheet {key!r}: give the sheets "
+            "an image extension ({autoext}) or none",
+        )
+    return validate_key(key, "o")
+
+
+def storyboard_name(name: str) -> str:
+    """``name`` with ``.vtt`` in place of its extension, or appended where it has none
+    (``thumbs/clip_1.jpg`` -> ``thumbs/clip_1.vtt``, ``thumbs/clip`` -> ``thumbs/clip.vtt``)."""
+    head, sep, last = name.rpartition("/")
+    stem, ext = posixpath.splitext(last)
+    return f"{head}{sep}{stem if stem and len(ext) > 1 else last}.vtt"

@@ -268,7 +268,7 @@ def parse_process(spec: str) -> ProcessRequest:
         name, params = _split_step(step)
         if name == "sys/saveas" and saveas is None and notify is None:
             values = _key_values(name, params, allowed=("b", "o"), required=("b", "o"))
-            saveas = _saveas(_b64("b", values["b"]), _b64("o", values["o"]), action.f)
+            saveas = _saveas(_b64("b", values["b"]), _b64("o", values["o"]), action)
         elif name == "notify" and notify is None:
             values = _key_values(name, params, allowed=("topic",), required=("topic",))
             notify = _notify(_b64("topic", values["topic"]), saveas)
@@ -281,15 +281,18 @@ def parse_process(spec: str) -> ProcessRequest:
     return ProcessRequest(action=action, saveas=saveas, notify=notify)
 
 
-def _saveas(bucket: str, template: str, f: str) -> SaveAs:
+def _saveas(bucket: str, template: str, action: ActionRequest) -> SaveAs:
     """The saveas step, checked by the same functions a task uses before it decodes."""
-    from .naming import compile_template
+    from .naming import compile_template, storyboard_key
     from .store import validate_bucket
 
     validate_bucket(bucket)
     # The object name template: variables, braces, and the name it gives (a neutral {barename};
     # the source's own is checked when the task starts) must stay inside the bucket.
-    compile_template(template).render(index=1, ms=0, autoext=f, barename="x")
+    names = compile_template(template)
+    names.render(index=1, ms=0, autoext=action.f, barename="x")
+    if getattr(action, "vtt", 0):  # video/sprite's storyboard is named after the sheets
+        storyboard_key(names, ms=0, autoext=action.f, barename="x")
     return SaveAs(bucket=bucket, object=template)
 
 

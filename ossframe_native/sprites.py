@@ -26,8 +26,7 @@ import numpy as np
 
 from . import encode, geometry
 from .decode import Source
-from .errors import InvalidArgument
-from .naming import NameTemplate, as_written
+from .naming import NameTemplate, storyboard_key, storyboard_name
 from .params import SpriteRequest
 from .pipeline import Capture, Output, open_capture
 
@@ -40,7 +39,7 @@ __all__ = [
     "open_sprite",
     "sprite",
     "storyboard",
-    "storyboard_name",
+    "storyboard_name",  # from naming.py, with the storyboard's other names
 ]
 
 # Tiles rendered ahead of the one being placed (on the capture's worker thread).
@@ -309,15 +308,6 @@ def _timestamp(ms: int) -> str:
     return f"{hours:02d}:{mins:02d}:{secs:02d}.{millis:03d}"
 
 
-def storyboard_name(name: str) -> str:
-    """The storyboard beside ``name``: ``.vtt`` in place of its extension, or appended where it
-    has none (``thumbs/clip_1.jpg`` -> ``thumbs/clip_1.vtt``, ``thumbs/clip`` ->
-    ``thumbs/clip.vtt``)."""
-    head, sep, last = name.rpartition("/")
-    stem, ext = posixpath.splitext(last)
-    return f"{head}{sep}{stem if stem and len(ext) > 1 else last}.vtt"
-
-
 def sheet_url(sheet: str, vtt: str) -> str:
     """How the storyboard ``vtt`` refers to ``sheet`` (both object names or paths): the
     sheet's path relative to the storyboard's folder, percent-encoded as a URL path."""
@@ -356,26 +346,12 @@ def task_outputs(
         return template.render(index=number, ms=ms, autoext=request.f, barename=barename)
 
     def vtt_key(ms: int) -> str:
-        written = as_written(template)
-        name = written.render(index=1, ms=ms, autoext=request.f, barename=barename)
-        return _valid_vtt_key(storyboard_name(name), sheet_key(1, ms))
+        return storyboard_key(template, ms=ms, autoext=request.f, barename=barename)
 
     if request.vtt:
         vtt_key(0)  # a name that cannot be written fails before decoding
     run = open_sprite(source, request, threads=threads, bgr=True)
     return _stored(run, sheet_key, vtt_key if request.vtt else None)
-
-
-def _valid_vtt_key(key: str, first_sheet: str) -> str:
-    from .store import validate_key
-
-    if key == first_sheet:
-        raise InvalidArgument(
-            "o",
-            f"with vtt_1 the storyboard would be stored as the sheet {key!r}: give the sheets "
-            "an image extension ({autoext}) or none",
-        )
-    return validate_key(key, "o")
 
 
 def _stored(

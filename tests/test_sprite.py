@@ -67,12 +67,13 @@ def stream_end_ms(path: Path) -> int:
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        packets = [p for p in container.demux(stream) if p.size]
-    pts = sorted(p.pts for p in packets)
-    end = max(p.pts + (p.duration or 0) for p in packets)
+        time_base = stream.time_base
+        packets = [(p.pts, p.duration or 0) for p in container.demux(stream) if p.size]
+    pts = sorted(p for p, _ in packets)
+    end = max(p + duration for p, duration in packets)
     if end <= pts[-1]:
         end = pts[-1] + int(np.median(np.diff(pts)))
-    return ceil_ms((end - pts[0]) * stream.time_base)
+    return ceil_ms((end - pts[0]) * time_base)
 
 
 def vtt_cues(text: str) -> list[tuple[str, int, int, str]]:
