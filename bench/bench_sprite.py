@@ -38,12 +38,10 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import av
-import cv2
+import bench_long  # beside this script (bench/ is on sys.path)
 import numpy as np
 from harness import (
     BENCH,
@@ -62,6 +60,7 @@ from harness import (
     load_text,
     ours_cli_command,
     read_jpg,
+    reference_frames,
     write_results,
 )
 
@@ -98,19 +97,9 @@ def base_clip() -> Path:
 
 
 def long_file(base: Path, minutes: int) -> Path:
-    """``base`` stream-copied ``minutes`` times into one MP4 (the name bench_long.py uses)."""
-    path = LONG / f"{base.stem}_{minutes}min.mp4"
-    if not path.exists():
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
-            listing.write(f"file '{base}'\n" * minutes)
-        try:
-            ffmpeg(
-                "-f", "concat", "-safe", "0", "-i", listing.name, "-map", "0:v", "-c", "copy",
-                "-f", "mp4", str(path),
-            )  # fmt: skip
-        finally:
-            os.unlink(listing.name)
-    return path
+    """``base`` stream-copied ``minutes`` times into one MP4 (shared with bench_long.py)."""
+    LONG.mkdir(parents=True, exist_ok=True)
+    return bench_long.long_file(base, minutes, "mp4")
 
 
 # -- the three sides -----------------------------------------------------------------------------
@@ -188,25 +177,10 @@ def timed(cases: dict[str, tuple[list[list[str]], int]], env: dict[str, str]) ->
 def references(base: Path, long: Clip, frames: list[int]) -> dict[int, np.ndarray]:
     """Gray 160x90 renderings (INTER_AREA) of each expected frame of the long file and its
     neighbours, decoded from the 1-minute clip that the long file repeats."""
-    with av.open(str(base)) as container:
-        count = container.streams.video[0].frames or sum(
-            1 for p in container.demux(video=0) if p.size
-        )
+    clip = Clip.load(base)
     wanted = {n + d for n in frames for d in (0, *NEIGHBOURS) if 0 <= n + d < len(long)}
-    in_base = {n % count for n in wanted}
-    decoded: dict[int, np.ndarray] = {}
-    with av.open(str(base)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if i in in_base:
-                small = cv2.resize(
-                    frame.to_ndarray(format="bgr24"), TILE, interpolation=cv2.INTER_AREA
-                )
-                decoded[i] = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-            if i >= max(in_base):
-                break
-    return {n: decoded[n % count] for n in wanted}
+    decoded = reference_frames(clip, {n % len(clip) for n in wanted}, TILE)
+    return {n: decoded[n % len(clip)] for n in wanted}
 
 
 def cells(sheets: list[np.ndarray], count: int) -> list[np.ndarray]:

@@ -273,6 +273,21 @@ def test_fit_centres_a_smaller_picture_in_its_cell(clip_h264_b: ClipTruth) -> No
     assert sheet.array[24:80, 2:102].any()
 
 
+def test_a_picture_of_another_size_is_centred_or_cut_to_its_cell() -> None:
+    """A frame whose size changed mid-stream renders larger or smaller than the cell: it is
+    centred in the cell, cut to the cell's centre where larger, and the tile map says where."""
+    from ossframe_native.sprites import Layout, _place
+
+    layout = Layout(10, 8, 2, 1, 0, 1, 22, 10)
+    sheet = np.zeros((10, 22, 3), np.uint8)
+    big = np.arange(12 * 14 * 3, dtype=np.uint8).reshape(12, 14, 3)
+    assert _place(sheet, big, 1, 1, layout) == (1, 1, 10, 8)
+    assert np.array_equal(sheet[1:9, 1:11], big[2:10, 2:12])
+    small = np.full((4, 6, 3), 7, np.uint8)
+    assert _place(sheet, small, 11, 1, layout) == (13, 3, 6, 4)
+    assert (sheet[3:7, 13:19] == 7).all() and not sheet[1:9, 11:21][sheet[1:9, 11:21] != 7].any()
+
+
 # -- layout ----------------------------------------------------------------------------------------
 
 LAYOUTS = [
