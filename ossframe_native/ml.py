@@ -17,18 +17,15 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import decode, geometry, transform
+from . import geometry, transform
 from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
 from .pipeline import Capture, Output, open_capture
-
-if TYPE_CHECKING:
-    import torch
 
 # FrameDataset is defined on first access (module __getattr__), so it is not listed here.
 __all__ = ["Batch", "ClipSample", "Frame", "FrameSample", "frames", "frames_batch"]
@@ -109,6 +106,15 @@ class _Output:
     @property
     def cuda(self) -> bool:
         return self.device != "cpu"
+
+    @property
+    def backend(self) -> transform.Backend:
+        """The render step's backend: torch_ops on the device, else NumPy and the C++ kernels."""
+        if not self.on_device:
+            return transform.NUMPY
+        from .torch_ops import RenderBackend
+
+        return RenderBackend(self.device, self.layout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,12 +307,12 @@ def _render_all(run: Capture, out: _Output) -> Iterator[Frame]:
 
 
 def _render(frame: Any, shape: geometry.Geometry, out: _Output) -> Any:
-    """The frame in ``out.layout``: a tensor on the device pipeline, else a NumPy array (CPU
+    """The frame in ``out.layout``: a tensor from the device backend, else a NumPy array (CPU
     torch output wraps it at the end, see _wrap)."""
-    if out.on_device:
-        return _render_on_device(frame, shape, out)
-    rgb = transform.render(frame, shape)  # (H, W, 3), the same pixels as snapshots()
-    return rgb if out.layout == "HWC" else np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    image = transform.render(frame, shape, backend=out.backend)
+    if isinstance(image, np.ndarray):
+        return image if out.layout == "HWC" else np.ascontiguousarray(image.transpose(2, 0, 1))
+    return (image if out.layout == "HWC" else image.permute(2, 0, 1)).contiguous()
 
 
 def _wrap(array: Any, out: _Output) -> Any:
@@ -319,80 +325,6 @@ def _wrap(array: Any, out: _Output) -> Any:
     if out.kind == "torch" and isinstance(array, np.ndarray):
         return _import_torch().from_numpy(array)
     return array
-
-
-def _render_on_device(frame: Any, shape: geometry.Geometry, out: _Output) -> torch.Tensor:
-    """The frame converted and resized by torch_ops on ``out.device``: 8-bit 4:2:0 planes go up
-    as uint8 (or are already there, from NVDEC); other formats go up as RGB from FFmpeg's
-    conversion."""
-    import torch
-
-    from . import torch_ops
-
-    if shape.rotate:  # never for snapshots geometry
-        raise AssertionError("rotation is not supported on the GPU path")
-    canvas_w, canvas_h = shape.canvas
-    width, height = shape.size
-    x, y = shape.offset
-    allocate = torch.zeros if shape.padded else torch.empty
-    canvas = allocate((3, canvas_h, canvas_w), dtype=torch.uint8, device=out.device)
-    region = canvas[:, y : y + height, x : x + width]
-    planes = _device_planes(frame, out.device)
-    if planes is not None:
-        matrix, full_range = decode.colour(frame)
-        region.copy_(torch_ops.yuv420_to_rgb(planes, shape.crop, shape.size, matrix, full_range))
-    else:
-        rgb = torch.from_numpy(decode.to_rgb(frame)).to(out.device).permute(2, 0, 1)
-        region.copy_(torch_ops.resize(rgb, shape.crop, shape.size, layout="CHW"))
-    return canvas if out.layout == "CHW" else canvas.permute(1, 2, 0).contiguous()
-
-
-def _device_planes(
-    frame: Any, device: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
-
-    Planar frames in system memory are uploaded plane by plane (decode.yuv420_planes views).
-    NV12 frames (what NVDEC returns: format ``cuda`` when they stay in GPU memory, ``nv12``
-    when a cuvid decoder copied them back) are taken through DLPack, without a copy where
-    they already are on the device.
-    """
-    import torch
-
-    fmt = frame.format.name
-    if fmt == "cuda":
-        sw = frame.sw_format.name if frame.sw_format is not None else None
-        if sw != "nv12":
-            raise MediaError(f"the GPU decoder returned {sw} frames; only nv12 is supported")
-    elif fmt != "nv12":
-        planes = decode.yuv420_planes(frame)
-        if planes is None:
-            return None
-        y, u, v = (torch.from_numpy(p).to(device) for p in planes)
-        return y, u, v
-    luma = _from_plane(frame.planes[0], device)
-    chroma = _from_plane(frame.planes[1], device)
-    rows, columns = (frame.height + 1) // 2, (frame.width + 1) // 2
-    # (rows, columns, 2) or (rows, bytes): flatten each row, drop padding, split U and V.
-    pairs = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns].reshape(rows, columns, 2)
-    y = luma.reshape(luma.shape[0], -1)[: frame.height, : frame.width]
-    return y, pairs[..., 0], pairs[..., 1]
-
-
-def _from_plane(plane: Any, device: str) -> torch.Tensor:
-    """A frame plane as a tensor on ``device``, through DLPack.
-
-    The capsule is taken with ``plane.__dlpack__()`` (no stream): PyAV refuses a stream for
-    GPU planes, and ``torch.from_dlpack(plane)`` would pass torch's current one. FFmpeg writes
-    the frame on the legacy default stream, which torch's default stream waits for; on any
-    other stream the device is synchronized first.
-    """
-    import torch
-
-    if device != "cpu" and torch.cuda.current_stream(device) != torch.cuda.default_stream(device):
-        torch.cuda.synchronize(device)
-    tensor: torch.Tensor = torch.utils.dlpack.from_dlpack(plane.__dlpack__())
-    return tensor.to(device)
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
