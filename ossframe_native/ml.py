@@ -15,20 +15,28 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import geometry, transform
+from . import geometry, loader, transform
 from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
 from .pipeline import Capture, Output, open_capture
 
 # FrameDataset is defined on first access (module __getattr__), so it is not listed here.
-__all__ = ["Batch", "ClipSample", "Frame", "FrameSample", "frames", "frames_batch"]
+__all__ = [
+    "Batch",
+    "ClipSample",
+    "Frame",
+    "FrameSample",
+    "frames",
+    "frames_batch",
+    "frames_batches",
+]
 
 OUTPUTS = ("numpy", "torch")
 LAYOUTS = ("HWC", "CHW")
@@ -179,6 +187,56 @@ def frames_batch(
     :class:`MediaError`.
     """
     request, out = _validate(locals())
+    return _batch(source, request, out, threads)
+
+
+def frames_batches(
+    sources: Iterable[Source],
+    m: str = "default",
+    thr: int = 0,
+    inter: int = 0,
+    num: int = 0,
+    ss: int = 0,
+    w: int | None = None,
+    h: int | None = None,
+    pw: int | None = None,
+    ph: int | None = None,
+    scaletype: str = "stretch",
+    output: str = "numpy",
+    device: str = "cpu",
+    layout: str | None = None,
+    threads: int | None = None,
+    decoders: int | None = None,
+) -> Iterator[Batch]:
+    """:func:`frames_batch` of each source, in the order of ``sources``, with ``decoders``
+    sources decoding at once (:mod:`loader`): on a GPU, one per NVDEC engine by default, so
+    that every engine has work; on the CPU 1 (one source at a time on every core).
+
+    Every argument is checked here; each source is opened when its turn to decode comes (its
+    ``MediaError`` is raised when the iterator reaches it). With ``decoders`` > 1 each source
+    decodes with ``threads`` threads (default: the cores shared among the decoders)."""
+    args = dict(locals())
+    request, out = _validate(args)
+    count = decoders_of(decoders, out.device)
+    items = list(sources)
+    if count == 1:
+        return (_batch(source, request, out, threads) for source in items)
+    per_source = threads if threads is not None else loader.threads_per_source(count)
+
+    def one(source: Source) -> Iterator[Batch]:
+        yield _batch(source, request, out, per_source)
+
+    return (batch for _, batch in loader.ordered(items, one, count, ahead=1))
+
+
+def decoders_of(decoders: Any, device: str) -> int:
+    """``decoders`` checked, or the device's default (:func:`loader.decoders_for`)."""
+    if decoders is None:
+        return loader.decoders_for(device)
+    return loader.check_decoders(decoders)
+
+
+def _batch(source: Source, request: SnapshotsRequest, out: _Output, threads: int | None) -> Batch:
     with _open(source, request, out, threads) as run:
         items = list(_render_all(run, out))
         if items:
@@ -264,6 +322,14 @@ def _resolve_output(output: Any, device: Any, layout: Any) -> _Output:
             "device", f"{name!r}: only {count} CUDA device(s), cuda:0..cuda:{count - 1}"
         )
     return _Output("torch", f"cuda:{index}", layout, on_device=True)
+
+
+def device_of(device: Any) -> str:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``) resolved as for torch output:
+    ``"cpu"`` or ``"cuda:N"``; ``InvalidArgument`` where CUDA is asked for and unavailable."""
+    if device == "cpu":
+        return "cpu"
+    return _resolve_output("torch", device, None).device
 
 
 def _check_threads(threads: Any) -> None:
@@ -374,7 +440,9 @@ def _define_dataset() -> type:
         default ``collate_fn``. In a worker the decoder gets ``threads`` threads; by default
         ``OSSFRAME_DECODE_THREADS`` if set, else :func:`worker_threads` (cores / workers).
         Decode on the CPU in workers (``device="cpu"``, the default): CUDA does not work in
-        forked workers; move batches to the GPU in the main process.
+        forked workers; move batches to the GPU in the main process. Or decode on the GPU in
+        the main process (``device="cuda"``, no workers): ``decoders`` sources decode at once
+        (default: one per NVDEC engine, see :func:`frames_batches`), items in source order.
         """
 
         def __init__(
@@ -386,6 +454,7 @@ def _define_dataset() -> type:
             device: str = "cpu",
             layout: str | None = None,
             threads: int | None = None,
+            decoders: int | None = None,
             **params: Any,
         ) -> None:
             super().__init__()
@@ -397,8 +466,9 @@ def _define_dataset() -> type:
             self.threads = threads
             self.options: dict[str, Any] = dict(output=output, device=device, layout=layout)
             _request(self.params)  # unknown or bad parameters fail here, not in a worker
-            _resolve_output(output, device, layout)
+            out = _resolve_output(output, device, layout)
             _check_threads(threads)
+            self.decoders = decoders_of(decoders, out.device)
 
         def __len__(self) -> int:
             """The number of sources (not frames: that is known only once they are read)."""
@@ -421,20 +491,35 @@ def _define_dataset() -> type:
 
         def __iter__(self) -> Iterator[Any]:
             options: dict[str, Any] = {**self.options, "threads": self._threads()}
-            for position in self.assigned():
-                source = self.sources[position]
-                if self.clips:
-                    batch = frames_batch(source, **self.params, **options)
+            positions = self.assigned()
+            sources = [self.sources[p] for p in positions]
+            if self.clips:
+                batches = frames_batches(sources, **self.params, **options, decoders=self.decoders)
+                for position, batch in zip(positions, batches, strict=True):
                     yield ClipSample(
                         batch.data,
                         position,
                         torch.tensor(batch.times_ms, dtype=torch.int64),
                         torch.tensor(batch.indices, dtype=torch.int64),
                     )
-                    continue
-                for fr in frames(source, **self.params, **options):
-                    score = float("nan") if fr.score is None else fr.score
-                    yield FrameSample(fr.array, position, fr.time_ms, fr.index, fr.keyframe, score)
+                return
+            for at, fr in self._frames(sources, options):
+                score = float("nan") if fr.score is None else fr.score
+                yield FrameSample(fr.array, positions[at], fr.time_ms, fr.index, fr.keyframe, score)
+
+        def _frames(
+            self, sources: list[Source], options: dict[str, Any]
+        ) -> Iterator[tuple[int, Frame]]:
+            """(place in ``sources``, frame) of every frame, in order; ``decoders`` at once."""
+            if self.decoders == 1:
+                for at, source in enumerate(sources):
+                    yield from ((at, fr) for fr in frames(source, **self.params, **options))
+                return
+            if options["threads"] is None:
+                options["threads"] = loader.threads_per_source(self.decoders)
+            yield from loader.ordered(
+                sources, lambda source: frames(source, **self.params, **options), self.decoders
+            )
 
     FrameDataset.__module__ = __name__
     FrameDataset.__qualname__ = "FrameDataset"

@@ -619,6 +619,55 @@ def test_hwdecode_device_failure_is_logged(
 
 
 # ---------------------------------------------------------------------------------------------
+# Many sources: frames_batches, decoders in flight (loader.py)
+
+
+def test_frames_batches_are_each_sources_batch_in_order(id_clips: list[Path], tmp_path) -> None:
+    """Three sources decoding at once: every batch is that source's frames_batch, in order; a
+    source that cannot be read raises when its turn comes, after the batches before it."""
+    spec = dict(m="avg", num=4, w=48, h=32, scaletype="crop")
+    expected = [ml.frames_batch(p, **spec) for p in id_clips]
+    got = list(ml.frames_batches(id_clips, **spec, decoders=3))
+    assert [b.indices for b in got] == [b.indices for b in expected]
+    for clip, (a, b) in enumerate(zip(got, expected, strict=True)):
+        assert np.array_equal(a.data, b.data) and a.times_ms == b.times_ms
+        assert [_read_ids(f) for f in a.data] == [(clip, i) for i in a.indices]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    batches = ml.frames_batches([*id_clips[:2], broken, id_clips[3]], **spec, decoders=2)
+    assert np.array_equal(next(batches).data, expected[0].data)
+    assert np.array_equal(next(batches).data, expected[1].data)
+    with pytest.raises(MediaError):
+        next(batches)
+    with pytest.raises(InvalidArgument) as info:
+        ml.frames_batches(id_clips, **spec, decoders=0)
+    assert info.value.param == "decoders"
+    one_at_a_time = ml.frames_batches(id_clips, m="key")  # the CPU default: decoders=1
+    assert [b.indices for b in one_at_a_time] == [
+        ml.frames_batch(p, m="key").indices for p in id_clips
+    ]
+
+
+def test_device_pipeline_through_the_scheduler(id_clips: list[Path]) -> None:
+    """The GPU path's pieces on CPU torch: sources decoded at once by the scheduler, rendered
+    by the torch backend (as on a GPU): each batch as the same source's alone."""
+    torch = _torch()
+    from ossframe_native import loader
+
+    request = SnapshotsRequest.from_kwargs(dict(m="avg", num=3, w=40, h=40, scaletype="fill"))
+    out = _on_device("cpu")
+    alone = [ml._batch(p, request, out, 1) for p in id_clips]
+
+    def one(path: Path):
+        yield ml._batch(path, request, out, 1)
+
+    together = [b for _, b in loader.ordered(id_clips, one, 3, ahead=1)]
+    for a, b in zip(together, alone, strict=True):
+        assert isinstance(a.data, torch.Tensor) and a.data.shape == (3, 3, 40, 40)
+        assert torch.equal(a.data, b.data) and a.indices == b.indices
+
+
+# ---------------------------------------------------------------------------------------------
 # FrameDataset
 
 
@@ -695,6 +744,25 @@ def test_dataset_validates_before_any_worker(id_clips: list[Path]) -> None:
     with pytest.raises(InvalidArgument) as info:
         ml.FrameDataset(str(id_clips[0]))
     assert info.value.param == "sources"
+
+
+def test_dataset_with_decoders_in_flight(id_clips: list[Path]) -> None:
+    """decoders=3 (the main-process GPU loader, here with CPU decoders): the same items in the
+    same order as one source at a time, per frame and per clip."""
+    torch = _torch()
+    spec = dict(m="avg", num=3, w=32, h=32, scaletype="crop")
+    one = list(ml.FrameDataset(id_clips, **spec))
+    three = ml.FrameDataset(id_clips, **spec, decoders=3)
+    assert three.decoders == 3 and ml.FrameDataset(id_clips).decoders == 1
+    got = list(three)
+    assert [(s.source, s.index) for s in got] == [(s.source, s.index) for s in one]
+    assert all(torch.equal(a.data, b.data) for a, b in zip(got, one, strict=True))
+    clips = list(ml.FrameDataset(id_clips, clips=True, **spec, decoders=3))
+    assert [c.source for c in clips] == list(range(len(id_clips)))
+    assert torch.equal(clips[2].data, torch.stack([s.data for s in one if s.source == 2]))
+    with pytest.raises(InvalidArgument) as info:
+        ml.FrameDataset(id_clips, decoders=-1)
+    assert info.value.param == "decoders"
 
 
 def test_dataset_pickles(id_clips: list[Path]) -> None:
