@@ -348,21 +348,17 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-ROOT_LOCK = ".ossframe.lock"
-
-
 @contextlib.contextmanager
 def root_lock(root: str, shared: bool, blocking: bool = True) -> Iterator[bool]:
-    """Holds ``flock`` on ``<root>/.ossframe.lock`` (yields whether it was acquired).
+    """Holds ``flock`` on the store root directory itself (yields whether it was acquired).
 
     Every write to a local store holds it shared while its temporary file exists; whoever
     holds it exclusively (``ossframe serve`` at start) knows that no live process is writing,
     so the temporary files it finds are leftovers of killed writers, safe to remove.
     """
-    fd = os.open(os.path.join(root, ROOT_LOCK), os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o666)
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     try:
-        acquired = _flock(fd, shared, blocking)
-        yield acquired
+        yield _flock(fd, shared, blocking)
     finally:
         os.close(fd)  # releases the lock
 

@@ -109,6 +109,7 @@ class Service:
             self.pool.stop()
         if self.queue is not None:
             self.queue.close()
+        self.store.close()
 
     async def __call__(self, scope: Mapping[str, Any], receive: Any, send: Any) -> None:
         """The ASGI entry point."""

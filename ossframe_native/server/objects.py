@@ -27,6 +27,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -197,6 +198,7 @@ class ObjectStore:
         self.meta_dir = os.path.join(self.server_dir, "meta")
         self._append_locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._lock = ExitStack()
 
     def open(self) -> int:
         """Creates the service directories; removes the temporary files of killed writers when
@@ -209,7 +211,15 @@ class ObjectStore:
             if alone:
                 for directory in self._swept_dirs():
                     removed += _remove_temporaries(directory)
+        # Held shared while the service runs: its own uploads in .server/tmp are writes in
+        # progress that a second service on this root must not sweep.
+        self._lock = ExitStack()
+        self._lock.enter_context(root_lock(self.root, shared=True))
         return removed
+
+    def close(self) -> None:
+        """Releases the root lock."""
+        self._lock.close()
 
     def _swept_dirs(self) -> Iterator[str]:
         yield self.tmp_dir
