@@ -37,6 +37,7 @@ from ossframe_native.server.http import (
     parse_call,
     parse_range,
     read_file,
+    receive_body,
     receive_upload,
     small_body,
 )
@@ -47,6 +48,7 @@ from ossframe_native.server.xml import OssError
 
 log = logging.getLogger("ossframe.server")
 
+_DISCARDED_BODY = 1 << 20  # read and dropped after an early error, to keep the connection
 _UNSUPPORTED = ("acl", "tagging", "symlink", "restore", "cors", "versionId")
 
 
@@ -160,9 +162,23 @@ class Service:
         response.headers["x-oss-request-id"] = request_id
         response.headers["date"] = xml.http_date()
         response.headers["server"] = "ossframe"
-        if call is None or (not call.body_read and _has_body(scope, call.headers)):
-            response.headers["connection"] = "close"  # an unread body must not be parsed
+        if call is not None and not call.body_read and _has_body(call.headers):
+            await self._discard_body(call, response)
         return response
+
+    async def _discard_body(self, call: Call, response: Response) -> None:
+        """An error answered before the body was read: a small body is read and dropped (the
+        connection stays usable); a large one closes the connection instead."""
+        length = ascii_int(call.headers.get("content-length"))
+        if length is not None and length <= _DISCARDED_BODY:
+
+            async def drop(chunk: bytes) -> None:
+                pass
+
+            with contextlib.suppress(OssError):
+                await receive_body(call, drop, self.settings.idle_timeout_s)
+                return
+        response.headers["connection"] = "close"  # the rest must not be parsed as a request
 
     def _unexpected(self, exc: Exception) -> OssError:
         if disk_full(exc):
@@ -442,7 +458,7 @@ class Service:
         return Response(headers={"etag": info.etag, "x-oss-hash-crc64ecma": info.crc64})
 
 
-def _has_body(scope: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+def _has_body(headers: Mapping[str, str]) -> bool:
     length = headers.get("content-length")
     if length is not None:
         return ascii_int(length) != 0

@@ -173,7 +173,7 @@ async def list_parts(svc: Service, call: Call) -> Response:
         ("MaxParts", limit),
         ("IsTruncated", "true" if truncated else "false"),
     ]
-    next_marker = page[-1].number if truncated and page else None
+    next_marker = page[-1].number if page else marker  # always present: oss2 reads it
     body = xml.list_parts_body(head, [listed_part(p) for p in page], next_marker)
     return Response(body, media_type=_XML)
 

@@ -251,12 +251,11 @@ class ListedPart:
 
 
 def list_parts_body(
-    head: Sequence[tuple[str, object]], parts: Sequence[ListedPart], next_marker: int | None
+    head: Sequence[tuple[str, object]], parts: Sequence[ListedPart], next_marker: int
 ) -> bytes:
     """``ListPartsResult``: ``head`` (Bucket, Key, UploadId, markers...), then the parts."""
     fields = [_element(k, v) for k, v in head]
-    if next_marker is not None:
-        fields.append(_element("NextPartNumberMarker", next_marker))
+    fields.append(_element("NextPartNumberMarker", next_marker))
     fields += [
         "<Part>"
         + _element("PartNumber", p.number)
