@@ -6,7 +6,8 @@
 * At most ``max_connections`` are open: a new one beyond that closes the connection that has
   waited longest for its request head (slow clients go first); when none is waiting, the new
   connection gets ``503 SlowDown``. Hundreds of slow clients therefore never lock others out.
-* A request the parser cannot read gets ``400 InvalidRequest``, as XML like every answer.
+* A request head may have at most :data:`MAX_HEAD_BYTES`; a request the parser cannot read
+  gets ``400 InvalidRequest``, as XML like every answer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def raw_error(status: int, code: str, message: str | None = None) -> bytes:
     return head.encode() + body
 
 
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """See the module docstring; the limits are class attributes set by :func:`protocol`."""
 
@@ -43,6 +47,15 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_since = 0.0
+        self._head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES + 16 * 1024:  # a head, plus a body's start
+                self.send_400_response(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
+                return
+        super().data_received(data)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -71,6 +84,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _expect_head(self) -> None:
         self._head_since = self.loop.time()
+        self._head_bytes = 0
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _head_done(self) -> None:
