@@ -29,7 +29,8 @@ def raw_error(status: int, code: str, message: str | None = None) -> bytes:
     head = (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/xml\r\n"
         f"content-length: {len(body)}\r\nx-oss-request-id: {request_id}\r\n"
-        f"date: {xml.http_date()}\r\nserver: ossframe\r\nconnection: close\r\n\r\n"
+        f"date: {xml.http_date()}\r\nserver: ossframe\r\nconnection: close\r\n"
+        f"x-oss-err: {xml.head_error_header(body)}\r\n\r\n"  # the method may be HEAD
     )
     return head.encode() + body
 
