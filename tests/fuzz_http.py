@@ -9,9 +9,10 @@ body (absent, short, cut off). About half are signed correctly with the test cre
 so that they reach the routes behind authentication.
 
 Every answer must be an HTTP response with an OSS XML error (or ``x-oss-err`` on HEAD) whose
-status is below 500, or ``501 NotImplemented`` / ``503 SlowDown`` / ``507``; no answer may show the server's root path,
-the server must stay up, and afterwards no temporary file may be left and nothing written
-outside the root. The test suite runs a short pass (``tests/test_fuzz_http.py``); a longer one::
+status is below 500, or ``501 NotImplemented`` / ``503 SlowDown`` / ``507``; no answer may
+show the server's root path, the server must stay up, and afterwards no temporary file may
+be left and nothing written outside the root. The test suite runs a short pass
+(``tests/test_fuzz_http.py``); a longer one::
 
     python tests/fuzz_http.py --cases 20000 --seed 7
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ossframe_native.server import xml
@@ -50,13 +51,18 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_since = 0.0
         self._head_bytes = 0
 
-    def data_received(self, data: bytes) -> None:
-        if self._head_timer is not None:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES + 16 * 1024:  # a head, plus a body's start
-                self.send_400_response(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
-                return
-        super().data_received(data)
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:  # answered 400 InvalidRequest by the parser loop
+            raise httptools.HttpParserError(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -70,6 +76,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._head_bytes = 0
         if self._head_timer is None:
             self._expect_head()
 
