@@ -129,3 +129,15 @@ def signed_head(method: str, bucket: str, key: str, extra: str = "") -> str:
         f"{method} /{bucket}/{path} HTTP/1.1\r\nHost: x\r\nDate: {date}\r\n"
         f"Authorization: {req.headers['authorization']}\r\n{extra}\r\n"
     )
+
+
+def error_of(call) -> tuple[int, str]:
+    """(status, code) of the OSS error ``call`` raises through oss2 (the failed call's
+    traceback, which holds its connection, is not kept)."""
+    import oss2
+
+    try:
+        call()
+    except oss2.exceptions.OssError as exc:
+        return exc.status, exc.code
+    raise AssertionError("no error")

@@ -28,6 +28,7 @@ from server_support import (  # noqa: E402
     AK,
     REGION,
     SK,
+    error_of,
     read_reply,
     signed_head,
     start_server,
@@ -68,14 +69,6 @@ def raw(port: int, data: bytes) -> bytes:
         s.sendall(data)
         s.settimeout(10)
         return read_reply(s)
-
-
-def error_of(call) -> tuple[int, str]:
-    try:
-        call()
-    except oss2.exceptions.OssError as exc:
-        return exc.status, exc.code
-    raise AssertionError("no error")
 
 
 # -- numbers, names and error shapes ----------------------------------------------------------

@@ -23,6 +23,7 @@ from media import ClipTruth, b64, decode_image, read_frame_number, reference_fra
 from server_support import (  # noqa: E402
     AK,
     SK,
+    error_of,
     padded_mp4,
     signed_head,
     start_server,
@@ -232,15 +233,6 @@ def test_multipart_rules(bucket) -> None:
     with pytest.raises(oss2.exceptions.NoSuchUpload):
         bucket.upload_part("rules/other.bin", pending.upload_id, 1, b"another key")
     bucket.abort_multipart_upload("rules/pending.bin", pending.upload_id)
-
-
-def error_of(call) -> tuple[int, str]:
-    """(status, code) of the OSS error ``call`` raises (nothing of the failed call is kept)."""
-    try:
-        call()
-    except oss2.exceptions.OssError as exc:
-        return exc.status, exc.code
-    raise AssertionError("no error")
 
 
 def p2_info(result) -> object:
