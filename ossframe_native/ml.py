@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from . import decode, geometry, transform
+from . import decode, geometry, sources, transform
 from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
@@ -131,6 +131,7 @@ def frames(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Frame]:
     """Like :func:`snapshots`, but yields decoded RGB frames as arrays or tensors.
 
@@ -138,13 +139,14 @@ def frames(
     ``"cuda"`` / ``"cuda:<index>"`` (torch output only; an error where CUDA is unavailable) or
     ``"auto"`` (CUDA when torch sees a GPU, else the CPU). ``layout``: ``"HWC"`` (the NumPy
     default) or ``"CHW"`` (the torch default). ``threads``: decoder threads (default
-    ``OSSFRAME_DECODE_THREADS``, else one per core).
+    ``OSSFRAME_DECODE_THREADS``, else one per core). ``source`` and ``storage_options`` as for
+    :func:`~ossframe_native.api.snapshot` (paths, URLs, bytes, file objects).
 
     Every argument is checked, the source opened and the request resolved against it (``ss``
     against the duration) before this returns; decoding happens as the iterator is consumed.
     """
     request, out = _validate(locals())
-    run = _open(source, request, out, threads)
+    run = _open(sources.bind(source, storage_options), request, out, threads)
     return _frames(run, out)
 
 
@@ -164,6 +166,7 @@ def frames_batch(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Batch:
     """All frames :func:`frames` yields for these arguments, stacked into one :class:`Batch`.
 
@@ -173,7 +176,7 @@ def frames_batch(
     :class:`MediaError`.
     """
     request, out = _validate(locals())
-    with _open(source, request, out, threads) as run:
+    with _open(sources.bind(source, storage_options), request, out, threads) as run:
         items = list(_render_all(run, out))
         if items:
             shapes = {tuple(fr.array.shape) for fr in items}
@@ -432,9 +435,10 @@ def _define_dataset() -> type:
     class FrameDataset(IterableDataset):  # type: ignore[type-arg]
         """The frames of many sources for a ``torch.utils.data.DataLoader``.
 
-        ``sources`` are paths or ``bytes`` (file objects do not cross process boundaries). The
-        remaining keywords are those of :func:`frames` (validated here, before any worker
-        starts). Each source is read by exactly one worker: worker ``k`` of ``n`` takes sources
+        ``sources`` are paths, URLs or ``bytes`` (file objects do not cross process boundaries);
+        ``storage_options`` open the URLs. The remaining keywords are those of :func:`frames`
+        (validated here, before any worker starts). Each source is read by exactly one worker:
+        worker ``k`` of ``n`` takes sources
         ``k, k + n, k + 2n, ...``, in order, so every frame is produced exactly once.
 
         Items are :class:`FrameSample` (one per frame) or, with ``clips=True``,
@@ -454,16 +458,18 @@ def _define_dataset() -> type:
             device: str = "cpu",
             layout: str | None = None,
             threads: int | None = None,
+            storage_options: Mapping[str, Any] | None = None,
             **params: Any,
         ) -> None:
             super().__init__()
             if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence):
-                raise InvalidArgument("sources", "must be a list of paths or bytes objects")
+                raise InvalidArgument("sources", "must be a list of paths, URLs or bytes objects")
             self.sources = list(sources)
             self.clips = bool(clips)
             self.params = dict(params)
             self.threads = threads
             self.options: dict[str, Any] = dict(output=output, device=device, layout=layout)
+            self.options["storage_options"] = storage_options
             _request(self.params)  # unknown or bad parameters fail here, not in a worker
             _resolve_output(output, device, layout)
             _check_threads(threads)

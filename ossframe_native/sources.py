@@ -44,6 +44,7 @@ __all__ = [
     "Remote",
     "Source",
     "bind",
+    "check_options",
     "display",
     "glob",
     "identity",
@@ -111,15 +112,22 @@ def bind(source: Any, storage_options: Mapping[str, Any] | None) -> Any:
     ``endpoint``, ``key``, ``secret``, ``token``; for http(s):// ``headers`` and ``timeout``."""
     if storage_options is None:
         return source
-    if not isinstance(storage_options, Mapping) or not all(
-        isinstance(k, str) for k in storage_options
-    ):
-        raise InvalidArgument("storage_options", "must be a mapping of option names to values")
+    check_options(storage_options)
     if isinstance(source, Remote):
         return Remote(source.url, {**source.options, **storage_options})
     if is_url(source):
         return Remote(source, dict(storage_options))
     return source
+
+
+def check_options(storage_options: Any) -> None:
+    """``InvalidArgument`` unless ``storage_options`` is None or a mapping with text keys."""
+    if storage_options is None:
+        return
+    if not isinstance(storage_options, Mapping) or not all(
+        isinstance(k, str) for k in storage_options
+    ):
+        raise InvalidArgument("storage_options", "must be a mapping of option names to values")
 
 
 def _url_and_options(source: str | Remote) -> tuple[str, Mapping[str, Any]]:
@@ -224,7 +232,9 @@ class Opened:
     """An opened source: :meth:`reader` gives a fresh, rewound binary stream for one container;
     all readers share the source's counters (and, for a URL, its block cache)."""
 
-    def __init__(self, label: str, size: int | None, new_reader: Callable[[], io.RawIOBase]) -> None:
+    def __init__(
+        self, label: str, size: int | None, new_reader: Callable[[], io.RawIOBase]
+    ) -> None:
         self.label = label
         self.size = size
         self._new_reader = new_reader
@@ -355,6 +365,7 @@ class _Store(Protocol):
     """One remote object, as a backend reaches it."""
 
     label: str
+    first_requests: int  # requests :meth:`first` makes
 
     def first(self, length: int) -> tuple[bytes, int]:
         """The first ``length`` bytes (fewer for a smaller object) and the object's size."""
@@ -405,7 +416,7 @@ class _Blocks:
         self.store = store
         self.counters = counters
         self.lock = threading.Lock()
-        counters.requests += 1
+        counters.requests += store.first_requests
         data, self.size = store.first(FIRST_BLOCK)
         counters.bytes_read += len(data)
         if self.size == 0:
@@ -510,6 +521,8 @@ def _http_pool() -> Any:
 class _HttpObject:
     """An http(s) URL read with ``Range`` GETs (a presigned URL signs GET only: no HEAD)."""
 
+    first_requests = 1
+
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         unknown = set(options) - {"headers", "timeout"}
         if unknown:
@@ -593,7 +606,7 @@ def _http_status_message(status: int, label: str) -> str:
 def _unreachable(url: str, label: str, exc: BaseException) -> str:
     """A one-line reason why ``url``'s server could not be reached (no URL query in it)."""
     parts = urllib.parse.urlsplit(url)
-    where = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    where = f"{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return f"cannot reach {where} for {label}: {_reason(exc)}"
 
 
@@ -640,6 +653,8 @@ def _filesystem(protocol: str, options: Mapping[str, Any]) -> Any:
 class _FsspecObject:
     """An object in S3 or GCS through its fsspec filesystem (one HEAD for the size, then one
     ranged GET per block)."""
+
+    first_requests = 2
 
     def __init__(self, url: str, protocol: str, path: str, options: Mapping[str, Any]) -> None:
         self.label = display(url)
@@ -711,6 +726,8 @@ _OSS_OPTIONS = ("endpoint", "key", "secret", "token", "region")
 
 class _OssObject:
     """An object in Alibaba Cloud OSS (or any OSS-compatible service) through ``oss2``."""
+
+    first_requests = 1
 
     def __init__(self, url: str, bucket: str, key: str, options: Mapping[str, Any]) -> None:
         self.label = display(url)
@@ -882,8 +899,10 @@ def _fsspec_keys(
 ) -> list[str]:
     fs = _filesystem(protocol, options)
     folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+    root = f"{bucket}/{folder}".rstrip("/")
     with _fsspec_errors(display(pattern)):
-        found = fs.find(f"{bucket}/{folder}".rstrip("/"))
+        fs.invalidate_cache(root)  # a listing is taken now, not from an earlier read's cache
+        found = fs.find(root)
     return [path[len(bucket) + 1 :] for path in found]
 
 
