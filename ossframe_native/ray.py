@@ -183,8 +183,9 @@ def read_frames(
 ) -> Any:
     """A ``ray.data.Dataset`` of the frames ``ofn.frames`` captures from each source.
 
-    ``paths``: paths, globs, manifests (as ``ossframe batch`` takes them) or fsspec URLs
-    (``s3://...``, opened with ``storage_options``) that every node can read. The capture
+    ``paths``: paths, URLs (``s3://``, ``oss://``, ``gs://``, ``http(s)://``, opened with
+    ``storage_options``), globs over folders or buckets and manifests, as ``ossframe batch``
+    takes them, that every node can read. The capture
     arguments are those of ``ofn.frames`` (OSS ``video/snapshots`` parameters). Rows:
 
     * default: one per frame, ``{"source", "time_ms", "index", "keyframe", "score", "frame"}``,
@@ -202,9 +203,7 @@ def read_frames(
     SnapshotsRequest.from_kwargs(options)  # InvalidArgument now, not in a task later
     if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus <= 0:
         raise InvalidArgument("num_cpus", f"must be a number > 0, not {num_cpus!r}")
-    urls = [p for p in _as_list(paths) if _is_url(p)]
-    local = expand_sources([p for p in _as_list(paths) if not _is_url(p)])
-    sources = local + urls
+    sources = expand_sources(_as_list(paths), storage_options)
     if not sources:
         raise InvalidArgument("paths", "give at least one source")
     connect()
@@ -222,36 +221,22 @@ def _as_list(paths: Any) -> list[str]:
     return [os.fspath(p) for p in paths]
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
-def _opened(source: str, storage_options: Mapping[str, Any]) -> Any:
-    """The source as ``ofn.frames`` takes it: a path, or a seekable file for a URL."""
-    if not _is_url(source):
-        return None
-    import fsspec
-
-    return fsspec.open(source, "rb", **storage_options)
-
-
 def _frame_rows(
     row: dict[str, Any], options: Mapping[str, Any], storage_options: Mapping[str, Any]
 ) -> Iterator[dict[str, Any]]:
     from ossframe_native.ml import frames
 
     source = row["source"]
-    opener = _opened(source, storage_options)
-    with opener if opener is not None else _nothing() as handle:
-        for frame in frames(handle or source, threads=assigned_cpus(), **options):
-            yield {
-                "source": source,
-                "time_ms": frame.time_ms,
-                "index": frame.index,
-                "keyframe": frame.keyframe,
-                "score": frame.score,
-                "frame": frame.array,
-            }
+    threads = assigned_cpus()
+    for frame in frames(source, threads=threads, storage_options=storage_options, **options):
+        yield {
+            "source": source,
+            "time_ms": frame.time_ms,
+            "index": frame.index,
+            "keyframe": frame.keyframe,
+            "score": frame.score,
+            "frame": frame.array,
+        }
 
 
 def _clip_row(
@@ -260,9 +245,8 @@ def _clip_row(
     from ossframe_native.ml import frames_batch
 
     source = row["source"]
-    opener = _opened(source, storage_options)
-    with opener if opener is not None else _nothing() as handle:
-        batch = frames_batch(handle or source, threads=assigned_cpus(), **options)
+    threads = assigned_cpus()
+    batch = frames_batch(source, threads=threads, storage_options=storage_options, **options)
     return {
         "source": source,
         "times_ms": list(batch.times_ms),
@@ -270,9 +254,3 @@ def _clip_row(
         "keyframes": list(batch.keyframes),
         "frames": batch.data,
     }
-
-
-def _nothing() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext(None)

@@ -29,6 +29,7 @@ import io
 import os
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -365,7 +366,7 @@ class _Store(Protocol):
     """One remote object, as a backend reaches it."""
 
     label: str
-    first_requests: int  # requests :meth:`first` makes
+    requests: int  # requests made so far
 
     def first(self, length: int) -> tuple[bytes, int]:
         """The first ``length`` bytes (fewer for a smaller object) and the object's size."""
@@ -416,12 +417,21 @@ class _Blocks:
         self.store = store
         self.counters = counters
         self.lock = threading.Lock()
-        counters.requests += store.first_requests
-        data, self.size = store.first(FIRST_BLOCK)
-        counters.bytes_read += len(data)
+        data, self.size = self._counted(store.first, FIRST_BLOCK)
         if self.size == 0:
             raise MediaError(f"the object is empty (0 bytes): {store.label}")
         self.blocks: list[tuple[int, bytes]] = [(0, data)]  # least recently used first
+
+    def _counted(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` (a store's read), its requests and bytes added to the counters."""
+        before = self.store.requests
+        try:
+            result = call(*args)
+        finally:
+            self.counters.requests += self.store.requests - before
+        data = result[0] if isinstance(result, tuple) else result
+        self.counters.bytes_read += len(data)
+        return result
 
     def read(self, pos: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``pos`` (fewer at the end of the object)."""
@@ -446,9 +456,7 @@ class _Blocks:
         for start, _ in self.blocks:  # stop where a cached block begins
             if pos < start < stop:
                 stop = start
-        self.counters.requests += 1
-        data = self.store.fetch(pos, stop)
-        self.counters.bytes_read += len(data)
+        data = self._counted(self.store.fetch, pos, stop)
         if len(data) != stop - pos:
             raise MediaError(
                 f"{self.store.label} returned {len(data)} bytes for a read of {stop - pos} at "
@@ -500,6 +508,10 @@ class _RemoteReader(io.RawIOBase):
 # -- http(s): urllib3 ---------------------------------------------------------------------------
 
 _pool: tuple[int, Any] | None = None  # (pid, urllib3.PoolManager): one per process
+# Attempts of one request where the connection fails or the server answers 5xx; urllib3's own
+# retries are off because they log the URL (a presigned URL's signature) as a warning.
+_ATTEMPTS = 3
+_RETRY_STATUS = frozenset({500, 502, 503, 504})
 
 
 def _http_pool() -> Any:
@@ -507,21 +519,12 @@ def _http_pool() -> Any:
     if _pool is None or _pool[0] != os.getpid():
         import urllib3
 
-        retries = urllib3.Retry(
-            total=3,
-            backoff_factor=0.2,
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            raise_on_status=False,
-        )
-        _pool = (os.getpid(), urllib3.PoolManager(num_pools=32, maxsize=8, retries=retries))
+        _pool = (os.getpid(), urllib3.PoolManager(num_pools=32, maxsize=8, retries=False))
     return _pool[1]
 
 
 class _HttpObject:
     """An http(s) URL read with ``Range`` GETs (a presigned URL signs GET only: no HEAD)."""
-
-    first_requests = 1
 
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         unknown = set(options) - {"headers", "timeout"}
@@ -536,6 +539,7 @@ class _HttpObject:
         self.headers = {"Accept-Encoding": "identity", **dict(options.get("headers") or {})}
         self.timeout = float(options.get("timeout", 60))
         self.etag: str | None = None
+        self.requests = 0
 
     def first(self, length: int) -> tuple[bytes, int]:
         data, size = self._get(0, length, first=True)
@@ -554,18 +558,37 @@ class _HttpObject:
         headers = dict(self.headers, Range=f"bytes={start}-{stop - 1}")
         if self.etag is not None and not first:
             headers["If-Match"] = self.etag  # the same object version as the first read
-        try:
-            response = _http_pool().request(
-                "GET", self.url, headers=headers, preload_content=False, timeout=self.timeout
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise MediaError(_unreachable(self.url, self.label, exc)) from None
+        response = self._request(headers)
         try:
             return self._body(response, start, stop, first)
         except urllib3.exceptions.HTTPError as exc:
             raise MediaError(_unreachable(self.url, self.label, exc)) from None
         finally:
             response.release_conn()
+
+    def _request(self, headers: dict[str, str]) -> Any:
+        """One GET, tried again where the connection fails or the server answers 5xx."""
+        import urllib3
+
+        failure: BaseException | None = None
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                time.sleep(0.2 * 2**attempt)
+            self.requests += 1
+            try:
+                response = _http_pool().request(
+                    "GET", self.url, headers=headers, preload_content=False, timeout=self.timeout
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                failure = exc
+                continue
+            if response.status in _RETRY_STATUS and attempt < _ATTEMPTS - 1:
+                response.drain_conn()
+                response.release_conn()
+                continue
+            return response
+        assert failure is not None
+        raise MediaError(_unreachable(self.url, self.label, failure))
 
     def _body(self, response: Any, start: int, stop: int, first: bool) -> tuple[bytes, int]:
         status = response.status
@@ -654,15 +677,15 @@ class _FsspecObject:
     """An object in S3 or GCS through its fsspec filesystem (one HEAD for the size, then one
     ranged GET per block)."""
 
-    first_requests = 2
-
     def __init__(self, url: str, protocol: str, path: str, options: Mapping[str, Any]) -> None:
         self.label = display(url)
         self.path = path
         self.fs = _filesystem(protocol, options)
         self.version: str | None = None
+        self.requests = 0
 
     def describe(self) -> tuple[int, str | None]:
+        self.requests += 1
         with _fsspec_errors(self.label):
             info = self.fs.info(self.path)
         if info.get("type") == "directory":
@@ -677,6 +700,7 @@ class _FsspecObject:
 
     def fetch(self, start: int, stop: int) -> bytes:
         extra = {"version_id": self.version} if self.version else {}
+        self.requests += 1
         with _fsspec_errors(self.label):
             data: bytes = self.fs.cat_file(self.path, start=start, end=stop, **extra)
         return data
@@ -727,12 +751,11 @@ _OSS_OPTIONS = ("endpoint", "key", "secret", "token", "region")
 class _OssObject:
     """An object in Alibaba Cloud OSS (or any OSS-compatible service) through ``oss2``."""
 
-    first_requests = 1
-
     def __init__(self, url: str, bucket: str, key: str, options: Mapping[str, Any]) -> None:
         self.label = display(url)
         self.key = key
         self.bucket = _oss_bucket(bucket, options)
+        self.requests = 0
 
     def first(self, length: int) -> tuple[bytes, int]:
         data, size, _etag = self._get(0, length)
@@ -748,6 +771,7 @@ class _OssObject:
     def _get(self, start: int, stop: int) -> tuple[bytes, int, str | None]:
         # "standard": a range past the end is an error, never the whole object.
         headers = {"x-oss-range-behavior": "standard"}
+        self.requests += 1
         with _oss_errors(self.label, self.bucket.endpoint, empty_ok=start == 0) as empty:
             result = self.bucket.get_object(self.key, (start, stop - 1), headers=headers)
             data = result.read()

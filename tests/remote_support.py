@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,16 +52,31 @@ class Counts:
         with self._lock:
             return sum(self.requests.values()), sum(self.bytes_sent.values())
 
+    def settled(self, timeout: float = 5.0) -> tuple[int, int]:
+        """:meth:`total` once it has stopped changing (a server thread may still be counting
+        the last piece its client already received)."""
+        deadline = time.monotonic() + timeout
+        last = self.total()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.total()
+            if now == last:
+                return now
+            last = now
+        return last
+
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class RangeServer:
-    """Serves ``files`` (URL name -> local path) at ``http://127.0.0.1:PORT/<name>``."""
+    """Serves ``files`` (URL name -> local path) at ``http://127.0.0.1:PORT/<name>``; the
+    query string is ignored (a presigned URL's signature is accepted as it is)."""
 
     def __init__(self, files: dict[str, Path] | None = None) -> None:
         self.files: dict[str, Path] = dict(files or {})
         self.denied: set[str] = set()
+        self.ranges = True  # False: answer every GET with the whole object, as some servers do
         self.counts = Counts()
         server = self
 
@@ -87,7 +103,7 @@ class RangeServer:
                 size = path.stat().st_size
                 start, end = 0, size - 1
                 found = _RANGE.match(self.headers.get("Range", ""))
-                if found and (found.group(1) or found.group(2)):
+                if server.ranges and found and (found.group(1) or found.group(2)):
                     if found.group(1):
                         start = int(found.group(1))
                         end = min(int(found.group(2) or size - 1), size - 1)
