@@ -318,7 +318,22 @@ def _file_size(source: Any) -> int | None:
         return None
 
 
-class _Counted(io.RawIOBase):
+class _Stream(io.RawIOBase):
+    """A readable, seekable raw stream; subclasses give ``read``, ``seek`` and ``tell``."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Counted(_Stream):
     """A seekable stream over ``inner`` (rewound now) that counts the bytes read from it.
     Closing it closes ``inner`` only where this module opened it (``own``: its path)."""
 
@@ -330,21 +345,10 @@ class _Counted(io.RawIOBase):
         self.name = own if own is not None else getattr(inner, "name", "")
         inner.seek(0)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
         data: bytes = self._inner.read(size)
         self._counters.bytes_read += len(data)
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return int(self._inner.seek(offset, whence))
@@ -469,7 +473,7 @@ class _Blocks:
         return pos, data
 
 
-class _RemoteReader(io.RawIOBase):
+class _RemoteReader(_Stream):
     """A seekable stream over a remote object's blocks (one per container)."""
 
     def __init__(self, blocks: _Blocks, name: str) -> None:
@@ -478,23 +482,12 @@ class _RemoteReader(io.RawIOBase):
         self._pos = 0
         self.name = name  # the demuxer's format guess may use the extension
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = self._blocks.size - self._pos
         data = self._blocks.read(self._pos, size)
         self._pos += len(data)
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._blocks.size}[whence]
