@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import numpy as np
 
-from . import encode, geometry
+from . import encode, geometry, sources
 from .decode import Source
 from .naming import NameTemplate, storyboard_key, storyboard_name
 from .params import SpriteRequest
@@ -234,11 +234,18 @@ def _place(
 
 
 def open_sprite(
-    source: Source, request: SpriteRequest, *, threads: int | None = None, bgr: bool = False
+    source: Source,
+    request: SpriteRequest,
+    *,
+    threads: int | None = None,
+    bgr: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Sprite:
     """Opens ``source`` for ``request``: the capture of its ``video/snapshots`` equivalent
     (every parameter checked against the media here, a sheet over 16384 px included), nothing
-    decoded yet. ``bgr``: sheets in BGR order (what the encoder takes)."""
+    decoded yet. ``bgr``: sheets in BGR order (what the encoder takes). Sources and
+    ``storage_options`` as for ``snapshot``."""
+    source = sources.bind(source, storage_options)
     capture = open_capture(source, request.snapshots_request(), threads=threads)
     try:
         layout = layout_for(request, capture.info.width, capture.info.height)
@@ -266,16 +273,21 @@ def sprite(
     pad: int = 2,
     margin: int = 2,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Sprite:
     """Tiles the frames ``video/snapshots`` would capture into sheets, without encoding them.
 
     Iterate the result for :class:`Sheet` objects ((H, W, 3) uint8 RGB arrays and their
     :class:`Tile` map); ``Sprite.storyboard(urls)`` writes the WebVTT storyboard. Parameters as
     in ``video/sprite`` (docs/BEHAVIOUR.md, "Sprites"); every one is checked against the source
-    before this returns.
+    before this returns. Sources and ``storage_options`` as for ``snapshot``.
     """
-    params = {name: value for name, value in locals().items() if name not in ("source", "threads")}
-    return open_sprite(source, SpriteRequest.from_kwargs(params), threads=threads)
+    params = {name: value for name, value in locals().items() if name not in _NOT_PARAMS}
+    request = SpriteRequest.from_kwargs(params)
+    return open_sprite(source, request, threads=threads, storage_options=storage_options)
+
+
+_NOT_PARAMS = ("source", "threads", "storage_options")  # sprite() arguments, not parameters
 
 
 # -- the storyboard ----------------------------------------------------------------------------

@@ -498,6 +498,27 @@ def test_command_line(clip_h264_b: ClipTruth, tmp_path, capsys) -> None:
     assert capsys.readouterr().out.split() == [str(tmp_path / "1.png")]
 
 
+def test_a_url_source_gives_the_same_sheets(clip_h264_b: ClipTruth, tmp_path) -> None:
+    """A sprite of an http:// URL (ranged requests) is the sprite of the local file, in the
+    keyword API and in a saveas task."""
+    from remote_support import RangeServer
+
+    params = {"sw": 48, "sh": 32, "inter": 500, "tw": 2, "th": 2}  # 6 tiles, 2 sheets
+    local = list(ofn.sprite(str(clip_h264_b.path), **params))
+    spec = saveas(
+        BUCKET, "u/{index}.{autoext}", "video/sprite,f_png,sw_48,sh_32,inter_500,tw_2,th_2"
+    )
+    with RangeServer({"clip.mp4": clip_h264_b.path}) as server:
+        url = server.url("clip.mp4")
+        remote = list(ofn.sprite(url, storage_options={"timeout": 30}, **params))
+        result = ofn.process(url, spec, store=tmp_path)
+        assert server.counts.total()[0] > 0
+    assert [s.tiles for s in remote] == [s.tiles for s in local]
+    assert all(np.array_equal(a.array, b.array) for a, b in zip(remote, local, strict=True))
+    assert result.ok and result.keys == ["u/1.png", "u/2.png"]
+    assert np.array_equal(decode_image(saved(tmp_path, "u/1.png")), local[0].array)
+
+
 def test_batch(clip_h264_b: ClipTruth, clip_cuts: ClipTruth, tmp_path) -> None:
     spec = saveas(BUCKET, "{barename}/{index}.{autoext}", "video/sprite,f_jpg,sw_32,sh_32,vtt_1")
     summary = ofn.process_many(
