@@ -20,9 +20,14 @@ step() { echo; echo "== $(date +%T) $*"; }
 
 if [ "$mode" = --cpu ]; then
     size=320x180 clips=2 runs=1 require=0 gpu_flag="" kernel_device=cpu reps=2 ksize=640x360
+    report_flags=--allow-dirty  # a dry run's report is not a result
 else
     size=3840x2160 clips=3 runs=5 require=1 gpu_flag=--gpu kernel_device=cuda reps=30
-    ksize=3840x2160
+    ksize=3840x2160 report_flags=""
+    # The report refuses a tree with uncommitted changes, or a copy without git and without a
+    # COMMIT file (`git describe --always --dirty > COMMIT` where it was copied): check now,
+    # not after the GPU time is spent.
+    $py bench/harness.py || { echo "gpu_check.sh: commit or use --cpu"; exit 1; }
 fi
 
 step "machine"
@@ -79,5 +84,5 @@ if [ "$mode" != --cpu ]; then
 fi
 
 step "report"
-$py bench/gpu_report.py "$out"
+$py bench/gpu_report.py "$out" $report_flags
 step "done"

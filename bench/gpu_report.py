@@ -9,14 +9,16 @@ is reported as missing, not guessed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from harness import Results, add_results_flags
 
 TESTS = "tests/test_ml.py tests/test_torch_ops.py"
 COMMANDS = [
@@ -64,10 +66,7 @@ def machine() -> list[str]:
         if "nvcuvid" in line
     ]
     cuda = torch.version.cuda or "none"
-    commit = Path(__file__).resolve().parent.parent / "COMMIT"  # written where git is absent
-    commit_text = commit.read_text().strip() if commit.exists() else run("git", "rev-parse", "HEAD")
     return [
-        f"* code: commit {commit_text[:12] or 'unknown'}",
         f"* GPU: {smi or 'nvidia-smi gave nothing'}; libnvcuvid (NVDEC's library): "
         f"{', '.join(nvcuvid) or 'not found by ldconfig'}",
         f"* CPU: {cpu}, {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}",
@@ -204,11 +203,14 @@ def stages(out: Path) -> list[str]:
 
 
 def main() -> None:
-    out = Path(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("outdir", type=Path, help="gpu_check.sh's output folder")
+    add_results_flags(parser)
+    args = parser.parse_args()
+    out = args.outdir
+    results = Results(out / "RESULTS_ML_GPU.md", allow_dirty=args.allow_dirty)
     test_lines, _ = tests(out)
     head = [
-        "# The GPU path on a real GPU",
-        "",
         "Everything below was produced by one run of `bench/gpu_check.sh` on the machine "
         "described; the figures are copied from its output files (pytest.xml, probe.json, "
         "kernels.json, bench_ml.json, stages.json) by `bench/gpu_report.py`.",
@@ -242,8 +244,8 @@ def main() -> None:
         *kernels(out),
     ]
     text = "\n".join(head) + "\n"
-    (out / "RESULTS_ML_GPU.md").write_text(text)
     print(text)
+    print(f"wrote {results.write('The GPU path on a real GPU', text)}")
 
 
 if __name__ == "__main__":
