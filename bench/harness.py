@@ -503,8 +503,8 @@ class Checks:
 
 def frames_decoded(fn: Callable[[], Any]) -> tuple[Any, int | None]:
     """Runs ``fn``; returns its result and the frames the engine's decoders returned meanwhile,
-    from the engine's public statistic (``pipeline.collect_stats``, untimed runs only)."""
-    from ossframe_native.pipeline import collect_stats
+    from the engine's public statistic (``ossframe_native.collect_stats``, untimed runs only)."""
+    from ossframe_native import collect_stats
 
     with collect_stats() as stats:
         result = fn()
@@ -1049,8 +1049,8 @@ def write_results(ctx: Context, results: Results) -> None:
         "the cost is the same.",
         "* Frames our decoder returned: the engine's public statistic `DecodeStats.frames_decoded` "
         "(frames skipped by `skip_frame` are not returned, so not counted), summed over the "
-        "captures a call opens (`pipeline.collect_stats`), read during the untimed verification "
-        "run.",
+        "captures a call opens (`ossframe_native.collect_stats`), read during the untimed "
+        "verification run.",
         "* The machine is shared with other engineers' test runs while this runs: the load "
         "average before→after each task is in its notes; treat rows with a high load as noisy. "
         "Both sides of a row are measured under the same conditions (alternated).",

@@ -8,6 +8,7 @@ in a few minutes on two cores.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -466,9 +467,20 @@ def _cuda_missing() -> str | None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A test marked ``cuda`` (``@pytest.mark.cuda`` or a ``pytest.param(..., marks=...)``)
+    """A test marked ``needs("module", ...)`` skips, with the reason, where one of those optional
+    modules is not installed: each such test is one skip (a module-level ``importorskip`` would
+    count a whole file as one).
+
+    A test marked ``cuda`` (``@pytest.mark.cuda`` or a ``pytest.param(..., marks=...)``)
     skips where there is no CUDA device, and fails instead when ``OSSFRAME_REQUIRE_CUDA=1``, so
     a GPU run cannot pass by skipping its GPU tests."""
+    for mark in item.iter_markers("needs"):
+        missing = [name for name in mark.args if importlib.util.find_spec(name) is None]
+        if missing:
+            pytest.skip(
+                f"needs {', '.join(missing)}, not installed (the README's test command installs "
+                "every package the tests use)"
+            )
     if item.get_closest_marker("cuda") is None:
         return
     why = _cuda_missing()

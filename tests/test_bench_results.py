@@ -69,7 +69,9 @@ def results_file(harness, root: Path, **options):
 
 def test_a_dirty_checkout_is_refused_before_the_run(harness, checkout: Path) -> None:
     (checkout / "ossframe_native" / "engine.py").write_text("SPEED = 2\n")
-    with pytest.raises(harness.DirtyTree, match=r"(?s)uncommitted changes.*engine\.py.*--allow-dirty"):
+    with pytest.raises(
+        harness.DirtyTree, match=r"(?s)uncommitted changes.*engine\.py.*--allow-dirty"
+    ):
         results_file(harness, checkout)
     assert (checkout / "bench" / "RESULTS_X.md").read_text() == "old figures\n"
 
