@@ -735,6 +735,7 @@ class TreeState(NamedTuple):
 
     @property
     def clean(self) -> bool:
+        """Results may be written without ``--allow-dirty``: a known commit, no changes."""
         return not self.commit.endswith("-dirty") and self.commit != "unknown"
 
 
@@ -808,6 +809,7 @@ def _load() -> str:
 
 
 def ffmpeg_cli_version() -> str:
+    """The version the ``ffmpeg`` command line reports (``ffmpeg -version``), or why none."""
     if shutil.which("ffmpeg") is None:
         return "not installed"
     first = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
