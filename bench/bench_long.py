@@ -373,9 +373,9 @@ def main() -> None:
         work = Path(tmp)
         rows = snapshot_rows(args, bases, work)
         intervals = [interval_row(args, bases, work, m) for m in args.lengths if m >= 10]
-    plot(rows, ROOT / "bench" / "long_files.png")
     title = "Long files: snapshot cost against file length"
     print(f"wrote {results.write(title, report(rows, intervals, args))}")
+    plot(rows, ROOT / "bench" / "long_files.png")  # after the write, which may refuse
 
 
 if __name__ == "__main__":
