@@ -25,9 +25,9 @@ the list of changes) a checkout with uncommitted changes unless ``--allow-dirty`
       (distribution names; ``ffmpeg`` is the FFmpeg command line's version)
 
 Changes to the results files themselves, ``bench/SUMMARY.md`` and ``bench/*.png`` do not make a
-checkout dirty (:data:`OUTPUTS`); untracked files do. Without git (a copy on another machine)
-the commit is read from a ``COMMIT`` file written beside ``bench/`` by whoever copied the tree
-(``git describe --always --dirty > COMMIT``). :func:`read_stamp` reads a stamp back.
+checkout dirty (:data:`OUTPUTS`); untracked files do. Without git (a copy on a GPU machine)
+the commit is ``OSSFRAME_COMMIT``, recorded where the tree was copied (``bench/GPU_RUN.md``).
+:func:`read_stamp` reads a stamp back.
 
 Each question is one script beside this file (``bench_snapshot.py``, ``bench_cli.py``,
 ``bench_interval.py``, ``bench_key.py``, ``bench_dhash.py``, ``bench_kernels.py``,
@@ -750,16 +750,18 @@ def _git(root: Path, *args: str) -> str | None:
 
 def tree_state(root: Path = ROOT) -> TreeState:
     """The checkout's commit (``git describe --always``) and ``-dirty`` if ``git status`` shows any
-    change but the :data:`OUTPUTS` (untracked files count). A copy without git (e.g. on a GPU
-    machine) is described by its ``COMMIT`` file, which whoever copied it wrote with
-    ``git describe --always --dirty > COMMIT``; with neither, the commit is ``unknown``."""
+    change but the :data:`OUTPUTS` (untracked files count). A copy without git (a GPU machine) is
+    described by ``OSSFRAME_COMMIT``, which ``bench/gpu_check.sh`` takes from ``.whl/COMMIT``
+    (written by ``bench/gpu_prepare.sh`` before the copy); with neither, the commit is
+    ``unknown``."""
     describe = _git(root, "describe", "--always")
     if describe is None:
-        recorded = root / "COMMIT"
-        if recorded.is_file():
-            commit = recorded.read_text(encoding="utf-8").strip()
-            return TreeState(commit, [f"COMMIT says {commit}"] if commit.endswith("-dirty") else [])
-        return TreeState("unknown", ["no git checkout and no COMMIT file"])
+        commit = os.environ.get("OSSFRAME_COMMIT", "").strip()
+        if commit:
+            return TreeState(
+                commit, [f"OSSFRAME_COMMIT={commit}"] if commit.endswith("-dirty") else []
+            )
+        return TreeState("unknown", ["no git checkout and no OSSFRAME_COMMIT"])
     excluded = [f":(exclude,glob){pattern}" for pattern in OUTPUTS]
     status = _git(root, "status", "--porcelain", "--", ".", *excluded) or ""
     changes = status.splitlines()

@@ -155,14 +155,15 @@ def test_the_stamp_says_what_was_measured_and_where(harness, checkout: Path) -> 
         assert cli in subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
 
 
-def test_a_copy_without_git_is_described_by_its_commit_file(harness, tmp_path: Path) -> None:
+def test_a_copy_without_git_is_described_by_the_commit_given(harness, tmp_path, monkeypatch):
+    monkeypatch.delenv("OSSFRAME_COMMIT", raising=False)
     assert harness.tree_state(tmp_path).commit == "unknown"
-    with pytest.raises(harness.DirtyTree, match="no git checkout and no COMMIT file"):
+    with pytest.raises(harness.DirtyTree, match="no git checkout and no OSSFRAME_COMMIT"):
         results_file(harness, tmp_path)
-    (tmp_path / "COMMIT").write_text("46a7092\n")
+    monkeypatch.setenv("OSSFRAME_COMMIT", "46a7092")
     path = results_file(harness, tmp_path).write("X", "figures")
     assert harness.read_stamp(path)["commit"] == "`46a7092`"
-    (tmp_path / "COMMIT").write_text("46a7092-dirty\n")
+    monkeypatch.setenv("OSSFRAME_COMMIT", "46a7092-dirty")
     with pytest.raises(harness.DirtyTree):
         results_file(harness, tmp_path)
 
