@@ -1,8 +1,10 @@
 """``process_many()``: one process string over many sources, on an executor, resumable.
 
-* Sources: paths, glob patterns (``*``, ``?``, ``[``; ``**`` recurses) and manifest files
-  (``@list`` or any ``*.txt``: one path per line, blank lines and ``#`` comments ignored,
-  relative paths taken from the manifest's folder). Duplicates are dropped, the first kept.
+* Sources: paths, URLs (``s3://``, ``oss://``, ``gs://``, ``http(s)://``), glob patterns
+  (``*``, ``?``, ``[``; ``**`` recurses) over folders and over buckets
+  (``s3://bucket/videos/**/*.mp4``) and manifest files (``@list`` or any ``*.txt``: one path or
+  URL per line, blank lines and ``#`` comments ignored, relative paths taken from the
+  manifest's folder). Duplicates are dropped, the first kept.
 * Executors: ``"local"`` (default) is a pool of ``workers`` processes (default: one per core),
   each decoding with ``cores // workers`` threads, so the machine is not oversubscribed;
   ``workers=1`` runs in this process. ``"ray"`` runs the same per-source function as Ray tasks
@@ -39,8 +41,9 @@ if TYPE_CHECKING:  # the pool modules are imported when a pool starts (CLI start
     import concurrent.futures as cf
 
 from ossframe_native import notify as _notify
+from ossframe_native import sources as _sources
 from ossframe_native import task as _task
-from ossframe_native.errors import InvalidArgument, error_code
+from ossframe_native.errors import InvalidArgument, MediaError, error_code
 from ossframe_native.store import Store
 
 __all__ = [
@@ -92,11 +95,14 @@ class BatchSummary:
         }
 
 
-def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Paths, globs and manifests → the list of source paths, in order, without duplicates.
+def expand_sources(
+    items: Iterable[str | os.PathLike[str]], storage_options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Paths, URLs, globs and manifests → the list of sources, in order, without duplicates.
 
     A glob that matches nothing, or a manifest that cannot be read, is ``InvalidArgument``; a
-    plain path is passed on as it is (a missing file fails as that source's ``MediaError``).
+    plain path or URL is passed on as it is (a missing file or object fails as that source's
+    ``MediaError``). Globs over buckets list them with ``storage_options``.
     """
     if isinstance(items, (str, os.PathLike)):
         items = [items]
@@ -104,7 +110,7 @@ def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
     seen: set[str] = set()
 
     def add(path: str) -> None:
-        key = os.path.abspath(path)
+        key = _sources.identity(path) or path
         if key not in seen:
             seen.add(key)
             out.append(path)
@@ -119,6 +125,9 @@ def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
         elif text.lower().endswith(".txt") and os.path.isfile(text):
             for path in _read_manifest(text):
                 add(path)
+        elif _sources.is_url(text):
+            for url in _expand_url(text, storage_options):
+                add(url)
         elif _GLOB_CHARS & set(text) and not os.path.exists(text):
             matches = sorted(glob.glob(text, recursive=True))
             files = [m for m in matches if os.path.isfile(m)]
@@ -129,6 +138,19 @@ def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
         else:
             add(text)
     return out
+
+
+def _expand_url(url: str, storage_options: Mapping[str, Any] | None) -> list[str]:
+    """A URL as it is, or the objects a bucket glob matches (InvalidArgument if none)."""
+    if not _sources.has_glob(url):
+        return [url]
+    try:
+        urls = _sources.glob(url, storage_options)
+    except MediaError as exc:
+        raise InvalidArgument("sources", f"cannot list {url!r}: {exc}") from exc
+    if not urls:
+        raise InvalidArgument("sources", f"the pattern {url!r} matches no object")
+    return urls
 
 
 def _read_manifest(path: str) -> list[str]:
@@ -143,7 +165,8 @@ def _read_manifest(path: str) -> list[str]:
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        paths.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
+        absolute = os.path.isabs(entry) or _sources.is_url(entry)
+        paths.append(entry if absolute else os.path.join(base, entry))
     return paths
 
 
@@ -165,6 +188,11 @@ class Job(NamedTuple):
     topics: Mapping[str, _notify.Webhook]
     threads: int | None = None  # decoder threads; None: the decoder's default
     resume: bool = False  # skip the source when the store records it done
+    storage_options: Mapping[str, Any] | None = None  # how URL sources are opened
+
+    def bound_source(self) -> Any:
+        """The source as the task opens it (a URL with its storage options)."""
+        return _sources.bind(self.source, self.storage_options)
 
 
 class Executor(Protocol):
@@ -193,6 +221,7 @@ def process_many(
     executor: str | Executor = "local",
     address: str | None = None,
     max_retries: int = 3,
+    storage_options: Mapping[str, Any] | None = None,
     device: str = "cpu",
     decoders: int | None = None,
 ) -> BatchSummary:
@@ -204,6 +233,8 @@ def process_many(
     for, and a task whose worker dies is retried ``max_retries`` times), or an object with the
     :class:`Executor` protocol. ``device="cuda"`` (or ``decoders``) runs the sources in this
     process instead, ``decoders`` at once on that device (``loader.DeviceExecutor``).
+    ``storage_options`` open URL sources and list bucket globs (see ``ofn.snapshot``); they
+    travel with each job to the workers.
 
     Raises ``InvalidArgument`` before any work when the spec, store, topics, sources, worker
     counts or executor are not valid; per-source failures are reported, not raised.
@@ -216,7 +247,8 @@ def process_many(
             "spec", "a batch needs '|sys/saveas,b_..,o_..' in the process string to keep outputs"
         )
     plan = _task.prepare(spec, request, store, topics)
-    paths = expand_sources(sources)
+    _sources.check_options(storage_options)  # InvalidArgument now, not per source
+    paths = expand_sources(sources, storage_options)
     _check_count("workers", workers)
     _check_count("threads", threads)
     if plan.store.in_process and (executor != "local" or (workers is not None and workers > 1)):
@@ -235,7 +267,10 @@ def process_many(
     summary = BatchSummary(total=len(paths))
     started = time.perf_counter()
     with _Reporter(summary, report, progress, started) as reporter:
-        jobs = [Job(path, spec, plan.store, plan.topics, resume=resume) for path in paths]
+        jobs = [
+            Job(path, spec, plan.store, plan.topics, resume=resume, storage_options=storage_options)
+            for path in paths
+        ]
         if resume and isinstance(runner, LocalExecutor):
             # Here the records are as near as the sources: skip done sources before a pool
             # starts, and size the pool to what is left. Elsewhere each task checks its own
@@ -404,7 +439,7 @@ def run_source(job: Job) -> dict[str, Any]:
 
         plan = _task.prepare(job.spec, parse_process(job.spec), job.store, job.topics)
         result = _task.run_task(
-            plan, job.source, task_id=task_id, raise_invalid=False, threads=job.threads
+            plan, job.bound_source(), task_id=task_id, raise_invalid=False, threads=job.threads
         )
         return dict(result.to_dict(), skipped=False)
     except Exception as exc:  # noqa: BLE001 - reported as this source's failure
@@ -414,7 +449,7 @@ def run_source(job: Job) -> dict[str, Any]:
 def done_line(job: Job) -> dict[str, Any] | None:
     """The recorded line of a source the store records as done (same file), else ``None``."""
     record = _task.load_record(job.store, job.source, job.spec)
-    if record is None or not _task.is_complete(record, job.source):
+    if record is None or not _task.is_complete(record, job.bound_source()):
         return None
     record.pop("source_stat", None)
     return dict(record, skipped=True)
@@ -437,7 +472,7 @@ def failed_line(
     return {
         "task_id": task_id or uuid.uuid4().hex,
         "state": _task.FAILED,
-        "source": job.source,
+        "source": _sources.display(job.source),
         "spec": job.spec,
         "store": job.store.location,
         "bucket": None,

@@ -71,8 +71,9 @@ def validate_key(key: str, param: str = "o") -> str:
     """Return ``key`` if it is an object key that stays inside its bucket, else raise.
 
     Refused: empty keys, keys over 1023 bytes of UTF-8, absolute keys (leading ``/``),
-    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, and
-    segments over 255 bytes (the file-name limit of local file systems).
+    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, segments
+    over 255 bytes (the file-name limit of local file systems) and segments ending in
+    ``.ossframe-tmp`` (the store's temporary files: never listed, read or deleted).
     """
     if not isinstance(key, str) or not key:
         raise InvalidArgument(param, "the object name is empty; give a name of 1 to 1023 bytes")
@@ -97,6 +98,12 @@ def validate_key(key: str, param: str = "o") -> str:
             param, f"object name {key!r} is absolute; names are relative to their bucket"
         )
     for segment in key.split("/"):
+        if segment.endswith(TEMP_SUFFIX):
+            raise InvalidArgument(
+                param,
+                f"object name {key!r} ends a segment with {TEMP_SUFFIX!r}, which the store "
+                "reserves for its writes in progress",
+            )
         if segment in ("", ".", ".."):
             raise InvalidArgument(
                 param,
@@ -238,7 +245,8 @@ class LocalStore(Store):
         try:
             os.makedirs(directory, exist_ok=True)
             self._check_inside(path, directory)
-            atomic_write(directory, name, data)
+            with root_lock(self.root, shared=True):
+                atomic_write(directory, name, data)
         except OSError as exc:
             raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
 
@@ -275,7 +283,7 @@ class LocalStore(Store):
     def put_record(self, name: str, data: bytes) -> None:
         path = self._path(_check_system_name(name))
         try:
-            with self._record_dir(name, create=True) as dir_fd:
+            with self._record_dir(name, create=True) as dir_fd, root_lock(self.root, shared=True):
                 atomic_write(path.rsplit(os.sep, 1)[0], name.split("/")[1], data, dir_fd=dir_fd)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {_reason(exc)}") from exc
@@ -338,6 +346,21 @@ def _reason(exc: OSError) -> str:
             "only written to real directories inside the store root"
         )
     return exc.strerror or str(exc)
+
+
+@contextlib.contextmanager
+def root_lock(root: str, shared: bool, blocking: bool = True) -> Iterator[bool]:
+    """Holds ``flock`` on the store root directory itself (yields whether it was acquired).
+
+    Every write to a local store holds it shared while its temporary file exists; whoever
+    holds it exclusively (``ossframe serve`` at start) knows that no live process is writing,
+    so the temporary files it finds are leftovers of killed writers, safe to remove.
+    """
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        yield _flock(fd, shared, blocking)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write(
@@ -428,6 +451,14 @@ def append_line_to_file(path: str, line: bytes, dir_fd: int | None = None) -> No
 try:
     import fcntl
 
+    def _flock(fd: int, shared: bool, blocking: bool) -> bool:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            return False
+        return True
+
     def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
@@ -435,6 +466,9 @@ try:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 except ImportError:  # pragma: no cover - Windows: O_APPEND single writes only
+
+    def _flock(fd: int, shared: bool, blocking: bool) -> bool:
+        return True
 
     def _lock(fd: int) -> None:
         pass

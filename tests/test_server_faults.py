@@ -19,7 +19,7 @@ from server_support import AK, SK, read_reply, start_server, wait_for
 
 from ossframe_native.store import TEMP_SUFFIX
 
-pytestmark = pytest.mark.needs("starlette", "uvicorn", "anycrc")  # the server extra
+pytestmark = pytest.mark.needs("server")
 
 BUCKET = "src-bucket"
 VIDEO = "long.mp4"

@@ -282,10 +282,14 @@ def run_task(task: Task, root: str, topics: Mapping[str, str], region: str) -> d
         result = ofn.process(source, spec, store=ofn.LocalStore(root), task_id=task.id)
         assert isinstance(result, ofn.TaskResult)
         record = result.to_dict()
-        state, code, text = result.state, result.error_code or "", result.error_message or ""
+        record.update(source=f"oss://{task.bucket}/{task.key}", store="oss://")
+        state, code = result.state, result.error_code or ""
+        text = (result.error_message or "").replace(root + os.sep, "oss://")
         saved = [(result.bucket, key) for key in result.keys]
     except Exception as exc:  # noqa: BLE001 - a task ends Failed, never crashes the worker
-        state, code, text, saved = FAILED, error_code(exc), str(exc), []
+        # No server path in a task's state or notification: <root>/b/k reads oss://b/k.
+        text = str(exc).replace(root + os.sep, "oss://").replace(root, "oss://")
+        state, code, saved = FAILED, error_code(exc), []
         record = {"state": FAILED, "error_code": code, "error_message": text}
     message = imm_message(task, state, code, text, saved, region, started, time.time())
     record["notify"] = _deliver(task, message, root, topics)
