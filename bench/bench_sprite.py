@@ -1,8 +1,8 @@
 """How fast is ``video/sprite`` (seek-bar sheets) against the FFmpeg CLI, and how much memory?
 
 ``python bench/bench_sprite.py [--runs 3] [--lengths 10,60]`` writes ``bench/RESULTS_SPRITE.md``
-with the harness's stamp (commit, date, machine, versions; a tree with uncommitted changes needs
-``--force``); other lengths, ``--quick`` or ``--runs 1`` write
+through the harness's writer, with its stamp (a checkout with uncommitted changes needs
+``--allow-dirty``); other lengths, ``--quick`` or ``--runs 1`` write
 ``bench/out/RESULTS_SPRITE-partial.md`` (``--lengths 1 --runs 1`` checks the script in minutes).
 
 Media (``bench/media/long/``, shared with ``bench_long.py``): a 1-minute 1080p H.264 clip
@@ -52,9 +52,10 @@ from harness import (
     Checks,
     Clip,
     Context,
+    Results,
     Row,
     Stats,
-    environment,
+    add_results_flags,
     ffmpeg,
     fmt_row,
     fresh,
@@ -63,7 +64,6 @@ from harness import (
     ours_cli_command,
     read_jpg,
     reference_frames,
-    write_stamped,
 )
 
 MEDIA = BENCH / "media"
@@ -341,13 +341,13 @@ def same_tiles_row(ctx: Context, base: Path, env: dict[str, str], long: int, sho
     )
 
 
-def report(ctx: Context, elapsed_s: float) -> list[str]:
+def report(ctx: Context) -> str:
     """The body of the results file: the rows, then each row's checks and notes."""
     lines = [
-        f"Wall time {elapsed_s / 60:.1f} min, {ctx.runs} timed runs per side (the filter chain "
-        "once on files of 60 minutes or more), sides alternated. Times are wall-clock medians "
-        "[min–max] of whole processes; **ratio** = ours / theirs (below 1: we are faster); "
-        "**frames**: frames our decoder returned / tiles.",
+        f"{ctx.runs} timed runs per side (the filter chain once on files of 60 minutes or more), "
+        "sides alternated. Times are wall-clock medians [min–max] of whole processes; **ratio** "
+        "= ours / theirs (below 1: we are faster); **frames**: frames our decoder returned / "
+        "tiles.",
         "",
         "| task | ours | competitor | theirs | ratio | target | met | floor (ours ×) | frames |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -358,7 +358,7 @@ def report(ctx: Context, elapsed_s: float) -> list[str]:
     ]
     lines += [f"{i}. {row.verified or '—'}. {row.notes}" for i, row in enumerate(ctx.rows, 1)]
     lines += ["", "## Method", "", *(__doc__ or "").split("\n\n", 1)[1].splitlines()]
-    return lines
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,13 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         "--lengths", default="10,60", help="file lengths in minutes (default 10,60)"
     )
     parser.add_argument("--quick", action="store_true", help="1 run per side")
-    parser.add_argument(
-        "--force", action="store_true", help="write results from a tree with uncommitted changes"
-    )
+    add_results_flags(parser)
     args = parser.parse_args(argv)
     lengths = sorted({int(x) for x in args.lengths.split(",")})
-    started = time.perf_counter()
     ctx = Context(runs=1 if args.quick else args.runs, quick=args.quick, truth={})
+    complete = lengths == [10, 60] and ctx.runs >= 3
+    target = BENCH / "RESULTS_SPRITE.md" if complete else OUT / "RESULTS_SPRITE-partial.md"
+    results = Results(target, allow_dirty=args.allow_dirty, uses=("ffmpeg",))  # before measuring
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     base = base_clip()
     for minutes in lengths:
@@ -382,18 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         length_rows(ctx, base, minutes, EVERY_MS, env)
     if len(lengths) > 1:
         same_tiles_row(ctx, base, env, lengths[-1], lengths[0])
-    complete = lengths == [10, 60] and not args.quick and ctx.runs >= 3
-    target = BENCH / "RESULTS_SPRITE.md" if complete else OUT / "RESULTS_SPRITE-partial.md"
-    OUT.mkdir(exist_ok=True)
-    command = "python bench/bench_sprite.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    found = environment()
-    versions = {name: found[name] for name in ("ossframe_native", "pyav", "ffmpeg cli", "opencv")}
-    body = report(ctx, time.perf_counter() - started)
-    write_stamped(
-        target, "video/sprite benchmark", body, command=command.strip(), versions=versions,
-        force=args.force,
-    )  # fmt: skip
-    print(f"wrote {target}")
+    print(f"wrote {results.write('video/sprite: sheets against the FFmpeg CLI', report(ctx))}")
     return 0
 
 

@@ -498,6 +498,7 @@ def test_command_line(clip_h264_b: ClipTruth, tmp_path, capsys) -> None:
     assert capsys.readouterr().out.split() == [str(tmp_path / "1.png")]
 
 
+@pytest.mark.needs("urllib3")
 def test_a_url_source_gives_the_same_sheets(clip_h264_b: ClipTruth, tmp_path) -> None:
     """A sprite of an http:// URL (ranged requests) is the sprite of the local file, in the
     keyword API and in a saveas task."""
@@ -646,10 +647,10 @@ def test_chromium_reads_the_storyboard(clip_vfr: ClipTruth, tmp_path) -> None:
 # -- the service --------------------------------------------------------------------------------
 
 
+@pytest.mark.needs("server", "oss2", "alibabacloud_oss_v2")
 def test_service_async_sprite_with_both_sdks(tmp_path, child_env, clip_h264_b: ClipTruth) -> None:
-    oss2 = pytest.importorskip("oss2")
-    oss = pytest.importorskip("alibabacloud_oss_v2")
-    pytest.importorskip("starlette")
+    import alibabacloud_oss_v2 as oss
+    import oss2
     from server_support import AK, REGION, SK, start_server, wait_for
 
     (tmp_path / "root").mkdir()
