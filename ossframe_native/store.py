@@ -18,6 +18,7 @@ import errno
 import json
 import os
 import re
+import stat
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -218,7 +219,15 @@ class LocalStore(Store):
         path = self._path(_check_system_name(name))
         try:
             with self._record_dir(name, create=False) as dir_fd:
-                fd = os.open(name.split("/")[1], os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+                # Non-blocking: opening a FIFO planted here must not wait for a writer.
+                flags = os.O_RDONLY | _NOFOLLOW | _NONBLOCK
+                fd = os.open(name.split("/")[1], flags, dir_fd=dir_fd)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise StoreError(
+                        f"cannot read {path}: a directory, FIFO or other special file stands "
+                        "where the store keeps this record; records are only read from files"
+                    )
                 with open(fd, "rb") as f:
                     return f.read()
         except FileNotFoundError:
@@ -261,6 +270,7 @@ class LocalStore(Store):
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
