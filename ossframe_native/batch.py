@@ -130,6 +130,8 @@ def process_many(
     executor: str | Executor = "local",
     address: str | None = None,
     max_retries: int = 3,
+    device: str = "cpu",
+    decoders: int | None = None,
 ) -> BatchSummary:
     """Runs ``spec`` (which must have ``sys/saveas``) on every source; see the module docstring.
 
@@ -137,7 +139,8 @@ def process_many(
     threads), ``"ray"`` (Ray tasks on the cluster at ``address``, else ``RAY_ADDRESS``, else a
     local Ray started and stopped for this batch; ``threads`` is then the CPUs each task asks
     for, and a task whose worker dies is retried ``max_retries`` times), or an object with the
-    :class:`Executor` protocol.
+    :class:`Executor` protocol. ``device="cuda"`` (or ``decoders``) runs the sources in this
+    process instead, ``decoders`` at once on that device (``loader.DeviceExecutor``).
 
     Raises ``InvalidArgument`` before any work when the spec, store, topics, sources, worker
     counts or executor are not valid; per-source failures are reported, not raised.
@@ -154,6 +157,10 @@ def process_many(
         )
     if plan.store.in_process:
         workers = 1
+    if device != "cpu" or decoders is not None:
+        from ossframe_native.loader import DeviceExecutor
+
+        executor = DeviceExecutor(device, decoders, threads)
     runner = _executor(executor, workers, threads, address, max_retries, len(paths))
     summary = BatchSummary(total=len(paths))
     started = time.perf_counter()

@@ -218,6 +218,20 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         "(default 1)",
     )
     parser.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEV",
+        help="cpu (default), or cuda / cuda:N: decode on that GPU (NVDEC) in this process, "
+        "several sources at once (needs torch)",
+    )
+    parser.add_argument(
+        "--decoders",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --device: sources decoded at once (default: one per NVDEC engine)",
+    )
+    parser.add_argument(
         "--report",
         metavar="FILE",
         help="write the JSON-lines report (one line per source) here instead of stdout",
@@ -253,6 +267,8 @@ def _batch(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         executor=args.executor,
         address=args.address,
+        device=args.device,
+        decoders=args.decoders,
     )
     print(
         f"ossframe: batch: {summary.total} sources, {summary.succeeded} succeeded, "

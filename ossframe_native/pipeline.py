@@ -63,6 +63,7 @@ _DHASH_HOLD_PIXELS = 64 * 1024 * 1024
 T = TypeVar("T")
 
 _collecting = threading.local()  # .stats: the list collect_stats() fills, in this thread
+_device = threading.local()  # .hw: the decode device decoding_on() set, in this thread
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,9 @@ def open_capture(
     """Opens ``source`` and resolves ``request`` against it (see :func:`resolve`).
 
     ``threads``: decoder threads (0: one per core; None: ``OSSFRAME_DECODE_THREADS`` or one per
-    core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (not for dhash,
-    which hashes luma on the CPU). One snapshot indexes only the GOP around its time; samples
+    core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (else the
+    device :func:`decoding_on` set for this thread); frames it decodes are hashed and rendered
+    there (``Capture.backend``). One snapshot indexes only the GOP around its time; samples
     10 s or more apart (``avg``, ``key`` with ``num``) are planned by time, from the last GOP,
     and read GOP by GOP where that reads less than the whole stream (see :func:`_plan`).
     """
@@ -92,9 +94,7 @@ def open_capture(
         around = Fraction(request.t, 1000)
     elif may_sample_by_time(request):
         around = decode.END  # the last GOP tells the duration; _plan decides what else is read
-    if isinstance(request, SnapshotsRequest) and request.m == "dhash":
-        hw = None
-    src = VideoSource(source, threads=threads, around=around, hw=hw)
+    src = VideoSource(source, threads=threads, around=around, hw=hw or _device_default())
     collected: list[DecodeStats] | None = getattr(_collecting, "stats", None)
     if collected is not None:
         collected.append(src.stats)
@@ -103,6 +103,24 @@ def open_capture(
     except BaseException:
         src.close()
         raise
+
+
+@contextmanager
+def decoding_on(hw: str | None) -> Iterator[None]:
+    """Captures opened in this thread inside the block decode on ``hw`` (``"cuda"``,
+    ``"cuda:N"``; None: the CPU) unless they name one: how an executor runs front ends that
+    take no device (``task.process``) on a GPU."""
+    previous = getattr(_device, "hw", None)
+    _device.hw = hw
+    try:
+        yield
+    finally:
+        _device.hw = previous
+
+
+def _device_default() -> str | None:
+    hw: str | None = getattr(_device, "hw", None)
+    return hw
 
 
 @contextmanager
@@ -223,6 +241,7 @@ class Capture:
         self.plan = plan
         self.geometry = shape  # at the stream's size; frames of another size get their own
         self.rotation = rotation
+        self.backend = _backend(src)
 
     @property
     def info(self) -> MediaInfo:
@@ -265,7 +284,8 @@ class Capture:
 
     def render(self, output: Output, bgr: bool = False) -> np.ndarray:
         """The output as an (H, W, 3) uint8 RGB (or BGR) array at its output geometry."""
-        return transform.render(output.frame, self.geometry_for(output.frame), bgr=bgr)
+        shape = self.geometry_for(output.frame)
+        return self.backend.host(transform.render(output.frame, shape, bgr, self.backend))
 
     def outputs(self) -> Generator[Output, None, None]:
         """The outputs in time order; closes the source when exhausted or closed.
@@ -403,7 +423,7 @@ class Capture:
         # Ranked by their place among the candidates (time order), which ties go by: a frame's
         # number could repeat where a capture planned by time changes how it numbers frames.
         for place, (output, _) in enumerate(self._decoded()):
-            score = ranking.score(kernels.dhash(decode.luma_plane(output.frame)))
+            score = ranking.score(self.backend.dhash(output.frame))
             if not ranking.passes(score):
                 continue
             scored = dataclasses.replace(output, score=score)
@@ -420,6 +440,16 @@ class Capture:
         runs = decode_runs(self.source.index, list(scores))
         for number, frame in self.source.decode(runs):
             yield self._output(number, frame, scores[number])
+
+
+def _backend(src: VideoSource) -> transform.Backend:
+    """Where a capture's frames are hashed and rendered: on the GPU that decodes them (frames
+    in its memory), else NumPy and the C++ kernels."""
+    if src.gpu is None:
+        return transform.NUMPY
+    from .torch_ops import RenderBackend  # torch: the GPU path needs it
+
+    return RenderBackend(f"cuda:{src.gpu.decoder.device}")
 
 
 def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iterator[T]:

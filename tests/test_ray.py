@@ -258,11 +258,31 @@ def test_read_frames_clips(ray_instance, clip: ClipTruth, videos: Path) -> None:
     assert list(rows[str(videos / "a.mp4")]["indices"]) == [0, 10]
 
 
+def test_read_frames_with_decoders_in_flight(ray_instance, clip: ClipTruth, videos: Path) -> None:
+    """decoders=2 (how device='cuda' reads: a task takes a group of sources and decodes two at
+    once, here on CPU decoders): the same rows, per frame and per clip."""
+    from ossframe_native.ray import read_frames
+
+    paths = [str(clip.path), str(videos / "a.mp4"), str(videos / "b.mp4")]
+    one = read_frames(paths, m="key", w=64, h=48).take_all()
+    grouped = read_frames(paths, m="key", w=64, h=48, decoders=2).take_all()
+    key = lambda r: (r["source"], r["index"])  # noqa: E731
+    assert sorted(map(key, grouped)) == sorted(map(key, one)) and len(one) == 7
+    for a, b in zip(sorted(grouped, key=key), sorted(one, key=key), strict=True):
+        np.testing.assert_array_equal(a["frame"], b["frame"])
+    clips = read_frames(paths, m="key", clips=True, w=64, h=48, decoders=2).take_all()
+    assert {r["source"]: list(r["indices"]) for r in clips}[str(clip.path)] == [0, 15, 30]
+
+
 def test_read_frames_checks_its_arguments(ray_instance, tmp_path) -> None:
     from ossframe_native.ray import read_frames
 
     with pytest.raises(InvalidArgument, match="scaletype"):
         read_frames("x.mp4", scaletype="zoom")
+    with pytest.raises(InvalidArgument, match="cpu, cuda, cuda:<index>"):
+        read_frames("x.mp4", device="gpu")
+    with pytest.raises(InvalidArgument, match="integer >= 1"):
+        read_frames("x.mp4", decoders=0)
     with pytest.raises(InvalidArgument, match="matches no file"):
         read_frames(str(tmp_path / "*.mp4"))
 
