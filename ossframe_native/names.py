@@ -35,6 +35,8 @@ MAX_KEY_BYTES = 1023
 # Bytes of one '/'-separated segment of a key: the file-name limit (NAME_MAX) of ext4, XFS,
 # Btrfs, APFS and NTFS, so a key that validates can be written to any local store.
 MAX_SEGMENT_BYTES = 255
+# The suffix of a store's temporary files (writes in progress): no object name segment ends so.
+TEMP_SUFFIX = ".ossframe-tmp"
 
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -65,8 +67,9 @@ def validate_key(key: str, param: str = "o") -> str:
     """Return ``key`` if it is an object key that stays inside its bucket, else raise.
 
     Refused: empty keys, keys over 1023 bytes of UTF-8, absolute keys (leading ``/``),
-    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, and
-    segments over 255 bytes (the file-name limit of local file systems).
+    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, segments
+    over 255 bytes (the file-name limit of local file systems) and segments ending in
+    ``.ossframe-tmp`` (the store's temporary files: never listed, read or deleted).
     """
     if not isinstance(key, str) or not key:
         raise InvalidArgument(param, "the object name is empty; give a name of 1 to 1023 bytes")
@@ -91,6 +94,12 @@ def validate_key(key: str, param: str = "o") -> str:
             param, f"object name {key!r} is absolute; names are relative to their bucket"
         )
     for segment in key.split("/"):
+        if segment.endswith(TEMP_SUFFIX):
+            raise InvalidArgument(
+                param,
+                f"object name {key!r} ends a segment with {TEMP_SUFFIX!r}, which the store "
+                "reserves for its writes in progress",
+            )
         if segment in ("", ".", ".."):
             raise InvalidArgument(
                 param,

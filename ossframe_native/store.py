@@ -26,19 +26,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from ossframe_native.errors import FrameError, InvalidArgument
-from ossframe_native.names import validate_bucket, validate_key
+from ossframe_native.names import TEMP_SUFFIX, validate_bucket, validate_key
 
 __all__ = [
     "FsspecStore",
     "LocalStore",
     "Store",
     "StoreError",
+    "TEMP_SUFFIX",
     "open_store",
     "validate_bucket",
     "validate_key",
 ]
 
-TEMP_SUFFIX = ".ossframe-tmp"
 
 _SYSTEM_RE = re.compile(r"\.(?:tasks|notify)/[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -173,7 +173,8 @@ class LocalStore(Store):
         try:
             os.makedirs(directory, exist_ok=True)
             self._check_inside(path, directory)
-            atomic_write(directory, name, data)
+            with root_lock(self.root, shared=True):
+                atomic_write(directory, name, data)
         except OSError as exc:
             raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
 
@@ -210,7 +211,7 @@ class LocalStore(Store):
     def put_record(self, name: str, data: bytes) -> None:
         path = self._path(_check_system_name(name))
         try:
-            with self._record_dir(name, create=True) as dir_fd:
+            with self._record_dir(name, create=True) as dir_fd, root_lock(self.root, shared=True):
                 atomic_write(path.rsplit(os.sep, 1)[0], name.split("/")[1], data, dir_fd=dir_fd)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {_reason(exc)}") from exc
@@ -282,6 +283,21 @@ def _reason(exc: OSError) -> str:
             "only written to real directories inside the store root"
         )
     return exc.strerror or str(exc)
+
+
+@contextlib.contextmanager
+def root_lock(root: str, shared: bool, blocking: bool = True) -> Iterator[bool]:
+    """Holds ``flock`` on the store root directory itself (yields whether it was acquired).
+
+    Every write to a local store holds it shared while its temporary file exists; whoever
+    holds it exclusively (``ossframe serve`` at start) knows that no live process is writing,
+    so the temporary files it finds are leftovers of killed writers, safe to remove.
+    """
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        yield _flock(fd, shared, blocking)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def atomic_write(
@@ -372,6 +388,14 @@ def append_line_to_file(path: str, line: bytes, dir_fd: int | None = None) -> No
 try:
     import fcntl
 
+    def _flock(fd: int, shared: bool, blocking: bool) -> bool:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, mode)
+        except BlockingIOError:
+            return False
+        return True
+
     def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
@@ -379,6 +403,9 @@ try:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 except ImportError:  # pragma: no cover - Windows: O_APPEND single writes only
+
+    def _flock(fd: int, shared: bool, blocking: bool) -> bool:
+        return True
 
     def _lock(fd: int) -> None:
         pass

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ossframe_native.server.xml import OssError
@@ -252,10 +252,20 @@ def imm_message(
 
 
 def _result_message(task: Task, result: TaskResult, region: str, started: float) -> dict[str, Any]:
-    """:func:`imm_message` of a task's result."""
+    """:func:`imm_message` of a task's result (given as :func:`_public` shows it)."""
     code, text = result.error_code or "", result.error_message or ""
     saved = [(result.bucket, key) for key in result.keys]
     return imm_message(task, result.state, code, text, saved, region, started, time.time())
+
+
+def _public(result: TaskResult, task: Task, root: str) -> TaskResult:
+    """The result as the task's state and notification show it: no server path, the source as
+    ``oss://bucket/key`` and the store as ``oss://`` (a path in the message reads so too)."""
+    text = result.error_message
+    if text:
+        text = text.replace(root + os.sep, "oss://").replace(root, "oss://")
+    uri = f"oss://{task.bucket}/{task.key}"
+    return replace(result, source=uri, store="oss://", error_message=text)
 
 
 def _deliver(task: Task, message: dict[str, Any], root: str, topics: Mapping[str, str]) -> Any:
@@ -284,16 +294,16 @@ def run_task(task: Task, root: str, topics: Mapping[str, str], region: str) -> d
     sent: dict[str, Any] = {}
 
     def message(result: TaskResult) -> dict[str, Any]:
-        sent.update(_result_message(task, result, region, started))
+        sent.update(_result_message(task, _public(result, task, root), region, started))
         return sent
 
     try:
         plan = prepare(task.spec, LocalStore(root), topics)  # checked when it was submitted
     except Exception as exc:  # noqa: BLE001 - a task ends Failed, never crashes the worker
-        result = TaskResult.failed(source, task.spec, exc, store=root, task_id=task.id)
+        result = TaskResult.failed(source, task.spec, exc, task_id=task.id)
     else:
         result = run_plan(plan, source, task_id=task.id, raise_invalid=False, message=message)
-    record = result.to_dict()
+    record = _public(result, task, root).to_dict()
     record["message"] = sent or message(result)
     return {"state": result.state, "result": record}
 
@@ -426,7 +436,9 @@ class WorkerPool:
         from ossframe_native.task import TaskResult
 
         source = f"oss://{task.bucket}/{task.key}"
-        result = TaskResult.failed(source, task.spec, code=code, message=text, task_id=task.id)
+        result = TaskResult.failed(
+            source, task.spec, code=code, message=text, store="oss://", task_id=task.id
+        )
         message = _result_message(task, result, self.region, started)
         record = result.to_dict()
         try:
