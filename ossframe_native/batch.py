@@ -1,8 +1,10 @@
 """``process_many()``: one process string over many sources, on an executor, resumable.
 
-* Sources: paths, glob patterns (``*``, ``?``, ``[``; ``**`` recurses) and manifest files
-  (``@list`` or any ``*.txt``: one path per line, blank lines and ``#`` comments ignored,
-  relative paths taken from the manifest's folder). Duplicates are dropped, the first kept.
+* Sources: paths, URLs (``s3://``, ``oss://``, ``gs://``, ``http(s)://``), glob patterns
+  (``*``, ``?``, ``[``; ``**`` recurses) over folders and over buckets
+  (``s3://bucket/videos/**/*.mp4``) and manifest files (``@list`` or any ``*.txt``: one path or
+  URL per line, blank lines and ``#`` comments ignored, relative paths taken from the
+  manifest's folder). Duplicates are dropped, the first kept.
 * Executors: ``"local"`` (default) is a pool of ``workers`` processes (default: one per core),
   each decoding with ``cores // workers`` threads, so the machine is not oversubscribed;
   ``workers=1`` runs in this process. ``"ray"`` runs the same per-source function as Ray tasks
@@ -48,6 +50,7 @@ if TYPE_CHECKING:  # the pool modules are imported when a pool starts (CLI start
     from multiprocessing.connection import Connection
 
 from ossframe_native import notify as _notify
+from ossframe_native import sources as _sources
 from ossframe_native import task as _task
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.jobs import (
@@ -130,6 +133,7 @@ def process_many(
     executor: str | Executor = "local",
     address: str | None = None,
     max_retries: int = 3,
+    storage_options: Mapping[str, Any] | None = None,
     device: str = "cpu",
     decoders: int | None = None,
 ) -> BatchSummary:
@@ -141,12 +145,15 @@ def process_many(
     for, and a task whose worker dies is retried ``max_retries`` times), or an object with the
     :class:`Executor` protocol. ``device="cuda"`` (or ``decoders``) runs the sources in this
     process instead, ``decoders`` at once on that device (``loader.DeviceExecutor``).
+    ``storage_options`` open URL sources and list bucket globs (see ``ofn.snapshot``); they
+    travel with each job to the workers.
 
     Raises ``InvalidArgument`` before any work when the spec, store, topics, sources, worker
     counts or executor are not valid; per-source failures are reported, not raised.
     """
     plan = _task.prepare(spec, store, topics)  # the one parse of the process string
-    paths = expand_sources(sources)
+    _sources.check_options(storage_options)  # InvalidArgument now, not per source
+    paths = expand_sources(sources, storage_options)
     _check_count("workers", workers)
     _check_count("threads", threads)
     if plan.store.in_process and (executor != "local" or (workers is not None and workers > 1)):
@@ -165,7 +172,7 @@ def process_many(
     summary = BatchSummary(total=len(paths))
     started = time.perf_counter()
     with _Reporter(summary, report, progress, started) as reporter:
-        jobs = [Job(path, plan, resume=resume) for path in paths]
+        jobs = [Job(path, plan, resume=resume, storage_options=storage_options) for path in paths]
         if resume and isinstance(runner, LocalExecutor):
             # Here the records are as near as the sources: skip done sources before a pool
             # starts, and size the pool to what is left. Elsewhere each task checks its own

@@ -1,8 +1,9 @@
 """Talking to FFmpeg (PyAV): the only module that imports ``av``.
 
-* Opening a source (path, bytes, seekable file object) and choosing its picture stream: the one
-  FFmpeg itself would choose (``av_find_best_stream``), never a cover picture when a real video
-  exists.
+* Opening a source (through :mod:`~ossframe_native.sources`: a path, bytes, a seekable file
+  object or a URL, read as a stream this module hands to FFmpeg) and choosing its picture
+  stream: the one FFmpeg itself would choose (``av_find_best_stream``), never a cover picture
+  when a real video exists.
 * Building the :class:`~ossframe_native.index.FrameIndex` from demuxed packets (no decoding):
   the whole stream, or for one snapshot only the GOP around its time, reached by a seek in any
   container FFmpeg can seek in. These functions
@@ -22,7 +23,6 @@ Every PyAV error becomes a :class:`MediaError`. What the decoders did is counted
 from __future__ import annotations
 
 import dataclasses
-import io
 import itertools
 import os
 import re
@@ -32,13 +32,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
 
-from . import hwdecode
-from .errors import InvalidArgument, MediaError
+from . import hwdecode, sources
+from .errors import MediaError
 from .index import (
     DecodeRun,
     DecodeStats,
@@ -48,10 +48,9 @@ from .index import (
     clamp_pts,
     single_picture_index,
 )
+from .sources import Source
 
 __all__ = ["DecodeRun", "FrameIndex", "GpuDecoder", "MediaInfo", "Source", "VideoSource"]
-
-Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
@@ -96,7 +95,8 @@ class DecodeJob(Generic[T]):
 class VideoSource:
     """One open source: its picture stream, frame index and decoder.
 
-    Use as a context manager. ``source`` is a path, ``bytes`` or a seekable binary file object.
+    Use as a context manager. ``source`` is a path, a URL, ``bytes`` or a seekable binary file
+    object (see :mod:`~ossframe_native.sources`; what reading it cost is counted in ``stats``).
     ``threads``: decoder threads (0: one per core, FFmpeg's choice; None: the same unless
     ``OSSFRAME_DECODE_THREADS`` says otherwise). With ``around=t`` (seconds) only the GOP that
     shows ``t`` is demuxed and indexed, and its packets are kept for decoding: what one snapshot
@@ -113,15 +113,19 @@ class VideoSource:
         around: Fraction | None = None,
         hw: str | None = None,
     ) -> None:
-        self._source = source
         self._threads = threads if threads is not None else _default_threads()
         self.stats = DecodeStats()
         self.gpu: GpuDecoder | None = None
-        self._container = _open(source)
+        self._source = sources.open_source(source, self.stats)
+        try:
+            self._container = _open(self._source)
+        except BaseException:
+            self._source.close()
+            raise
         try:
             self._stream, cover = _picture_stream(self._container)
             self._stream_number = self._stream.index
-            _require_decoder(self._stream, source)
+            _require_decoder(self._stream, self._source)
             if hw is not None:
                 self._start_gpu(hw, cover)
             self.info = _media_info(self._container, self._stream, cover)
@@ -140,7 +144,7 @@ class VideoSource:
                     self.reach = WHOLE_STREAM
                 self._read_whole_index(reopen=around is not None)
         except BaseException:
-            self._container.close()
+            self.close()
             raise
         self._configure_decoder(self._stream)
         self._next_pos: int | None = None  # decode position of the next demuxed packet
@@ -160,8 +164,9 @@ class VideoSource:
         self.close()
 
     def close(self) -> None:
-        """Releases the container and its decoder."""
+        """Releases the container, its decoder and the source."""
         self._container.close()
+        self._source.close()
 
     def _start_gpu(self, device: str, cover: bool) -> None:
         gpu = open_gpu(self._source, self._stream, device, cover)
@@ -401,15 +406,7 @@ class VideoSource:
     @property
     def size(self) -> int | None:
         """The source's size in bytes (None where a file object cannot tell)."""
-        source = self._source
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            return len(source)
-        if isinstance(source, (str, os.PathLike)):
-            return os.path.getsize(source)
-        try:
-            return int(os.fstat(source.fileno()).st_size)
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            return None
+        return self._source.size
 
     @property
     def windowed(self) -> bool:
@@ -562,7 +559,9 @@ class GpuDecoder:
     cuvid: Any = None
 
 
-def open_gpu(source: Source, stream: Any, device: str, cover_art: bool) -> GpuDecoder | None:
+def open_gpu(
+    source: sources.Opened, stream: Any, device: str, cover_art: bool
+) -> GpuDecoder | None:
     """Opens the GPU decoder ``hwdecode`` picks for ``stream`` on ``device`` (``"cuda"`` or
     ``"cuda:N"``); None where none fits or it cannot be opened (hwdecode logs why)."""
     ctx = stream.codec_context
@@ -615,53 +614,12 @@ def _default_threads() -> int:
     return int(value) if value.isdigit() else 0  # 0: FFmpeg picks one per core
 
 
-def _target(source: Source) -> Any:
-    """What av.open reads: a path, a BytesIO over bytes, or the (rewound) file object."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if not len(source):
-            raise MediaError("the source is empty (0 bytes)")
-        target: Any = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
-        target = os.fspath(source)
-        _check_path(target)
-    elif _is_seekable_binary(source):
-        target = source
-        target.seek(0)
-    else:
-        raise InvalidArgument(
-            "source",
-            "must be a path, bytes or an open, seekable binary file object; got "
-            + type(source).__name__,
-        )
-    return target
-
-
-def _check_path(path: str) -> None:
-    """Regular, non-empty files only: seeking (exact capture) needs one."""
-    if not os.path.exists(path):
-        raise MediaError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise MediaError(f"is a directory, not a media file: {path}")
-    if not os.path.isfile(path):
-        raise MediaError(f"not a regular file (exact capture needs to seek): {path}")
-    if os.path.getsize(path) == 0:
-        raise MediaError(f"the file is empty (0 bytes): {path}")
-
-
-def _is_seekable_binary(source: Any) -> bool:
-    if isinstance(source, io.TextIOBase) or not callable(getattr(source, "read", None)):
-        return False
-    try:
-        return bool(source.seekable())
-    except (AttributeError, TypeError, ValueError, OSError):  # no seekable(), or a closed file
-        return False
-
-
-def _open(source: Source, hwaccel: Any = None) -> Any:
-    target = _target(source)
+def _open(source: sources.Opened, hwaccel: Any = None) -> Any:
+    """A container over a fresh reader of the opened source (never a name FFmpeg's protocol
+    layer would interpret: ``concat:x.mp4`` is that file)."""
     extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
     try:
-        return av.open(target, mode="r", metadata_errors="ignore", **extra)
+        return av.open(source.reader(), mode="r", metadata_errors="ignore", **extra)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot open the source as a media file ({exc.strerror or exc})") from exc
 
@@ -700,7 +658,7 @@ def _media_info(container: Any, stream: Any, cover: bool) -> MediaInfo:
     )
 
 
-def _require_decoder(stream: Any, source: Source) -> None:
+def _require_decoder(stream: Any, source: sources.Opened) -> None:
     """MediaError naming the codec tag when FFmpeg has no decoder for the picture stream."""
     if stream.codec_context is not None:
         return
@@ -710,7 +668,7 @@ def _require_decoder(stream: Any, source: Source) -> None:
     )
 
 
-def _codec_tag(source: Source, index: int) -> str:
+def _codec_tag(source: sources.Opened, index: int) -> str:
     """The stream's codec tag as FFmpeg reports it (PyAV does not expose it): the source is
     opened again with FFmpeg's warnings captured. Only on this error path."""
     import av.logging

@@ -6,18 +6,19 @@ runs every job with :func:`run_source` wherever it runs (this process, a process
 tasks), so every executor writes the same objects, records and report lines, and a batch
 started on one can be resumed on another. ``batch.py`` (``process_many`` and the local process
 pool) and ``ray.py`` (the Ray executor) both build on this module; neither imports the other.
-:func:`expand_sources` turns paths, globs and manifests into a batch's list of sources.
+:func:`expand_sources` turns paths, URLs, globs and manifests into a batch's list of sources.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from ossframe_native import sources as _sources
 from ossframe_native import task as _task
-from ossframe_native.errors import InvalidArgument
+from ossframe_native.errors import InvalidArgument, MediaError
 
 __all__ = ["WORKER_CRASHED", "Executor", "Job", "expand_sources", "failed_line", "run_source"]
 
@@ -34,6 +35,11 @@ class Job(NamedTuple):
     plan: _task.TaskPlan
     threads: int | None = None  # decoder threads; None: the decoder's default
     resume: bool = False  # skip the source when the store records it done
+    storage_options: Mapping[str, Any] | None = None  # how URL sources are opened
+
+    def bound_source(self) -> Any:
+        """The source as the task opens it (a URL with its storage options)."""
+        return _sources.bind(self.source, self.storage_options)
 
 
 class Executor(Protocol):
@@ -67,7 +73,7 @@ def run_source(job: Job) -> dict[str, Any]:
         else:
             if done is not None:
                 return done
-    result = _task.run_task(job.plan, job.source, raise_invalid=False, threads=job.threads)
+    result = _task.run_task(job.plan, job.bound_source(), raise_invalid=False, threads=job.threads)
     line = dict(result.to_dict(), skipped=False)
     if note is not None:
         line["notes"] = [note, *line["notes"]]
@@ -80,7 +86,7 @@ def done_line(job: Job) -> dict[str, Any] | None:
     Raises ``StoreError`` when the record exists but cannot be read.
     """
     record = _task.load_record(job.plan.store, job.source, job.plan.spec)
-    if record is None or not _task.is_complete(record, job.source):
+    if record is None or not _task.is_complete(record, job.bound_source()):
         return None
     record.pop("source_stat", None)
     return dict(record, skipped=True)
@@ -107,11 +113,14 @@ def failed_line(
 # -- a batch's sources -----------------------------------------------------------------------------
 
 
-def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Paths, globs and manifests → the list of source paths, in order, without duplicates.
+def expand_sources(
+    items: Iterable[str | os.PathLike[str]], storage_options: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Paths, URLs, globs and manifests → the list of sources, in order, without duplicates.
 
     A glob that matches nothing, or a manifest that cannot be read, is ``InvalidArgument``; a
-    plain path is passed on as it is (a missing file fails as that source's ``MediaError``).
+    plain path or URL is passed on as it is (a missing file or object fails as that source's
+    ``MediaError``). Globs over buckets list them with ``storage_options``.
     """
     if isinstance(items, (str, os.PathLike)):
         items = [items]
@@ -119,7 +128,7 @@ def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
     seen: set[str] = set()
 
     def add(path: str) -> None:
-        key = os.path.abspath(path)
+        key = _sources.identity(path) or path
         if key not in seen:
             seen.add(key)
             out.append(path)
@@ -134,6 +143,9 @@ def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
         elif text.lower().endswith(".txt") and os.path.isfile(text):
             for path in _read_manifest(text):
                 add(path)
+        elif _sources.is_url(text):
+            for url in _expand_url(text, storage_options):
+                add(url)
         elif _GLOB_CHARS & set(text) and not os.path.exists(text):
             matches = sorted(glob.glob(text, recursive=True))
             files = [m for m in matches if os.path.isfile(m)]
@@ -144,6 +156,19 @@ def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
         else:
             add(text)
     return out
+
+
+def _expand_url(url: str, storage_options: Mapping[str, Any] | None) -> list[str]:
+    """A URL as it is, or the objects a bucket glob matches (InvalidArgument if none)."""
+    if not _sources.has_glob(url):
+        return [url]
+    try:
+        urls = _sources.glob(url, storage_options)
+    except MediaError as exc:
+        raise InvalidArgument("sources", f"cannot list {url!r}: {exc}") from exc
+    if not urls:
+        raise InvalidArgument("sources", f"the pattern {url!r} matches no object")
+    return urls
 
 
 def _read_manifest(path: str) -> list[str]:
@@ -158,5 +183,6 @@ def _read_manifest(path: str) -> list[str]:
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        paths.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
+        absolute = os.path.isabs(entry) or _sources.is_url(entry)
+        paths.append(entry if absolute else os.path.join(base, entry))
     return paths

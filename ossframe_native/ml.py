@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import geometry, loader, transform
+from . import sources as _sources
 from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
@@ -145,6 +146,7 @@ def frames(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Frame]:
     """Like :func:`snapshots`, but yields decoded RGB frames as arrays or tensors.
 
@@ -152,13 +154,14 @@ def frames(
     ``"cuda"`` / ``"cuda:<index>"`` (torch output only; an error where CUDA is unavailable) or
     ``"auto"`` (CUDA when torch sees a GPU, else the CPU). ``layout``: ``"HWC"`` (the NumPy
     default) or ``"CHW"`` (the torch default). ``threads``: decoder threads (default
-    ``OSSFRAME_DECODE_THREADS``, else one per core).
+    ``OSSFRAME_DECODE_THREADS``, else one per core). ``source`` and ``storage_options`` as for
+    :func:`~ossframe_native.api.snapshot` (paths, URLs, bytes, file objects).
 
     Every argument is checked, the source opened and the request resolved against it (``ss``
     against the duration) before this returns; decoding happens as the iterator is consumed.
     """
     request, out = _validate(locals())
-    run = _open(source, request, out, threads)
+    run = _open(_sources.bind(source, storage_options), request, out, threads)
     return _frames(run, out)
 
 
@@ -178,6 +181,7 @@ def frames_batch(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Batch:
     """All frames :func:`frames` yields for these arguments, stacked into one :class:`Batch`.
 
@@ -187,7 +191,7 @@ def frames_batch(
     :class:`MediaError`.
     """
     request, out = _validate(locals())
-    return _batch(source, request, out, threads)
+    return _batch(_sources.bind(source, storage_options), request, out, threads)
 
 
 def frames_batches(
@@ -207,10 +211,12 @@ def frames_batches(
     layout: str | None = None,
     threads: int | None = None,
     decoders: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Batch]:
     """:func:`frames_batch` of each source, in the order of ``sources``, with ``decoders``
     sources decoding at once (:mod:`loader`): on a GPU, one per NVDEC engine by default, so
-    that every engine has work; on the CPU 1 (one source at a time on every core).
+    that every engine has work; on the CPU 1 (one source at a time on every core). URL sources
+    are opened with ``storage_options``.
 
     Every argument is checked here; each source is opened when its turn to decode comes (its
     ``MediaError`` is raised when the iterator reaches it). With ``decoders`` > 1 each source
@@ -218,7 +224,7 @@ def frames_batches(
     args = dict(locals())
     request, out = _validate(args)
     count = decoders_of(decoders, out.device)
-    items = list(sources)
+    items = [_sources.bind(source, storage_options) for source in sources]
     if count == 1:
         return (_batch(source, request, out, threads) for source in items)
     per_source = threads if threads is not None else loader.threads_per_source(count)
@@ -430,9 +436,10 @@ def _define_dataset() -> type:
     class FrameDataset(IterableDataset):  # type: ignore[type-arg]
         """The frames of many sources for a ``torch.utils.data.DataLoader``.
 
-        ``sources`` are paths or ``bytes`` (file objects do not cross process boundaries). The
-        remaining keywords are those of :func:`frames` (validated here, before any worker
-        starts). Each source is read by exactly one worker: worker ``k`` of ``n`` takes sources
+        ``sources`` are paths, URLs or ``bytes`` (file objects do not cross process boundaries);
+        ``storage_options`` open the URLs. The remaining keywords are those of :func:`frames`
+        (validated here, before any worker starts). Each source is read by exactly one worker:
+        worker ``k`` of ``n`` takes sources
         ``k, k + n, k + 2n, ...``, in order, so every frame is produced exactly once.
 
         Items are :class:`FrameSample` (one per frame) or, with ``clips=True``,
@@ -454,17 +461,19 @@ def _define_dataset() -> type:
             device: str = "cpu",
             layout: str | None = None,
             threads: int | None = None,
+            storage_options: Mapping[str, Any] | None = None,
             decoders: int | None = None,
             **params: Any,
         ) -> None:
             super().__init__()
             if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence):
-                raise InvalidArgument("sources", "must be a list of paths or bytes objects")
+                raise InvalidArgument("sources", "must be a list of paths, URLs or bytes objects")
             self.sources = list(sources)
             self.clips = bool(clips)
             self.params = dict(params)
             self.threads = threads
             self.options: dict[str, Any] = dict(output=output, device=device, layout=layout)
+            self.options["storage_options"] = storage_options
             _request(self.params)  # unknown or bad parameters fail here, not in a worker
             out = _resolve_output(output, device, layout)
             _check_threads(threads)

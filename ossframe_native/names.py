@@ -19,6 +19,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from ossframe_native import sources
 from ossframe_native.errors import InvalidArgument
 
 __all__ = [
@@ -263,17 +264,11 @@ def _merge(parts: tuple[tuple[bool, str], ...]) -> tuple[tuple[bool, str], ...]:
 def barename_of(source: object) -> str | None:
     """The source's file name without its last extension, or ``None`` when it has no name.
 
-    Paths (``str`` / ``os.PathLike``) and file objects with a text ``.name`` have one; ``bytes``
-    sources do not.
+    Paths (``str`` / ``os.PathLike``), URLs (the last segment of the URL path, without the
+    query) and file objects with a text ``.name`` have one; ``bytes`` sources do not.
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    base = sources.name_of(source)
+    if not base:
         return None
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-    else:
-        name = getattr(source, "name", None)
-    if not isinstance(name, str) or not name:
-        return None
-    base = os.path.basename(name.rstrip("/" + os.sep))
     stem, _ext = os.path.splitext(base)
     return stem or None

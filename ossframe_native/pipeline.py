@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import decode, geometry, kernels, transform
+from . import decode, geometry, kernels, sources, transform
 from .decode import Source, VideoSource
 from .errors import InvalidArgument, MediaError
 from .geometry import Geometry
@@ -461,9 +461,11 @@ def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iter
         yield last[1]
 
 
-def probe(source: Source) -> dict[str, Any]:
+def probe(source: Source, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Describes a source from its packets (and its first keyframe, for the rotation): the
-    picture stream captured from, and every stream of the file."""
+    picture stream captured from, and every stream of the file; ``bytes_read`` and
+    ``requests`` say what describing it cost (as in :class:`DecodeStats`)."""
+    source = sources.bind(source, storage_options)
     with VideoSource(source) as src:
         index = src.index
         info = src.info
@@ -484,16 +486,20 @@ def probe(source: Source) -> dict[str, Any]:
             ],
         }
     # After the source is closed: a file object serves one container at a time.
-    described["snapshot_reads"] = _snapshot_reads(source, index, info.cover_art)
+    read = dataclasses.replace(src.stats)
+    described["snapshot_reads"] = _snapshot_reads(source, index, info.cover_art, read)
+    described["bytes_read"], described["requests"] = read.bytes_read, read.requests
     return described
 
 
-def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool) -> str:
+def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool, read: DecodeStats) -> str:
     """How a snapshot reaches its frame in this source, found by a trial in the middle of the
     stream: ``seek`` (only the GOP around t is read), ``seek_and_count`` (and the packets
     before it are counted: variable frame rate outside MP4/MOV), ``from_start`` (no usable
-    seek: read up to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
+    seek: read up to t) or ``whole_stream`` (every packet, e.g. missing timestamps). What the
+    trial read is added to ``read``."""
     if cover_art:
         return decode.SEEK  # the one picture
     with VideoSource(source, around=index.duration / 2) as trial:
+        read.add(trial.stats)
         return trial.reach or decode.WHOLE_STREAM

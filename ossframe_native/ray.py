@@ -191,8 +191,9 @@ def read_frames(
 ) -> Any:
     """A ``ray.data.Dataset`` of the frames ``ofn.frames`` captures from each source.
 
-    ``paths``: paths, globs, manifests (as ``ossframe batch`` takes them) or fsspec URLs
-    (``s3://...``, opened with ``storage_options``) that every node can read. The capture
+    ``paths``: paths, URLs (``s3://``, ``oss://``, ``gs://``, ``http(s)://``, opened with
+    ``storage_options``), globs over folders or buckets and manifests, as ``ossframe batch``
+    takes them, that every node can read. The capture
     arguments are those of ``ofn.frames`` (OSS ``video/snapshots`` parameters). Rows:
 
     * default: one per frame, ``{"source", "time_ms", "index", "keyframe", "score", "frame"}``,
@@ -219,9 +220,7 @@ def read_frames(
         raise InvalidArgument("device", f"must be one of {', '.join(_DEVICES)}, got {device!r}")
     if decoders is not None:
         check_decoders(decoders)
-    urls = [p for p in _as_list(paths) if _is_url(p)]
-    local = expand_sources([p for p in _as_list(paths) if not _is_url(p)])
-    sources = local + urls
+    sources = expand_sources(_as_list(paths), storage_options)
     if not sources:
         raise InvalidArgument("paths", "give at least one source")
     connect()
@@ -249,19 +248,6 @@ def _as_list(paths: Any) -> list[str]:
     return [os.fspath(p) for p in paths]
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
-def _opened(source: str, storage_options: Mapping[str, Any]) -> Any:
-    """The source as ``ofn.frames`` takes it: a path, or a seekable file for a URL."""
-    if not _is_url(source):
-        return None
-    import fsspec
-
-    return fsspec.open(source, "rb", **storage_options)
-
-
 def _source_rows(
     source: str,
     options: Mapping[str, Any],
@@ -277,27 +263,26 @@ def _source_rows(
     on_device: dict[str, Any] = {}
     if device != "cpu":  # tensors on the GPU, handed over as NumPy arrays
         on_device = {"output": "torch", "device": device, "layout": "HWC"}
-    opener = _opened(source, storage_options)
-    with opener if opener is not None else _nothing() as handle:
-        if clips:
-            batch = frames_batch(handle or source, threads=threads, **options, **on_device)
-            yield {
-                "source": source,
-                "times_ms": list(batch.times_ms),
-                "indices": list(batch.indices),
-                "keyframes": list(batch.keyframes),
-                "frames": _host(batch.data),
-            }
-            return
-        for frame in frames(handle or source, threads=threads, **options, **on_device):
-            yield {
-                "source": source,
-                "time_ms": frame.time_ms,
-                "index": frame.index,
-                "keyframe": frame.keyframe,
-                "score": frame.score,
-                "frame": _host(frame.array),
-            }
+    opened = {"threads": threads, "storage_options": storage_options, **options, **on_device}
+    if clips:
+        batch = frames_batch(source, **opened)
+        yield {
+            "source": source,
+            "times_ms": list(batch.times_ms),
+            "indices": list(batch.indices),
+            "keyframes": list(batch.keyframes),
+            "frames": _host(batch.data),
+        }
+        return
+    for frame in frames(source, **opened):
+        yield {
+            "source": source,
+            "time_ms": frame.time_ms,
+            "index": frame.index,
+            "keyframe": frame.keyframe,
+            "score": frame.score,
+            "frame": _host(frame.array),
+        }
 
 
 def _host(array: Any) -> Any:
@@ -346,9 +331,3 @@ def _grouped_rows(
 
 _FRAME_KEYS = ("source", "time_ms", "index", "keyframe", "score", "frame")
 _CLIP_KEYS = ("source", "times_ms", "indices", "keyframes", "frames")
-
-
-def _nothing() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext(None)

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ossframe_native import notify as _notify
+from ossframe_native import sources as _sources
 from ossframe_native.errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
 from ossframe_native.names import NameTemplate, barename_of
 from ossframe_native.params import ProcessRequest, parse_process
@@ -241,6 +242,7 @@ def process(
     topics: Mapping[str, str | _notify.Webhook] | None = None,
     task_id: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> TaskResult:
     """Runs a process string on ``source`` and returns a :class:`TaskResult`.
 
@@ -250,10 +252,12 @@ def process(
     ``Failed`` rather than raised when the media or the store fails midway. ``topics`` maps topic
     names to http(s) webhook URLs (or :class:`Webhook`); unmapped topics are appended to
     ``.notify/<topic>.jsonl`` in the store. ``threads``: decoder threads (see ``frames``).
+    ``source`` and ``storage_options`` as for ``snapshot`` (paths, URLs, bytes, file objects).
 
     Raises ``InvalidArgument`` before decoding anything when the process string, a parameter
     checked against the media, the store, the bucket, the object name or the topic is not valid.
     """
+    source = _sources.bind(source, storage_options)
     return run_request(source, spec, parse_process(spec), store, topics, task_id, threads)
 
 
@@ -329,23 +333,18 @@ def prepare(
 
 
 def task_key(source: Any, spec: str) -> str | None:
-    """The key under which a path source's result is recorded (``None`` for other sources)."""
-    if not isinstance(source, (str, os.PathLike)):
+    """The key under which a path or URL source's result is recorded (``None`` for other
+    sources): its absolute path, or its URL without signing parameters."""
+    name = _sources.identity(source)
+    if name is None:
         return None
-    path = os.path.abspath(os.fsdecode(source))
-    return hashlib.sha256(f"{path}\n{spec}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return hashlib.sha256(f"{name}\n{spec}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def source_stat(source: Any) -> dict[str, Any] | None:
-    """Path, size and modification time of a path source, as recorded with its result."""
-    if not isinstance(source, (str, os.PathLike)):
-        return None
-    path = os.path.abspath(os.fsdecode(source))
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """What is recorded with a result to tell the source unchanged: a path's size and
+    modification time, a URL's size and ETag."""
+    return _sources.stat(source)
 
 
 def record_name(key: str) -> str:
@@ -353,12 +352,7 @@ def record_name(key: str) -> str:
 
 
 def _source_label(source: Any) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fsdecode(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<bytes: {len(source)}>"
-    name = getattr(source, "name", None)
-    return name if isinstance(name, str) else "<file object>"
+    return _sources.display(source)
 
 
 def _now() -> str:

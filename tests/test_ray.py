@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media import ClipTruth, all_files, make_clip, read_frame_number, saveas
+from media import ClipTruth, all_files, decode_image, make_clip, read_frame_number, saveas
 
 ray = pytest.importorskip("ray")
 
@@ -319,3 +319,19 @@ def test_ray_batch_to_s3_and_frames_from_s3(
         "s3://ray-out/run/sources/numbers.mp4", m="key", storage_options=options
     ).take_all()
     assert [read_frame_number(r["frame"]) for r in rows] == [0, 15, 30]
+
+    # A batch whose source is an S3 URL: the workers open it with the job's storage options.
+    url = "s3://ray-out/run/sources/numbers.mp4"
+    summary = process_many(
+        [url],
+        SPEC,
+        store=tmp_path / "from-s3",
+        executor="ray",
+        storage_options=options,
+        progress=False,
+    )
+    assert (summary.succeeded, summary.failed) == (1, 0)
+    from_s3 = outputs(tmp_path / "from-s3")
+    assert sorted(from_s3) == ["numbers/1.jpg", "numbers/2.jpg", "numbers/3.jpg"]
+    numbers = [read_frame_number(decode_image(data)) for _, data in sorted(from_s3.items())]
+    assert numbers == [0, 15, 30]
