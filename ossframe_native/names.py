@@ -7,25 +7,23 @@ a process string's names with these functions, and the store, ``notify`` and the
 use the same ones, so a name that parses is a name that can be written.
 
 Template variables: ``{index}`` (output number from 1), ``{streamindex}`` (0: the video
-stream), ``{autoext}`` (``jpg`` / ``png``), ``{barename}`` (source file name without its
-extension), ``{ms}`` (the output frame's time in ms). ``{{`` and ``}}`` are literal braces. A
-name with no variable and no extension gets ``_{streamindex}_{index}.{autoext}`` appended.
+stream), ``{autoext}`` (``jpg`` / ``png``), ``{barename}`` (the source's file name without its
+extension: ``sources.barename_of``), ``{ms}`` (the output frame's time in ms). ``{{`` and
+``}}`` are literal braces. A name with no variable and no extension gets
+``_{streamindex}_{index}.{autoext}`` appended.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from dataclasses import dataclass
 
-from ossframe_native import sources
 from ossframe_native.errors import InvalidArgument
 
 __all__ = [
     "VARIABLES",
     "NameTemplate",
-    "barename_of",
     "compile_template",
     "validate_bucket",
     "validate_key",
@@ -259,16 +257,3 @@ def _merge(parts: tuple[tuple[bool, str], ...]) -> tuple[tuple[bool, str], ...]:
         else:
             merged.append((is_var, text))
     return tuple(merged)
-
-
-def barename_of(source: object) -> str | None:
-    """The source's file name without its last extension, or ``None`` when it has no name.
-
-    Paths (``str`` / ``os.PathLike``), URLs (the last segment of the URL path, without the
-    query) and file objects with a text ``.name`` have one; ``bytes`` sources do not.
-    """
-    base = sources.name_of(source)
-    if not base:
-        return None
-    stem, _ext = os.path.splitext(base)
-    return stem or None

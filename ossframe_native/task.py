@@ -36,7 +36,7 @@ from typing import Any
 from ossframe_native import notify as _notify
 from ossframe_native import sources as _sources
 from ossframe_native.errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
-from ossframe_native.names import NameTemplate, barename_of
+from ossframe_native.names import NameTemplate
 from ossframe_native.params import ProcessRequest, parse_process
 from ossframe_native.store import Store, open_store
 
@@ -404,7 +404,7 @@ def _save_outputs(
 
     started_at = _now()
     t0 = time.perf_counter()
-    barename = barename_of(source)
+    barename = _sources.barename_of(source)
     action = plan.request.action
     objects: dict[str, SavedObject] = {}
     outputs = overwritten = written = 0
