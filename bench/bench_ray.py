@@ -38,6 +38,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 import make_media  # noqa: E402
 import ray  # noqa: E402
+from harness import Results, add_results_flags  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from ossframe_native.batch import Job, LocalExecutor, process_many  # noqa: E402
@@ -208,7 +209,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_RAY.md")
+    add_results_flags(parser)
     args = parser.parse_args()
+    results = Results(args.out, allow_dirty=args.allow_dirty, uses=("ray",))
     sources = clips()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -221,8 +224,6 @@ def main() -> int:
         ray.shutdown()
     scaling, cpu_s = cluster_rows(sources, max(2, args.runs // 2))
     lines = [
-        "## Ray executor (bench/bench_ray.py)",
-        "",
         f"Local Ray start (2 CPUs, no dashboard): {start_s:.1f} s, paid once per batch when "
         "no cluster is running (not included below).",
         "",
@@ -236,8 +237,8 @@ def main() -> int:
         "",
     ]
     text = "\n".join(lines)
-    args.out.write_text(text)
     print(text)
+    print(f"wrote {results.write('Ray executor', text)}")
     return 0
 
 

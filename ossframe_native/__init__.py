@@ -1,7 +1,10 @@
 """ossframe_native: exact, fast video frame capture with the OSS ``video/snapshot(s)`` interface.
 
-Names are imported on first use (PEP 562), so the command line and light users load only the
-modules they need: start-up time counts when a whole process captures one frame.
+The public names are ``__all__``: what users call, the results and stores they get back, the
+errors they catch and ``collect_stats`` (frames decoded, for benchmarks). The engine's own
+interfaces (``pipeline.open_capture``, ``decode.VideoSource``, ...) live in their modules and may
+change. Names are imported on first use (PEP 562), so the command line and light users load only
+the modules they need: start-up time counts when a whole process captures one frame.
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ _LAZY = {
     "snapshots": "api",
     "process_many": "batch",
     "DecodeStats": "index",
-    "Capture": "pipeline",
-    "open_capture": "pipeline",
+    "collect_stats": "pipeline",
     "Batch": "ml",
     "Frame": "ml",
     "FrameDataset": "ml",  # subclasses a torch class: defined on first use
@@ -40,7 +42,6 @@ _LAZY = {
 
 __all__ = [
     "Batch",
-    "Capture",
     "DecodeStats",
     "Frame",
     "FrameDataset",
@@ -55,9 +56,9 @@ __all__ = [
     "StoreError",
     "TaskResult",
     "capture",
+    "collect_stats",
     "frames",
     "frames_batch",
-    "open_capture",
     "parse_process",
     "probe",
     "process",
@@ -87,6 +88,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .index import DecodeStats
     from .ml import Batch, Frame, FrameDataset, frames, frames_batch
     from .params import ProcessRequest, parse_process
-    from .pipeline import Capture, open_capture, probe
+    from .pipeline import collect_stats, probe
     from .store import FsspecStore, LocalStore, Store, StoreError
     from .task import TaskResult, process

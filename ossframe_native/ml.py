@@ -433,7 +433,8 @@ def _define_dataset() -> type:
     torch = _import_torch("FrameDataset")
     from torch.utils.data import IterableDataset, get_worker_info
 
-    class FrameDataset(IterableDataset):  # type: ignore[type-arg]
+    # misc: where torch is not installed, type checkers see IterableDataset as Any.
+    class FrameDataset(IterableDataset[Any]):  # type: ignore[misc, unused-ignore]
         """The frames of many sources for a ``torch.utils.data.DataLoader``.
 
         ``sources`` are paths, URLs or ``bytes`` (file objects do not cross process boundaries);

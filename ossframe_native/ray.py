@@ -71,7 +71,8 @@ def assigned_cpus() -> int:
     return max(1, int(resources.get("CPU", 1)))
 
 
-@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
+# untyped-decorator: where ray is not installed, type checkers see ray.remote as Any.
+@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)  # type: ignore[untyped-decorator, unused-ignore]
 def _run_task(job: Job) -> tuple[dict[str, Any], str]:
     """One job as a Ray task: decoding on the CPUs Ray assigned; returns (line, node id)."""
     line = run_source(job._replace(threads=assigned_cpus()))
@@ -153,6 +154,7 @@ class RayExecutor:
 def _finished(refs: list[ray.ObjectRef[Any]]) -> list[ray.ObjectRef[Any]]:
     """Waits for one of ``refs`` to finish; returns it and all others finished by then (one
     pass over the window per wake-up, not one per task)."""
+    done: list[ray.ObjectRef[Any]]
     done, rest = ray.wait(refs, num_returns=1)
     if rest:
         more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)

@@ -77,9 +77,12 @@ def test_readme_first_command_writes_outside_the_repository() -> None:
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:
-    """CI (.ci/run) takes the README's second bash block as its test command."""
+    """CI (.ci/run) takes the README's second bash block as its test command; it installs every
+    extra whose packages the tests use, torch included, so a contributor runs what CI runs."""
     second = blocks(README.read_text(encoding="utf-8"), "bash")[1].strip()
     assert second.startswith("pip install -e '.[test") and second.endswith("&& pytest"), second
+    extras = set(re.search(r"\.\[([\w,-]+)\]", second).group(1).split(","))
+    assert {"test", "server", "ray", "torch"} <= extras, second
     ci = ROOT / ".ci" / "run"
     if ci.exists():  # not shipped in the sdist
         assert "README's test command" in ci.read_text(encoding="utf-8")

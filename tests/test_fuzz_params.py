@@ -13,11 +13,9 @@ import contextlib
 from pathlib import Path
 
 import pytest
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from media import b64, make_clip  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from media import b64, make_clip
 
 SETTINGS = settings(
     derandomize=True,

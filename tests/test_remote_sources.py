@@ -16,6 +16,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import boto3
 import numpy as np
 import pytest
 from media import (
@@ -36,9 +37,6 @@ from ossframe_native.batch import process_many
 from ossframe_native.cli import main as cli_main
 from ossframe_native.errors import InvalidArgument, MediaError
 from ossframe_native.pipeline import collect_stats
-
-boto3 = pytest.importorskip("boto3")
-pytest.importorskip("s3fs")
 
 BUCKET = "videos-bucket"
 SECRET = "SECRETSIGNATURE0123456789"  # must never appear in a message

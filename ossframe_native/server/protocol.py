@@ -39,7 +39,8 @@ def raw_error(status: int, code: str, message: str | None = None) -> bytes:
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 
 
-class GuardedProtocol(HttpToolsProtocol):
+# misc: where uvicorn is not installed, type checkers see HttpToolsProtocol as Any.
+class GuardedProtocol(HttpToolsProtocol):  # type: ignore[misc, unused-ignore]
     """See the module docstring; the limits are class attributes set by :func:`protocol`."""
 
     header_timeout = 10.0
@@ -64,7 +65,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._head_bytes > MAX_HEAD_BYTES:  # answered 400 InvalidRequest by the parser loop
             raise httptools.HttpParserError(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override, unused-ignore]
         super().connection_made(transport)
         self._expect_head()
         if len(self.connections) > self.max_connections:
