@@ -44,6 +44,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from ossframe_native.batch import Job, LocalExecutor, process_many  # noqa: E402
 from ossframe_native.ray import RayExecutor  # noqa: E402
 from ossframe_native.store import LocalStore  # noqa: E402
+from ossframe_native.task import prepare  # noqa: E402
 
 OUT = HERE / "out" / "ray"
 BATCH_SPEC = "video/snapshots,f_jpg,inter_500,w_320,h_180"
@@ -119,7 +120,7 @@ def batch_row(sources: list[str], runs: int) -> list[str]:
 def overhead_rows(tmp: Path) -> tuple[list[str], float]:
     """The cost of a Ray task around the work it runs."""
     store = LocalStore(tmp / "overhead")
-    jobs = [Job(str(tmp / f"missing_{i}.mp4"), SPEC, store, {}) for i in range(200)]
+    jobs = [Job(str(tmp / f"missing_{i}.mp4"), prepare(SPEC, store)) for i in range(200)]
     inline = wall(lambda: list(LocalExecutor(1).run(jobs))) / len(jobs)
     executor = RayExecutor()
     on_ray, driver_cpu = [], []

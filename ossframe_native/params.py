@@ -18,6 +18,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import InvalidArgument
+from .names import (
+    NameTemplate,
+    compile_template,
+    storyboard_key,
+    validate_bucket,
+    validate_topic,
+)
 
 MAX_INT = 2**53 - 1  # the largest integer a JSON consumer can hold exactly
 FORMATS = ("jpg", "png")
@@ -221,17 +228,29 @@ ActionRequest = CaptureRequest | SpriteRequest
 
 @dataclass(frozen=True)
 class SaveAs:
-    """``sys/saveas``: store each output as ``object`` in ``bucket`` (both base64-decoded)."""
+    """``sys/saveas``: store each output as ``object`` in ``bucket`` (both base64-decoded).
+
+    Made only with a valid bucket name and object-name template; ``template`` is the compiled
+    template, which every later step uses (nothing parses the name again).
+    """
 
     bucket: str
     object: str
+    template: NameTemplate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        validate_bucket(self.bucket)
+        object.__setattr__(self, "template", compile_template(self.object))
 
 
 @dataclass(frozen=True)
 class Notify:
-    """``notify``: deliver the task result to ``topic`` (base64-decoded)."""
+    """``notify``: deliver the task result to ``topic`` (base64-decoded; a valid topic name)."""
 
     topic: str
+
+    def __post_init__(self) -> None:
+        validate_topic(self.topic)
 
 
 @dataclass(frozen=True)
@@ -282,30 +301,24 @@ def parse_process(spec: str) -> ProcessRequest:
 
 
 def _saveas(bucket: str, template: str, action: ActionRequest) -> SaveAs:
-    """The saveas step, checked by the same functions a task uses before it decodes."""
-    from .naming import compile_template, storyboard_key
-    from .store import validate_bucket
-
-    validate_bucket(bucket)
-    # The object name template: variables, braces, and the name it gives (a neutral {barename};
-    # the source's own is checked when the task starts) must stay inside the bucket.
-    names = compile_template(template)
-    names.render(index=1, ms=0, autoext=action.f, barename="x")
-    if getattr(action, "vtt", 0):  # video/sprite's storyboard is named after the sheets
-        storyboard_key(names, ms=0, autoext=action.f, barename="x")
-    return SaveAs(bucket=bucket, object=template)
+    """The saveas step: the bucket, the template's variables and braces, and the name it gives
+    (a neutral ``{barename}``; a task checks the source's own only where the name uses it)
+    must stay inside the bucket; so must a ``video/sprite`` storyboard's name (``vtt_1``)."""
+    saveas = SaveAs(bucket=bucket, object=template)
+    saveas.template.render(index=1, ms=0, autoext=action.f, barename="x")
+    if getattr(action, "vtt", 0):
+        storyboard_key(saveas.template, ms=0, autoext=action.f, barename="x")
+    return saveas
 
 
 def _notify(topic: str, saveas: SaveAs | None) -> Notify:
-    from .notify import validate_topic
-
     if saveas is None:
         raise InvalidArgument(
             "notify",
             "notify needs sys/saveas: the message reports the saved objects; add "
             "'|sys/saveas,b_..,o_..' before notify",
         )
-    return Notify(topic=validate_topic(topic))
+    return Notify(topic=topic)
 
 
 def _parse_action(segment: str) -> ActionRequest:

@@ -4,7 +4,7 @@ Needs the ``ray`` extra (``pip install 'ossframe_native[ray]'``); ``import ossfr
 never imports this module. See docs/RAY.md.
 
 * :class:`RayExecutor` runs a batch's jobs as Ray tasks. Each task runs the same per-source
-  function as the local process pool (:func:`ossframe_native.batch.run_source`), so the objects,
+  function as the local process pool (:func:`ossframe_native.jobs.run_source`), so the objects,
   report lines and resume records are the same. At most a few tasks per cluster CPU are in
   flight; a task whose worker or node dies is retried ``max_retries`` times, then reported
   ``WorkerCrashed``.
@@ -25,8 +25,8 @@ import numpy as np
 import ray
 import ray.exceptions
 
-from ossframe_native.batch import Job, expand_sources, failed_line, run_source
 from ossframe_native.errors import InvalidArgument
+from ossframe_native.jobs import Job, expand_sources, failed_line, run_source
 
 __all__ = ["RayExecutor", "read_frames"]
 
@@ -145,7 +145,7 @@ class RayExecutor:
                 f"the Ray worker running this source died or was lost, {self.max_retries + 1} "
                 f"time(s) with retries ({type(exc).__name__}: {why})"
             )
-            return failed_line(job, None, message=message)
+            return failed_line(job, message=message)
         self.nodes[job.source] = node
         result: dict[str, Any] = line
         return result

@@ -44,6 +44,7 @@ __all__ = [
     "Opened",
     "Remote",
     "Source",
+    "barename_of",
     "bind",
     "check_options",
     "display",
@@ -190,6 +191,19 @@ def name_of(source: Any) -> str | None:
     if not path:
         return None
     return os.path.basename(path.rstrip("/" + os.sep)) or None
+
+
+def barename_of(source: object) -> str | None:
+    """The source's file name without its last extension, or ``None`` when it has no name.
+
+    Paths (``str`` / ``os.PathLike``), URLs (the last segment of the URL path, without the
+    query) and file objects with a text ``.name`` have one; ``bytes`` sources do not.
+    """
+    base = name_of(source)
+    if not base:
+        return None
+    stem, _ext = os.path.splitext(base)
+    return stem or None
 
 
 def identity(source: Any) -> str | None:

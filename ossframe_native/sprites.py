@@ -26,7 +26,7 @@ import numpy as np
 
 from . import encode, geometry, sources
 from .decode import Source
-from .naming import NameTemplate, storyboard_key, storyboard_name
+from .names import NameTemplate, storyboard_key, storyboard_name
 from .params import SpriteRequest
 from .pipeline import Capture, Output, open_capture
 
@@ -39,7 +39,7 @@ __all__ = [
     "open_sprite",
     "sprite",
     "storyboard",
-    "storyboard_name",  # from naming.py, with the storyboard's other names
+    "storyboard_name",  # from names.py, with the storyboard's key
 ]
 
 # Tiles rendered ahead of the one being placed (on the capture's worker thread).

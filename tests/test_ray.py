@@ -20,6 +20,7 @@ from media import ClipTruth, all_files, decode_image, make_clip, read_frame_numb
 from ossframe_native.batch import Job, process_many
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.store import LocalStore
+from ossframe_native.task import prepare
 
 if importlib.util.find_spec("ray") is not None:  # without ray each test skips (needs)
     import ray
@@ -182,7 +183,7 @@ def test_a_dying_worker_is_retried_then_reported(ray_instance, videos, tmp_path)
     crash.write_bytes((videos / "a.mp4").read_bytes())
     store = CrashingStore(tmp_path / "root")
     executor = RayExecutor(max_retries=1)
-    jobs = [Job(str(p), SPEC, store, {}) for p in (videos / "b.mp4", crash, videos / "c.mp4")]
+    jobs = [Job(str(p), prepare(SPEC, store)) for p in (videos / "b.mp4", crash, videos / "c.mp4")]
     lines = {os.path.basename(j.source): line for j, line in executor.run(jobs)}
     assert sorted(lines) == ["b.mp4", "c.mp4", "crash.mp4"]
     assert lines["crash.mp4"]["state"] == "Failed"
@@ -215,7 +216,7 @@ def test_in_flight_is_bounded(ray_instance, videos, tmp_path, monkeypatch) -> No
     missing = [str(tmp_path / f"missing{i}.mp4") for i in range(200)]  # each fails fast
     store = LocalStore(tmp_path / "root")
     executor = ofn_ray.RayExecutor()
-    lines = [line for _, line in executor.run([Job(s, SPEC, store, {}) for s in missing])]
+    lines = [line for _, line in executor.run([Job(s, prepare(SPEC, store)) for s in missing])]
     assert len(lines) == 200 and {x["error_code"] for x in lines} == {"MediaError"}
     assert max(submitted) == 4 and executor.workers == 2
 

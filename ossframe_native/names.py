@@ -1,35 +1,136 @@
-"""Object-name templates for ``sys/saveas,o_...`` (docs/TASKS.md; docs/BEHAVIOUR.md, "Saving
-and naming").
+"""Every name a process string gives, checked in one place: buckets, object keys, object-name
+templates (``sys/saveas,o_...``) and topics (docs/TASKS.md; docs/BEHAVIOUR.md, "Saving and
+naming").
 
-Variables: ``{index}`` (output number from 1), ``{streamindex}`` (0: the video stream),
-``{autoext}`` (``jpg`` / ``png``), ``{barename}`` (source file name without its extension),
-``{ms}`` (the output frame's time in ms). ``{{`` and ``}}`` are literal braces. A name with no
-variable and no extension gets ``_{streamindex}_{index}.{autoext}`` appended.
+A leaf module (it imports only :mod:`ossframe_native.errors`): the parser (``params.py``) checks
+a process string's names with these functions, and the store, ``notify`` and the task runner
+use the same ones, so a name that parses is a name that can be written.
+
+Template variables: ``{index}`` (output number from 1), ``{streamindex}`` (0: the video
+stream), ``{autoext}`` (``jpg`` / ``png``), ``{barename}`` (the source's file name without its
+extension: ``sources.barename_of``), ``{ms}`` (the output frame's time in ms). ``{{`` and
+``}}`` are literal braces. A name with no variable and no extension gets
+``_{streamindex}_{index}.{autoext}`` appended.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
+import re
 from dataclasses import dataclass
 
-from ossframe_native import sources
 from ossframe_native.errors import InvalidArgument
-from ossframe_native.store import validate_key
 
 __all__ = [
     "VARIABLES",
     "NameTemplate",
-    "barename_of",
     "compile_template",
     "storyboard_key",
     "storyboard_name",
+    "validate_bucket",
+    "validate_key",
+    "validate_topic",
 ]
+
+MAX_KEY_BYTES = 1023
+# Bytes of one '/'-separated segment of a key: the file-name limit (NAME_MAX) of ext4, XFS,
+# Btrfs, APFS and NTFS, so a key that validates can be written to any local store.
+MAX_SEGMENT_BYTES = 255
+# The suffix of a store's temporary files (writes in progress): no object name segment ends so.
+TEMP_SUFFIX = ".ossframe-tmp"
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_TOPIC_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
 
 VARIABLES = ("index", "streamindex", "autoext", "barename", "ms")
 #: Variables whose value changes from one output of a task to the next.
 PER_OUTPUT = frozenset({"index", "ms"})
 DEFAULT_SUFFIX = "_{streamindex}_{index}.{autoext}"
+
+
+def validate_bucket(bucket: str, param: str = "b") -> str:
+    """Return ``bucket`` if it is a valid OSS bucket name, else raise ``InvalidArgument``.
+
+    OSS rules: 3 to 63 characters, lower-case letters, digits and hyphens, starting and ending
+    with a letter or digit.
+    """
+    if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
+        raise InvalidArgument(
+            param,
+            f"invalid bucket name {bucket!r}; a bucket name has 3 to 63 characters, only "
+            "lower-case letters, digits and hyphens, and starts and ends with a letter or digit",
+        )
+    return bucket
+
+
+def validate_key(key: str, param: str = "o") -> str:
+    """Return ``key`` if it is an object key that stays inside its bucket, else raise.
+
+    Refused: empty keys, keys over 1023 bytes of UTF-8, absolute keys (leading ``/``),
+    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, segments
+    over 255 bytes (the file-name limit of local file systems) and segments ending in
+    ``.ossframe-tmp`` (the store's temporary files: never listed, read or deleted).
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidArgument(param, "the object name is empty; give a name of 1 to 1023 bytes")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(param, f"object name {key!r} is not valid UTF-8 text") from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidArgument(
+            param, f"object name is {size} bytes of UTF-8; at most {MAX_KEY_BYTES} are allowed"
+        )
+    if "\\" in key:
+        raise InvalidArgument(
+            param, f"object name {key!r} contains a backslash; separate folders with '/'"
+        )
+    if _CONTROL_RE.search(key):
+        raise InvalidArgument(
+            param, f"object name {key!r} contains NUL or a control character; these are refused"
+        )
+    if key.startswith("/"):
+        raise InvalidArgument(
+            param, f"object name {key!r} is absolute; names are relative to their bucket"
+        )
+    for segment in key.split("/"):
+        if segment.endswith(TEMP_SUFFIX):
+            raise InvalidArgument(
+                param,
+                f"object name {key!r} ends a segment with {TEMP_SUFFIX!r}, which the store "
+                "reserves for its writes in progress",
+            )
+        if segment in ("", ".", ".."):
+            raise InvalidArgument(
+                param,
+                f"object name {key!r} has an empty, '.' or '..' path segment; a name may not "
+                "leave its bucket or contain '//'",
+            )
+        segment_size = len(segment.encode("utf-8"))
+        if segment_size > MAX_SEGMENT_BYTES:
+            raise InvalidArgument(
+                param,
+                f"object name has a segment (between '/') of {segment_size} bytes of UTF-8; file "
+                f"systems allow at most {MAX_SEGMENT_BYTES} bytes per name, so each segment may "
+                f"have at most {MAX_SEGMENT_BYTES} (split the name with '/')",
+            )
+    return key
+
+
+def validate_topic(topic: str, param: str = "topic") -> str:
+    """Return ``topic`` if it is a valid topic name, else raise ``InvalidArgument``.
+
+    1 to 256 characters: letters, digits, hyphens and underscores, starting with a letter or
+    a digit (the topic names of Alibaba Cloud MNS, plus ``_``).
+    """
+    if not isinstance(topic, str) or not _TOPIC_RE.fullmatch(topic):
+        raise InvalidArgument(
+            param,
+            f"invalid topic name {topic!r}; a topic has 1 to 256 letters, digits, hyphens or "
+            "underscores and starts with a letter or digit",
+        )
+    return topic
 
 
 @dataclass(frozen=True)
@@ -158,19 +259,6 @@ def _merge(parts: tuple[tuple[bool, str], ...]) -> tuple[tuple[bool, str], ...]:
         else:
             merged.append((is_var, text))
     return tuple(merged)
-
-
-def barename_of(source: object) -> str | None:
-    """The source's file name without its last extension, or ``None`` when it has no name.
-
-    Paths (``str`` / ``os.PathLike``), URLs (the last segment of the URL path, without the
-    query) and file objects with a text ``.name`` have one; ``bytes`` sources do not.
-    """
-    base = sources.name_of(source)
-    if not base:
-        return None
-    stem, _ext = os.path.splitext(base)
-    return stem or None
 
 
 def storyboard_key(template: NameTemplate, *, ms: int, autoext: str, barename: str | None) -> str:
