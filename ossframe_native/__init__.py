@@ -22,6 +22,8 @@ _LAZY = {
     "probe": "pipeline",
     "snapshot": "api",
     "snapshots": "api",
+    "Sprite": "sprites",
+    "sprite": "sprites",
     "process_many": "batch",
     "DecodeStats": "index",
     "collect_stats": "pipeline",
@@ -52,6 +54,7 @@ __all__ = [
     "LocalStore",
     "MediaError",
     "ProcessRequest",
+    "Sprite",
     "Store",
     "StoreError",
     "TaskResult",
@@ -65,6 +68,7 @@ __all__ = [
     "process_many",
     "snapshot",
     "snapshots",
+    "sprite",
 ]
 
 
@@ -89,5 +93,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .ml import Batch, Frame, FrameDataset, frames, frames_batch
     from .params import ProcessRequest, parse_process
     from .pipeline import collect_stats, probe
+    from .sprites import Sprite, sprite
     from .store import FsspecStore, LocalStore, Store, StoreError
     from .task import TaskResult, process

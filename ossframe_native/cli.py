@@ -14,7 +14,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from .errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
@@ -158,35 +158,72 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from .params import parse_process
+    from .params import SpriteRequest, parse_process
 
     request = parse_process(args.spec)  # the one parse of the process string
     if request.saveas is not None:
         return _saveas(args, request)
     if not args.output:
         raise InvalidArgument("-o", "give an output file with -o OUT (or -o - for stdout)")
+    if isinstance(request.action, SpriteRequest):
+        return _sprite(args, request.action)
     from .api import capture
 
     images = capture(args.source, request.action, storage_options=storage_options(args))
-    # Peek at two outputs to know how to name them; then write each as it comes.
-    head = list(itertools.islice(images, 2))
+    written = _write_numbered(
+        args.output, images, lambda image: {"time_ms": image.time_ms, "index": image.index}
+    )
+    _print_written(args, written)
+    return 0
+
+
+def _sprite(args: argparse.Namespace, action: Any) -> int:
+    """``video/sprite`` with ``-o OUT``: the sheets as OUT (several: OUT_1, OUT_2, ...) and,
+    with ``vtt_1``, the storyboard beside them as OUT with the extension ``.vtt``."""
+    from .sprites import open_sprite, sheet_url, storyboard_name
+
+    vtt_path = storyboard_name(args.output) if action.vtt else None
+    if vtt_path is not None and (args.output == STDOUT or vtt_path == args.output):
+        raise InvalidArgument(
+            "-o", "vtt_1 writes OUT.vtt beside the sheets: give an image file name with -o"
+        )
+    with open_sprite(args.source, action, bgr=True, storage_options=storage_options(args)) as run:
+        written = _write_numbered(
+            args.output, run.encoded(), lambda s: {"time_ms": s.time_ms, "tiles": len(s.tiles)}
+        )
+    if vtt_path is not None and run.tiles:
+        text = run.storyboard([sheet_url(entry["path"], vtt_path) for entry in written]).encode()
+        write_output(vtt_path, text)
+        written.append({"path": vtt_path, "bytes": len(text), "cues": len(run.tiles)})
+    _print_written(args, written)
+    return 0
+
+
+def _write_numbered(
+    output: str, items: Iterator[Any], describe: Callable[[Any], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Writes each item's ``data`` as it comes, to ``output`` when there is one item, else to
+    ``output`` with ``_1``, ``_2``, ... (a peek at two items tells which); returns what was
+    written (path, bytes and ``describe(item)``)."""
+    head = list(itertools.islice(items, 2))
     several = len(head) > 1
-    if several and args.output == STDOUT:
+    if several and output == STDOUT:
         raise InvalidArgument("-o", "-o - takes one output; this process string gives several")
     written: list[dict[str, Any]] = []
-    for path, image in zip(
-        output_paths(args.output, several), itertools.chain(head, images), strict=False
+    for path, item in zip(
+        output_paths(output, several), itertools.chain(head, items), strict=False
     ):
-        write_output(path, image.data)
-        written.append(
-            {"path": path, "bytes": len(image.data), "time_ms": image.time_ms, "index": image.index}
-        )
+        write_output(path, item.data)
+        written.append({"path": path, "bytes": len(item.data), **describe(item)})
+    return written
+
+
+def _print_written(args: argparse.Namespace, written: list[dict[str, Any]]) -> None:
     if args.output != STDOUT and not args.quiet:
         if args.json:
             print(json.dumps(written))
         else:
             print("\n".join(entry["path"] for entry in written))
-    return 0
 
 
 def _saveas(args: argparse.Namespace, request: Any) -> int:

@@ -25,6 +25,8 @@ __all__ = [
     "VARIABLES",
     "NameTemplate",
     "compile_template",
+    "storyboard_key",
+    "storyboard_name",
     "validate_bucket",
     "validate_key",
     "validate_topic",
@@ -257,3 +259,29 @@ def _merge(parts: tuple[tuple[bool, str], ...]) -> tuple[tuple[bool, str], ...]:
         else:
             merged.append((is_var, text))
     return tuple(merged)
+
+
+def storyboard_key(template: NameTemplate, *, ms: int, autoext: str, barename: str | None) -> str:
+    """The key of a ``video/sprite`` storyboard (``vtt_1``): the name as written (without the
+    default suffix) rendered as for the first sheet (``{index}`` 1, ``{ms}`` its time), with
+    ``.vtt`` in place of its extension. ``InvalidArgument("o")`` where that is not a valid key
+    or is the first sheet's own name."""
+    written = template
+    if template.suffixed:
+        written = NameTemplate(template.source, _merge(_parse(template.source, "o")), False)
+    key = storyboard_name(written.render(index=1, ms=ms, autoext=autoext, barename=barename))
+    if key == template.render(index=1, ms=ms, autoext=autoext, barename=barename):
+        raise InvalidArgument(
+            "o",
+            f"with vtt_1 the storyboard would be stored as the sheet {key!r}: give the sheets "
+            "an image extension ({autoext}) or none",
+        )
+    return validate_key(key, "o")
+
+
+def storyboard_name(name: str) -> str:
+    """``name`` with ``.vtt`` in place of its extension, or appended where it has none
+    (``thumbs/clip_1.jpg`` -> ``thumbs/clip_1.vtt``, ``thumbs/clip`` -> ``thumbs/clip.vtt``)."""
+    head, sep, last = name.rpartition("/")
+    stem, ext = posixpath.splitext(last)
+    return f"{head}{sep}{stem if stem and len(ext) > 1 else last}.vtt"

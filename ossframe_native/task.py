@@ -28,7 +28,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -37,7 +37,7 @@ from ossframe_native import notify as _notify
 from ossframe_native import sources as _sources
 from ossframe_native.errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
 from ossframe_native.names import NameTemplate
-from ossframe_native.params import ProcessRequest, parse_process
+from ossframe_native.params import ProcessRequest, SpriteRequest, parse_process
 from ossframe_native.store import Store, open_store
 
 __all__ = [
@@ -285,7 +285,11 @@ def _capture_only(
 
     started_at = _now()
     t0 = time.perf_counter()
-    images = tuple(api.capture(source, request.action, threads=threads))
+    images: tuple[Any, ...]
+    if isinstance(request.action, SpriteRequest):  # the encoded sheets (sprites.EncodedSheet)
+        images = _sprite_sheets(source, request.action, threads)
+    else:
+        images = tuple(api.capture(source, request.action, threads=threads))
     total_ms = round((time.perf_counter() - t0) * 1000, 3)
     return TaskResult(
         task_id=task_id or uuid.uuid4().hex,
@@ -301,6 +305,19 @@ def _capture_only(
         timings={"started_at": started_at, "finished_at": _now(), "total_ms": total_ms},
         images=images,
     )
+
+
+def _sprite_sheets(source: Any, action: SpriteRequest, threads: int | None) -> tuple[Any, ...]:
+    from ossframe_native import sprites
+
+    if action.vtt:
+        raise InvalidArgument(
+            "vtt",
+            "the storyboard points at the sheets by name: vtt_1 needs '|sys/saveas,b_..,o_..' "
+            "(or ossframe process -o FILE); sprites.Sprite.storyboard(urls) builds one for "
+            "sheets you name yourself",
+        )
+    return tuple(sprites.open_sprite(source, action, threads=threads, bgr=True).encoded())
 
 
 def prepare(
@@ -411,14 +428,19 @@ def _save_outputs(
     write_s = 0.0
     error: BaseException | None = None
     last_key = ""
-    images = None
+    images: Iterator[Any] | None = None
     try:
         # The one check that needs the source's name (parse_process checked the name with a
         # neutral one), still before any decode; then the source is opened and the request
         # resolved against it (parameter errors surface here).
         if "barename" in plan.template.variables:
             plan.template.render(index=1, ms=0, autoext=action.f, barename=barename)
-        images = api.capture(source, action, threads=threads)
+        if isinstance(action, SpriteRequest):  # sheets (+ storyboard), each with its own key
+            from ossframe_native import sprites
+
+            images = sprites.task_outputs(source, action, plan.template, barename, threads)
+        else:
+            images = api.capture(source, action, threads=threads)
     except InvalidArgument as exc:
         if raise_invalid:
             raise
@@ -429,7 +451,7 @@ def _save_outputs(
         try:
             for image in images:
                 outputs += 1
-                key = plan.template.render(
+                key = getattr(image, "key", None) or plan.template.render(
                     index=outputs, ms=image.time_ms, autoext=image.format, barename=barename
                 )
                 tw = time.perf_counter()

@@ -337,3 +337,25 @@ def test_ray_batch_to_s3_and_frames_from_s3(
     assert sorted(from_s3) == ["numbers/1.jpg", "numbers/2.jpg", "numbers/3.jpg"]
     numbers = [read_frame_number(decode_image(data)) for _, data in sorted(from_s3.items())]
     assert numbers == [0, 15, 30]
+
+
+def test_sprite_batch_on_ray_equals_local(ray_instance, videos: Path, tmp_path: Path) -> None:
+    """``video/sprite`` with a storyboard on the Ray executor: the same sheets, storyboards and
+    report lines as on the local one."""
+    action = "video/sprite,f_png,sw_32,sh_32,tw_4,th_2,vtt_1"  # 20 frames: 3 sheets
+    spec = saveas("my-bucket", "{barename}/{index}.{autoext}", action)
+    sources = [str(videos / "a.mp4"), str(videos / "b.mp4")]
+    lines = {}
+    for executor, options in (("local", {"workers": 1}), ("ray", {})):
+        out = io.StringIO()
+        process_many(
+            sources, spec, store=tmp_path / executor, executor=executor, report=out,
+            progress=False, **options,
+        )  # fmt: skip
+        parsed = [json.loads(x) for x in out.getvalue().splitlines()]
+        lines[executor] = {os.path.basename(x["source"]): stable(x) for x in parsed}
+    assert lines["ray"] == lines["local"]
+    expected = outputs(tmp_path / "local")
+    names = ("1.png", "1.vtt", "2.png", "3.png")
+    assert sorted(expected) == [f"{n}/{name}" for n in "ab" for name in names]
+    assert outputs(tmp_path / "ray") == expected

@@ -219,6 +219,9 @@ def imm_message(
     ``RequestId``, ``Status`` (``Succeeded``/``Failed``), ``Code``, ``Message``, ``Sources`` and
     ``Targets`` (one per saved object: ``oss://bucket/key``).
     """
+    from ossframe_native import parse_process
+
+    action = parse_process(task.spec).action  # checked when the task was submitted
     content = {
         "ProjectName": "ossframe",
         "DatasetName": "",
@@ -234,10 +237,7 @@ def imm_message(
         "EventSourceId": task.event_id,
         "Process": task.spec,
         "Sources": [{"URI": f"oss://{task.bucket}/{task.key}"}],
-        "Targets": [
-            {"URI": f"oss://{b}/{k}", "Image": {"Snapshots": [{"URI": f"oss://{b}/{k}"}]}}
-            for b, k in saved
-        ],
+        "Targets": [_target(action, b, k) for b, k in saved],
     }
     return {
         "id": task.event_id,
@@ -249,6 +249,17 @@ def imm_message(
         "datacontenttype": "application/json;charset=utf-8",
         "content": json.dumps(content, ensure_ascii=False),
     }
+
+
+def _target(action: Any, bucket: str, key: str) -> dict[str, Any]:
+    """One saved object as an IMM target: a snapshot, a sprite sheet, or (beyond IMM) the
+    storyboard of a ``video/sprite,..,vtt_1`` task, listed by its URI alone."""
+    uri = f"oss://{bucket}/{key}"
+    if action.action != "video/sprite":
+        return {"URI": uri, "Image": {"Snapshots": [{"URI": uri}]}}
+    if action.vtt and key.endswith(".vtt"):  # vtt_1 gives no sheet a name ending in .vtt
+        return {"URI": uri}
+    return {"URI": uri, "Image": {"Sprites": [{"URI": uri}]}}
 
 
 def _result_message(task: Task, result: TaskResult, region: str, started: float) -> dict[str, Any]:
