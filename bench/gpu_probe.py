@@ -1,6 +1,6 @@
 """Which decoder really decodes each clip when ``device="cuda"`` is asked for.
 
-For every clip: what the stream is, what ``hwdecode.choose`` picks, what ``VideoSource(hw="cuda")``
+For every clip: what the stream is, what ``hwdecode.choose`` picks, what ``open_capture(hw="cuda")``
 opened and the pixel format of the first frame it decoded (``cuda``: NVDEC through the hwaccel,
 frames in GPU memory; ``nv12``: a ``*_cuvid`` decoder; ``yuv420p`` and the like: FFmpeg's CPU
 decoder). Then each FFmpeg route is tried on its own, without software fallback: the ``cuda``
@@ -79,19 +79,17 @@ class Collect(logging.Handler):
 
 
 def first_frame_kind(path: Path) -> tuple[str | None, str]:
-    """(decoder VideoSource(hw="cuda") opened or None, pixel format of its first frame)."""
-    from ossframe_native.api import select
-    from ossframe_native.decode import VideoSource
+    """(decoder open_capture(hw="cuda") opened or None, pixel format of its first frame)."""
     from ossframe_native.params import SnapshotsRequest
+    from ossframe_native.pipeline import open_capture
 
-    with VideoSource(path, hw="cuda") as src:
-        item = next(select(src, SnapshotsRequest.from_kwargs(dict(m="key"))))
-        frame = item.frame
+    with open_capture(path, SnapshotsRequest.from_kwargs(dict(m="key")), hw="cuda") as run:
+        frame = next(run.outputs()).frame
         kind = frame.format.name
         if kind == "cuda" and frame.sw_format is not None:
             kind += f" ({frame.sw_format.name})"
-        hw = None if src.hw is None else f"{src.hw.method} {src.hw.name}"
-        return hw, kind
+        hw = run.source.hw
+        return None if hw is None else f"{hw.method} {hw.name}", kind
 
 
 def try_hwaccel(path: Path) -> str:
@@ -164,7 +162,7 @@ def probe(path: Path) -> dict[str, object]:
 
 def markdown(results: list[dict[str, object]]) -> str:
     rows = [
-        "| clip | stream | VideoSource(hw='cuda') opened | first frame | "
+        "| clip | stream | opened with hw=cuda | first frame | "
         "cuda hwaccel alone | cuvid decoder alone |",
         "|---|---|---|---|---|---|",
     ]

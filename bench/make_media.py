@@ -13,12 +13,6 @@
 * ``batch/clip_NN.mp4``: 20 clips, 640x360, 30 fps, 5 s H.264, a different source each.
 * ``cuts.json``: the truth: segments with their start times and frame numbers, the cut times.
 
-``python bench/make_media.py --joined`` also writes long joined recordings, made the way
-recordings are commonly joined (the FFmpeg concat demuxer, stream copy): ``main_1080p_h264.mp4``
-ten times over as ``joined_10x_1080p.mkv`` and ``joined_10x_1080p.ts`` (10 minutes, about
-1.5 GiB each), and once as ``joined_1x_1080p.mkv`` / ``.ts`` (the 1-minute files a 10-minute
-one is compared with). :func:`join_copies` makes such a file from any clip.
-
 Generation time on the idle 2-core machine: about 4 minutes (the 1080p clip 2.3, its HEVC
 copy 0.7); several times that when other jobs share the cores.
 """
@@ -92,13 +86,6 @@ HEVC = MEDIA / "main_720p_hevc.mp4"
 UHD = MEDIA / "uhd_2160p_h264.mp4"
 BATCH_DIR = MEDIA / "batch"
 CUTS = MEDIA / "cuts.json"
-# (copies, extension) -> a joined recording of MAIN (see join_copies)
-JOINED = {
-    (copies, ext): MEDIA / f"joined_{copies}x_1080p.{ext}"
-    for copies in (1, 10)
-    for ext in ("mkv", "ts")
-}
-_JOIN_FORMATS = {"mkv": "matroska", "ts": "mpegts"}
 BATCH_COUNT = 20
 
 BATCH_SOURCES = [
@@ -181,18 +168,6 @@ def make_main(tmp: Path) -> None:
         "mp4",
         str(tmp),
     )
-
-
-def join_copies(source: Path, copies: int, out: Path, fmt: str) -> None:
-    """Writes ``copies`` stream copies of ``source`` one after another into ``out`` in FFmpeg
-    format ``fmt`` (``matroska``, ``mpegts``, ...) with the concat demuxer: timestamps run on
-    across the joins, no re-encode."""
-    listing = out.with_name(out.name + ".txt")
-    listing.write_text(f"file '{source.resolve()}'\n" * copies)
-    try:
-        ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", "-f", fmt, str(out))
-    finally:
-        listing.unlink()
 
 
 def make_hevc(tmp: Path) -> None:
@@ -308,9 +283,69 @@ def truth() -> dict:
     }
 
 
-def main(quiet: bool = False, joined: bool = False) -> int:
-    """Makes every missing clip; ``quiet`` leaves out the lines for clips that exist;
-    ``joined`` also makes the long joined recordings (:data:`JOINED`)."""
+# -- joined recordings for bench/bench_remote.py (made on demand, not by main) ------------------
+
+REMOTE_DIR = MEDIA / "remote"
+REMOTE_FORMATS = {"mkv": "matroska", "ts": "mpegts"}
+
+
+def remote_base(seconds: int, size: str) -> Path:
+    """The clip the joined recordings are copied from: ``main_1080p_h264.mp4`` where it exists
+    (60 s, 1080p), else testsrc2 with temporal noise, x264 veryfast, ``-g 60``, 2 B-frames."""
+    if (seconds, size) == (60, "1920x1080") and MAIN.exists():
+        return MAIN
+    path = REMOTE_DIR / f"base_{size}_{seconds}s.mp4"
+
+    def build(tmp: Path) -> None:
+        ffmpeg(
+            "-f", "lavfi", "-i", f"testsrc2=s={size}:r={FPS},{NOISE}", "-t", str(seconds),
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-bf", "2",
+            "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp),
+        )  # fmt: skip
+
+    _atomic(path, build, quiet=True)
+    return path
+
+
+def remote_vfr_base(seconds: int, size: str) -> Path:
+    """A variable-frame-rate clip, as phones record: the base's frames with an irregular
+    pattern of them dropped (every 5th and every 7th), timestamps kept (Matroska)."""
+    path = REMOTE_DIR / f"vfr_{size}_{seconds}s.mkv"
+
+    def build(tmp: Path) -> None:
+        ffmpeg(
+            "-i", str(remote_base(seconds, size)), "-vf",
+            "select='not(eq(mod(n\\,5)\\,2))*not(eq(mod(n\\,7)\\,3))'",
+            "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-g", "60",
+            "-bf", "2", "-f", "matroska", str(tmp),
+        )  # fmt: skip
+
+    _atomic(path, build, quiet=True)
+    return path
+
+
+def joined(base: Path, copies: int, ext: str) -> Path:
+    """``base`` stream-copied ``copies`` times into one file (the concat demuxer, ``-c copy``):
+    a long recording joined the way recordings commonly are."""
+    path = REMOTE_DIR / f"{base.stem}_x{copies}.{ext}"
+
+    def build(tmp: Path) -> None:
+        listing = tmp.with_suffix(".txt")
+        listing.write_text(f"file '{base.resolve()}'\n" * copies)
+        try:
+            ffmpeg(
+                "-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:v", "-c", "copy",
+                "-f", REMOTE_FORMATS[ext], str(tmp),
+            )  # fmt: skip
+        finally:
+            listing.unlink()
+
+    _atomic(path, build, quiet=True)
+    return path
+
+
+def main(quiet: bool = False) -> int:
+    """Makes every missing clip; ``quiet`` leaves out the lines for clips that exist."""
     if shutil.which("ffmpeg") is None:
         print("make_media: the ffmpeg CLI is not on PATH", file=sys.stderr)
         return 1
@@ -322,12 +357,8 @@ def main(quiet: bool = False, joined: bool = False) -> int:
         build = lambda tmp, i=i: make_batch_clip(i, tmp)  # noqa: E731
         _atomic(BATCH_DIR / f"clip_{i:02d}.mp4", build, quiet)
     CUTS.write_text(json.dumps(truth(), indent=2) + "\n")
-    if joined:
-        for (copies, ext), path in JOINED.items():
-            build = lambda tmp, c=copies, e=ext: join_copies(MAIN, c, tmp, _JOIN_FORMATS[e])  # noqa: E731
-            _atomic(path, build, quiet)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(joined="--joined" in sys.argv[1:]))
+    sys.exit(main())

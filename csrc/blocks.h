@@ -1,4 +1,4 @@
-// Integer-block sums of an 8-bit plane: the reduction behind dhash and scene_score.
+// Integer-block sums of an 8-bit plane: the reduction behind dhash.
 //
 // A length L split into n cells: cell i covers [floor(i * L / n), floor((i + 1) * L / n)).
 #pragma once

@@ -21,7 +21,6 @@
 #include "dhash.h"
 #include "image.h"
 #include "resize.h"
-#include "scene.h"
 
 namespace py = pybind11;
 using namespace ossframe;
@@ -124,14 +123,30 @@ double py_hash_distance(const py::object& a, const py::object& b) {
     return hash_distance(hash_value(a, "a"), hash_value(b, "b"));
 }
 
-double py_scene_score(const py::array& a, const py::array& b, int grid_w, int grid_h) {
-    const ImageView va = input(a, "a"), vb = input(b, "b");
-    if (va.width != vb.width || va.height != vb.height)
-        fail("b: expected the shape of a " + shape_of(a) + ", got " + shape_of(b));
-    if (grid_w < 1) fail("grid_w: must be >= 1, got " + std::to_string(grid_w));
-    if (grid_h < 1) fail("grid_h: must be >= 1, got " + std::to_string(grid_h));
-    py::gil_scoped_release release;
-    return scene_score(va, vb, grid_w, grid_h);
+// One axis's table as arrays: ofs (dst,) int32 and the unrounded weights (dst, taps) float64.
+py::tuple table_arrays(const AxisTable& t, int dst) {
+    py::array_t<int32_t> ofs(dst);
+    std::copy(t.ofs.begin(), t.ofs.end(), ofs.mutable_data());
+    py::array_t<double> weights({dst, t.taps});
+    std::copy(t.exact.begin(), t.exact.end(), weights.mutable_data());
+    return py::make_tuple(ofs, weights);
+}
+
+py::tuple py_resize_tables(const std::tuple<double, double, double, double>& crop, int src_w,
+                           int src_h, int dst_w, int dst_h, const std::string& method) {
+    if (src_w < 1 || src_h < 1 || src_w >= kMaxDim || src_h >= kMaxDim)
+        fail("src: width and height must be in 1.." + std::to_string(kMaxDim - 1) + ", got " +
+             std::to_string(src_w) + "x" + std::to_string(src_h));
+    if (dst_w < 1 || dst_h < 1 || dst_w >= kMaxDim || dst_h >= kMaxDim)
+        fail("size: width and height must be in 1.." + std::to_string(kMaxDim - 1) + ", got " +
+             std::to_string(dst_w) + "x" + std::to_string(dst_h));
+    const Crop c = to_crop(crop);
+    check_crop(c, src_w, src_h);
+    const bool area = use_area(parse_resize_method(method, "method"), c, dst_w, dst_h);
+    const auto table = area ? area_axis : bilinear_axis;
+    return py::make_tuple(area ? "area" : "bilinear",
+                          table_arrays(table(c.x, c.w, src_w, dst_w), dst_w),
+                          table_arrays(table(c.y, c.h, src_h, dst_h), dst_h));
 }
 
 void py_resize(const py::array& src, const std::tuple<double, double, double, double>& crop,
@@ -175,7 +190,7 @@ void py_yuv420_to_rgb(const py::array& y, const py::array& u, const py::array& v
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
-    m.doc() = "Native kernels of ossframe_native: dhash, scene score, resize, YUV -> RGB.";
+    m.doc() = "Native kernels of ossframe_native: dhash, resize, YUV -> RGB.";
 #ifdef OSSFRAME_VERSION_INFO
     m.attr("__version__") = OSSFRAME_VERSION_INFO;
 #else
@@ -186,9 +201,9 @@ PYBIND11_MODULE(_native, m) {
           "64-bit difference hash of a uint8 (H, W) luma plane, H >= 8, W >= 9.");
     m.def("hash_distance", &py_hash_distance, py::arg("a"), py::arg("b"),
           "Percentage (0..100) of the 64 bits in which two hashes differ.");
-    m.def("scene_score", &py_scene_score, py::arg("a"), py::arg("b"), py::arg("grid_w") = 64,
-          py::arg("grid_h") = 36,
-          "Mean absolute difference (0..100) of grid_w x grid_h block averages of two planes.");
+    m.def("resize_tables", &py_resize_tables, py::arg("crop"), py::arg("src_w"), py::arg("src_h"),
+          py::arg("dst_w"), py::arg("dst_h"), py::arg("method") = "auto",
+          "(method used, x table, y table) of resize() for this crop; a table is (ofs, weights).");
     m.def("resize", &py_resize, py::arg("src"), py::arg("crop"), py::arg("dst"),
           py::arg("method") = "auto",
           "Resize the crop (x, y, w, h) of src onto all of the preallocated dst.");

@@ -592,13 +592,16 @@ AxisTable bilinear_axis(double start, double length, int src_size, int dst_size)
         if (t.taps == 1) {
             t.ofs[d] = s;
             t.weights[d] = kOne;
+            t.exact.push_back(1.0);
             continue;
         }
         int w1 = static_cast<int>(std::lround(a * kOne));
-        if (s == t.hi) s = t.hi - 1, w1 = kOne;  // the last pixel: its left neighbour, weight 0
+        if (s == t.hi) s = t.hi - 1, w1 = kOne, a = 1.0;  // the last pixel: its left neighbour, weight 0
         t.ofs[d] = s;
         t.weights[2 * d] = static_cast<int16_t>(kOne - w1);
         t.weights[2 * d + 1] = static_cast<int16_t>(w1);
+        t.exact.push_back(1.0 - a);
+        t.exact.push_back(a);
     }
     return t;
 }
@@ -666,9 +669,12 @@ void Resampler::init(const Crop& crop, bool area) {
     exact_ = area && (tx.taps > kExactAreaTaps || ty_.taps > kExactAreaTaps);
     if (exact_) {
         tx_exact_ = tx;
-        for (AxisTable* t : {&tx_exact_, &ty_})
-            if (t->exact.empty())  // an upscaled axis has bilinear Q14 weights: use them as they are
-                for (int16_t w : t->weights) t->exact.push_back(w / static_cast<double>(kOne));
+        // An upscaled axis has bilinear weights: the Q14 ones, as the fixed-point passes use.
+        for (AxisTable* t : {&tx_exact_, &ty_}) {
+            if (t == &tx_exact_ ? crop.w >= dst_w_ : crop.h >= dst_h_) continue;
+            t->exact.clear();
+            for (int16_t w : t->weights) t->exact.push_back(w / static_cast<double>(kOne));
+        }
     }
 
     // Horizontal table, its taps padded to what the SIMD kernels read (extra weights are 0 and

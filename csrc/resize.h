@@ -42,7 +42,7 @@ struct AxisTable {
     int lo = 0, hi = 0;            // smallest / largest source index read
     std::vector<int32_t> ofs;      // first source index of each output
     std::vector<int16_t> weights;  // Q14, non-negative, each output's weights sum to 2^14
-    std::vector<double> exact;     // area_axis: the same weights unrounded (summing to 1)
+    std::vector<double> exact;     // the same weights unrounded (each output's sum to 1)
 };
 
 // Bilinear, as cv2 INTER_LINEAR on the crop: output d samples the source at

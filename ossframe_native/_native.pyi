@@ -7,7 +7,7 @@ larger canvas work as they are. Anything else raises ``ValueError`` naming the p
 value; a non-array raises ``TypeError``. Every kernel releases the GIL while it runs. Outputs
 must not share memory with the inputs (not checked).
 
-Integer blocks (dhash, scene_score): a length ``L`` split into ``n`` cells, cell ``i`` covering
+Integer blocks (dhash): a length ``L`` split into ``n`` cells, cell ``i`` covering
 ``[floor(i * L / n), floor((i + 1) * L / n))``.
 """
 
@@ -36,14 +36,23 @@ def hash_distance(a: SupportsIndex, b: SupportsIndex) -> float:
     Both must be integers (int, numpy.uint64, ...) in [0, 2**64); else ValueError.
     """
 
-def scene_score(
-    a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], grid_w: int = 64, grid_h: int = 36
-) -> float:
-    """Scene-change score (0..100) of two luma planes of the same shape (H, W).
+_Table = tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]
 
-    Both are reduced to grid_w x grid_h integer-block averages (the grid is clipped to the plane
-    size); the score is the mean absolute difference of those averages / 255 * 100. Identical
-    planes give 0.0, black vs white 100.0. grid_w and grid_h must be >= 1.
+def resize_tables(
+    crop: tuple[float, float, float, float],
+    src_w: int,
+    src_h: int,
+    dst_w: int,
+    dst_h: int,
+    method: str = "auto",
+) -> tuple[str, _Table, _Table]:
+    """The tables :func:`resize` (and :func:`yuv420_to_rgb`, for luma) filters with.
+
+    Returns ``(method, (x_ofs, x_weights), (y_ofs, y_weights))``: ``method`` is ``"area"`` or
+    ``"bilinear"`` as resolved from ``method`` for this crop and size; output ``d`` of an axis
+    is ``sum_k src[ofs[d] + k] * weights[d, k]``, ``ofs`` (dst,) and ``weights`` (dst, taps)
+    unrounded (each row sums to 1; :func:`resize` rounds them to Q14). The crop and method are
+    checked as :func:`resize` checks them.
     """
 
 def resize(

@@ -1,9 +1,10 @@
-"""Opening a source for capture: the only place a path, ``bytes`` or a file object becomes an
-FFmpeg container, and :class:`VideoSource`, which ties an open source's parts together.
+"""Opening a source for capture: where an opened source (:mod:`~ossframe_native.sources`: a
+path, bytes, a file object or a URL, read as a stream) becomes an FFmpeg container, and
+:class:`VideoSource`, which ties an open source's parts together.
 
 PyAV (``av``) is imported only by the decode layer, one module per concern:
 
-* ``decode.py`` (this module): opening a source (path, bytes, seekable file object), the GPU
+* ``decode.py`` (this module): opening a source's container, the GPU
   decoder ``hwdecode`` picks (:func:`open_gpu`), and :class:`VideoSource`.
 * ``streams.py``: which picture stream is captured from, what the demuxer says about every
   stream, reading its packets.
@@ -19,27 +20,25 @@ Every PyAV error becomes a :class:`MediaError`; what the decoders did is counted
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import av
 
-from . import hwdecode, streams
-from .errors import InvalidArgument, MediaError
+from . import hwdecode, sources, streams
+from .errors import MediaError
 from .index import DecodeRun, DecodeStats, FrameIndex, MediaInfo
 from .pictures import rotation
 from .plan import decode_runs
 from .runs import DecodeJob, Decoder
+from .sources import Source
 from .streams import OpenStream, demux_guarded
 from .timeline import Timeline
 
 __all__ = ["DecodeRun", "FrameIndex", "GpuDecoder", "MediaInfo", "Source", "VideoSource"]
-
-Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 T = TypeVar("T")
 
@@ -48,10 +47,11 @@ class VideoSource:
     """One open source: its picture stream, frame index (:class:`Timeline`) and decoders
     (:class:`Decoder`).
 
-    Use as a context manager. ``source`` is a path, ``bytes`` or a seekable binary file object.
+    Use as a context manager. ``source`` is a path, a URL, ``bytes`` or a seekable binary file
+    object (see :mod:`~ossframe_native.sources`; what reading it cost is counted in ``stats``).
     ``threads``: decoder threads (0: one per core, FFmpeg's choice; None: the same unless
     ``OSSFRAME_DECODE_THREADS`` says otherwise). ``around``: a time (seconds) whose GOP alone is
-    indexed, or ``windows.END`` for the last GOP (see :class:`Timeline`). ``hw="cuda"`` /
+    indexed, or ``index.END`` for the last GOP (see :class:`Timeline`). ``hw="cuda"`` /
     ``"cuda:N"`` decodes on that GPU where :func:`open_gpu` can.
     """
 
@@ -62,15 +62,20 @@ class VideoSource:
         around: Fraction | None = None,
         hw: str | None = None,
     ) -> None:
-        self._source = source
         self.stats = DecodeStats()
         self.gpu: GpuDecoder | None = None
-        container = _open(source)
+        self._source = sources.open_source(source, self.stats)
+        try:
+            container = _open(self._source)
+        except BaseException:
+            self._source.close()
+            raise
         try:
             stream, cover = streams.picture_stream(container)
-            streams.require_decoder(stream, lambda: _open(source))
+            streams.require_decoder(stream, lambda: _open(self._source))
         except BaseException:
             container.close()
+            self._source.close()
             raise
         threads = threads if threads is not None else _default_threads()
         self._opened = OpenStream(self._open_again, container, stream, threads)
@@ -80,7 +85,7 @@ class VideoSource:
             self.info = streams.media_info(self._opened.container, self._opened.stream, cover)
             self.timeline = Timeline(self._opened, self.stats, around, cover)
         except BaseException:
-            self._opened.close()
+            self.close()
             raise
         gpu = self.gpu
         self._decoder = Decoder(
@@ -115,8 +120,9 @@ class VideoSource:
         self.close()
 
     def close(self) -> None:
-        """Releases the container and its decoder."""
+        """Releases the container, its decoder and the source."""
         self._opened.close()
+        self._source.close()
 
     def _open_again(self) -> Any:
         return _open(self._source, None if self.gpu is None else self.gpu.hwaccel)
@@ -188,15 +194,7 @@ class VideoSource:
     @property
     def size(self) -> int | None:
         """The source's size in bytes (None where a file object cannot tell)."""
-        source = self._source
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            return len(source)
-        if isinstance(source, (str, os.PathLike)):
-            return os.path.getsize(source)
-        try:
-            return int(os.fstat(source.fileno()).st_size)
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            return None
+        return self._source.size
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +213,9 @@ class GpuDecoder:
     cuvid: Any = None
 
 
-def open_gpu(source: Source, stream: Any, device: str, cover_art: bool) -> GpuDecoder | None:
+def open_gpu(
+    source: sources.Opened, stream: Any, device: str, cover_art: bool
+) -> GpuDecoder | None:
     """Opens the GPU decoder ``hwdecode`` picks for ``stream`` on ``device`` (``"cuda"`` or
     ``"cuda:N"``); None where none fits or it cannot be opened (hwdecode logs why)."""
     ctx = stream.codec_context
@@ -268,52 +268,11 @@ def _default_threads() -> int:
     return int(value) if value.isdigit() else 0  # 0: FFmpeg picks one per core
 
 
-def _target(source: Source) -> Any:
-    """What av.open reads: a path, a BytesIO over bytes, or the (rewound) file object."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if not len(source):
-            raise MediaError("the source is empty (0 bytes)")
-        target: Any = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
-        target = os.fspath(source)
-        _check_path(target)
-    elif _is_seekable_binary(source):
-        target = source
-        target.seek(0)
-    else:
-        raise InvalidArgument(
-            "source",
-            "must be a path, bytes or an open, seekable binary file object; got "
-            + type(source).__name__,
-        )
-    return target
-
-
-def _check_path(path: str) -> None:
-    """Regular, non-empty files only: seeking (exact capture) needs one."""
-    if not os.path.exists(path):
-        raise MediaError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise MediaError(f"is a directory, not a media file: {path}")
-    if not os.path.isfile(path):
-        raise MediaError(f"not a regular file (exact capture needs to seek): {path}")
-    if os.path.getsize(path) == 0:
-        raise MediaError(f"the file is empty (0 bytes): {path}")
-
-
-def _is_seekable_binary(source: Any) -> bool:
-    if isinstance(source, io.TextIOBase) or not callable(getattr(source, "read", None)):
-        return False
-    try:
-        return bool(source.seekable())
-    except (AttributeError, TypeError, ValueError, OSError):  # no seekable(), or a closed file
-        return False
-
-
-def _open(source: Source, hwaccel: Any = None) -> Any:
-    target = _target(source)
+def _open(source: sources.Opened, hwaccel: Any = None) -> Any:
+    """A container over a fresh reader of the opened source (never a name FFmpeg's protocol
+    layer would interpret: ``concat:x.mp4`` is that file)."""
     extra = {"hwaccel": hwaccel} if hwaccel is not None else {}  # PyAV < 14 has no hwaccel=
     try:
-        return av.open(target, mode="r", metadata_errors="ignore", **extra)
+        return av.open(source.reader(), mode="r", metadata_errors="ignore", **extra)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot open the source as a media file ({exc.strerror or exc})") from exc

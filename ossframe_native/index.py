@@ -3,7 +3,8 @@
 * :class:`FrameIndex`: every frame of the video stream, from demuxed packets (no decoding).
 * :class:`DecodeRun`: one stretch of packets to decode and the frames to keep from it.
 * :class:`StreamInfo` / :class:`MediaInfo`: what the demuxer says about the streams.
-* :class:`DecodeStats`: what a source's decoders did (frames decoded, packets fed, seeks).
+* :class:`DecodeStats`: what a source's decoders did (frames decoded, packets fed, seeks) and
+  what reading it cost (bytes, requests).
 * :class:`Output`: one output of a capture, the decoded frame and what is reported about it.
 
 The index is built by ``windows.py`` for ``timeline.py``; the rules on times
@@ -182,6 +183,11 @@ class DecodeStats:
     decoders; ``seeks`` the demuxer seeks (a rewind to the start counts as one, and so does
     each GOP a sampled capture reads by seeking, however many seeks found it); ``runs`` the
     decode runs executed; ``parallel_runs`` those that went to parallel decoders.
+
+    ``bytes_read``: bytes read from the source by the demuxers (a local file, bytes or a file
+    object: what was read from it; a URL: what was fetched, including read-ahead that was not
+    used); ``requests``: requests sent to a remote source (a URL's ranged GETs, and the
+    metadata request of s3:// and gs://; 0 for local sources).
     """
 
     frames_decoded: int = 0
@@ -189,6 +195,8 @@ class DecodeStats:
     seeks: int = 0
     runs: int = 0
     parallel_runs: int = 0
+    bytes_read: int = 0
+    requests: int = 0
 
     def add(self, other: DecodeStats) -> None:
         """Adds another decoder's counts to these."""
@@ -197,6 +205,8 @@ class DecodeStats:
         self.seeks += other.seeks
         self.runs += other.runs
         self.parallel_runs += other.parallel_runs
+        self.bytes_read += other.bytes_read
+        self.requests += other.requests
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,11 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "checkout, run `pip install -e .` first. Original error: " + str(exc)
     ) from exc
 
-__all__ = ["dhash", "hash_distance", "resize_into", "scene_score", "yuv420_to_rgb_into"]
+__all__ = ["dhash", "hash_distance", "resize_into", "resize_tables", "yuv420_to_rgb_into"]
+
+# One axis of a separable filter: ofs (dst,) int32, the first source index each output reads,
+# and weights (dst, taps) float64, unrounded (each row sums to 1).
+AxisTable = tuple[np.ndarray, np.ndarray]
 
 
 def dhash(plane: np.ndarray) -> int:
@@ -30,9 +34,18 @@ def hash_distance(a: int, b: int) -> float:
     return _native.hash_distance(a, b)
 
 
-def scene_score(a: np.ndarray, b: np.ndarray, grid_w: int = 64, grid_h: int = 36) -> float:
-    """Scene-change score 0..100 between two luma planes (mean abs difference on a grid)."""
-    return _native.scene_score(a, b, grid_w, grid_h)
+def resize_tables(
+    crop: tuple[float, float, float, float],
+    src_size: tuple[int, int],
+    dst_size: tuple[int, int],
+    method: str = "auto",
+) -> tuple[str, AxisTable, AxisTable]:
+    """The filter tables :func:`resize_into` uses to resize ``crop`` of a ``src_size`` (w, h)
+    image to ``dst_size``: ``(method used, x table, y table)``, "area" or "bilinear" resolved
+    from ``method``. Other backends apply these same tables (one definition of resampling)."""
+    x, y, w, h = (float(v) for v in crop)
+    used, x_table, y_table = _native.resize_tables((x, y, w, h), *src_size, *dst_size, method)
+    return used, x_table, y_table
 
 
 def resize_into(

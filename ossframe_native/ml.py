@@ -15,23 +15,29 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import geometry, pictures, transform
+from . import geometry, loader, transform
+from . import sources as _sources
 from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
 from .pipeline import Capture, Output, open_capture
 
-if TYPE_CHECKING:
-    import torch
-
 # FrameDataset is defined on first access (module __getattr__), so it is not listed here.
-__all__ = ["Batch", "ClipSample", "Frame", "FrameSample", "frames", "frames_batch"]
+__all__ = [
+    "Batch",
+    "ClipSample",
+    "Frame",
+    "FrameSample",
+    "frames",
+    "frames_batch",
+    "frames_batches",
+]
 
 OUTPUTS = ("numpy", "torch")
 LAYOUTS = ("HWC", "CHW")
@@ -110,6 +116,15 @@ class _Output:
     def cuda(self) -> bool:
         return self.device != "cpu"
 
+    @property
+    def backend(self) -> transform.Backend:
+        """The render step's backend: torch_ops on the device, else NumPy and the C++ kernels."""
+        if not self.on_device:
+            return transform.NUMPY
+        from .torch_ops import RenderBackend
+
+        return RenderBackend(self.device, self.layout)
+
 
 # ---------------------------------------------------------------------------------------------
 # Public functions
@@ -131,6 +146,7 @@ def frames(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Frame]:
     """Like :func:`snapshots`, but yields decoded RGB frames as arrays or tensors.
 
@@ -138,13 +154,14 @@ def frames(
     ``"cuda"`` / ``"cuda:<index>"`` (torch output only; an error where CUDA is unavailable) or
     ``"auto"`` (CUDA when torch sees a GPU, else the CPU). ``layout``: ``"HWC"`` (the NumPy
     default) or ``"CHW"`` (the torch default). ``threads``: decoder threads (default
-    ``OSSFRAME_DECODE_THREADS``, else one per core).
+    ``OSSFRAME_DECODE_THREADS``, else one per core). ``source`` and ``storage_options`` as for
+    :func:`~ossframe_native.api.snapshot` (paths, URLs, bytes, file objects).
 
     Every argument is checked, the source opened and the request resolved against it (``ss``
     against the duration) before this returns; decoding happens as the iterator is consumed.
     """
     request, out = _validate(locals())
-    run = _open(source, request, out, threads)
+    run = _open(_sources.bind(source, storage_options), request, out, threads)
     return _frames(run, out)
 
 
@@ -164,6 +181,7 @@ def frames_batch(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Batch:
     """All frames :func:`frames` yields for these arguments, stacked into one :class:`Batch`.
 
@@ -173,6 +191,58 @@ def frames_batch(
     :class:`MediaError`.
     """
     request, out = _validate(locals())
+    return _batch(_sources.bind(source, storage_options), request, out, threads)
+
+
+def frames_batches(
+    sources: Iterable[Source],
+    m: str = "default",
+    thr: int = 0,
+    inter: int = 0,
+    num: int = 0,
+    ss: int = 0,
+    w: int | None = None,
+    h: int | None = None,
+    pw: int | None = None,
+    ph: int | None = None,
+    scaletype: str = "stretch",
+    output: str = "numpy",
+    device: str = "cpu",
+    layout: str | None = None,
+    threads: int | None = None,
+    decoders: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Iterator[Batch]:
+    """:func:`frames_batch` of each source, in the order of ``sources``, with ``decoders``
+    sources decoding at once (:mod:`loader`): on a GPU, one per NVDEC engine by default, so
+    that every engine has work; on the CPU 1 (one source at a time on every core). URL sources
+    are opened with ``storage_options``.
+
+    Every argument is checked here; each source is opened when its turn to decode comes (its
+    ``MediaError`` is raised when the iterator reaches it). With ``decoders`` > 1 each source
+    decodes with ``threads`` threads (default: the cores shared among the decoders)."""
+    args = dict(locals())
+    request, out = _validate(args)
+    count = decoders_of(decoders, out.device)
+    items = [_sources.bind(source, storage_options) for source in sources]
+    if count == 1:
+        return (_batch(source, request, out, threads) for source in items)
+    per_source = threads if threads is not None else loader.threads_per_source(count)
+
+    def one(source: Source) -> Iterator[Batch]:
+        yield _batch(source, request, out, per_source)
+
+    return (batch for _, batch in loader.ordered(items, one, count, ahead=1))
+
+
+def decoders_of(decoders: Any, device: str) -> int:
+    """``decoders`` checked, or the device's default (:func:`loader.decoders_for`)."""
+    if decoders is None:
+        return loader.decoders_for(device)
+    return loader.check_decoders(decoders)
+
+
+def _batch(source: Source, request: SnapshotsRequest, out: _Output, threads: int | None) -> Batch:
     with _open(source, request, out, threads) as run:
         items = list(_render_all(run, out))
         if items:
@@ -260,6 +330,14 @@ def _resolve_output(output: Any, device: Any, layout: Any) -> _Output:
     return _Output("torch", f"cuda:{index}", layout, on_device=True)
 
 
+def device_of(device: Any) -> str:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``) resolved as for torch output:
+    ``"cpu"`` or ``"cuda:N"``; ``InvalidArgument`` where CUDA is asked for and unavailable."""
+    if device == "cpu":
+        return "cpu"
+    return _resolve_output("torch", device, None).device
+
+
 def _check_threads(threads: Any) -> None:
     if threads is None:
         return
@@ -301,12 +379,12 @@ def _render_all(run: Capture, out: _Output) -> Iterator[Frame]:
 
 
 def _render(frame: Any, shape: geometry.Geometry, out: _Output) -> Any:
-    """The frame in ``out.layout``: a tensor on the device pipeline, else a NumPy array (CPU
+    """The frame in ``out.layout``: a tensor from the device backend, else a NumPy array (CPU
     torch output wraps it at the end, see _wrap)."""
-    if out.on_device:
-        return _render_on_device(frame, shape, out)
-    rgb = transform.render(frame, shape)  # (H, W, 3), the same pixels as snapshots()
-    return rgb if out.layout == "HWC" else np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    image = transform.render(frame, shape, backend=out.backend)
+    if isinstance(image, np.ndarray):
+        return image if out.layout == "HWC" else np.ascontiguousarray(image.transpose(2, 0, 1))
+    return (image if out.layout == "HWC" else image.permute(2, 0, 1)).contiguous()
 
 
 def _wrap(array: Any, out: _Output) -> Any:
@@ -319,80 +397,6 @@ def _wrap(array: Any, out: _Output) -> Any:
     if out.kind == "torch" and isinstance(array, np.ndarray):
         return _import_torch().from_numpy(array)
     return array
-
-
-def _render_on_device(frame: Any, shape: geometry.Geometry, out: _Output) -> torch.Tensor:
-    """The frame converted and resized by torch_ops on ``out.device``: 8-bit 4:2:0 planes go up
-    as uint8 (or are already there, from NVDEC); other formats go up as RGB from FFmpeg's
-    conversion."""
-    import torch
-
-    from . import torch_ops
-
-    if shape.rotate:  # never for snapshots geometry
-        raise AssertionError("rotation is not supported on the GPU path")
-    canvas_w, canvas_h = shape.canvas
-    width, height = shape.size
-    x, y = shape.offset
-    allocate = torch.zeros if shape.padded else torch.empty
-    canvas = allocate((3, canvas_h, canvas_w), dtype=torch.uint8, device=out.device)
-    region = canvas[:, y : y + height, x : x + width]
-    planes = _device_planes(frame, out.device)
-    if planes is not None:
-        matrix, full_range = pictures.colour(frame)
-        region.copy_(torch_ops.yuv420_to_rgb(planes, shape.crop, shape.size, matrix, full_range))
-    else:
-        rgb = torch.from_numpy(pictures.to_rgb(frame)).to(out.device).permute(2, 0, 1)
-        region.copy_(torch_ops.resize(rgb, shape.crop, shape.size, layout="CHW"))
-    return canvas if out.layout == "CHW" else canvas.permute(1, 2, 0).contiguous()
-
-
-def _device_planes(
-    frame: Any, device: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
-
-    Planar frames in system memory are uploaded plane by plane (pictures.yuv420_planes views).
-    NV12 frames (what NVDEC returns: format ``cuda`` when they stay in GPU memory, ``nv12``
-    when a cuvid decoder copied them back) are taken through DLPack, without a copy where
-    they already are on the device.
-    """
-    import torch
-
-    fmt = frame.format.name
-    if fmt == "cuda":
-        sw = frame.sw_format.name if frame.sw_format is not None else None
-        if sw != "nv12":
-            raise MediaError(f"the GPU decoder returned {sw} frames; only nv12 is supported")
-    elif fmt != "nv12":
-        planes = pictures.yuv420_planes(frame)
-        if planes is None:
-            return None
-        y, u, v = (torch.from_numpy(p).to(device) for p in planes)
-        return y, u, v
-    luma = _from_plane(frame.planes[0], device)
-    chroma = _from_plane(frame.planes[1], device)
-    rows, columns = (frame.height + 1) // 2, (frame.width + 1) // 2
-    # (rows, columns, 2) or (rows, bytes): flatten each row, drop padding, split U and V.
-    pairs = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns].reshape(rows, columns, 2)
-    y = luma.reshape(luma.shape[0], -1)[: frame.height, : frame.width]
-    return y, pairs[..., 0], pairs[..., 1]
-
-
-def _from_plane(plane: Any, device: str) -> torch.Tensor:
-    """A frame plane as a tensor on ``device``, through DLPack.
-
-    The capsule is taken with ``plane.__dlpack__()`` (no stream): PyAV refuses a stream for
-    GPU planes, and ``torch.from_dlpack(plane)`` would pass torch's current one. FFmpeg writes
-    the frame on the legacy default stream, which torch's default stream waits for; on any
-    other stream the device is synchronized first.
-    """
-    import torch
-
-    if device != "cpu" and torch.cuda.current_stream(device) != torch.cuda.default_stream(device):
-        torch.cuda.synchronize(device)
-    tensor: torch.Tensor = torch.utils.dlpack.from_dlpack(plane.__dlpack__())
-    return tensor.to(device)
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
@@ -429,12 +433,14 @@ def _define_dataset() -> type:
     torch = _import_torch("FrameDataset")
     from torch.utils.data import IterableDataset, get_worker_info
 
-    class FrameDataset(IterableDataset):  # type: ignore[type-arg]
+    # misc: where torch is not installed, type checkers see IterableDataset as Any.
+    class FrameDataset(IterableDataset[Any]):  # type: ignore[misc, unused-ignore]
         """The frames of many sources for a ``torch.utils.data.DataLoader``.
 
-        ``sources`` are paths or ``bytes`` (file objects do not cross process boundaries). The
-        remaining keywords are those of :func:`frames` (validated here, before any worker
-        starts). Each source is read by exactly one worker: worker ``k`` of ``n`` takes sources
+        ``sources`` are paths, URLs or ``bytes`` (file objects do not cross process boundaries);
+        ``storage_options`` open the URLs. The remaining keywords are those of :func:`frames`
+        (validated here, before any worker starts). Each source is read by exactly one worker:
+        worker ``k`` of ``n`` takes sources
         ``k, k + n, k + 2n, ...``, in order, so every frame is produced exactly once.
 
         Items are :class:`FrameSample` (one per frame) or, with ``clips=True``,
@@ -442,7 +448,9 @@ def _define_dataset() -> type:
         default ``collate_fn``. In a worker the decoder gets ``threads`` threads; by default
         ``OSSFRAME_DECODE_THREADS`` if set, else :func:`worker_threads` (cores / workers).
         Decode on the CPU in workers (``device="cpu"``, the default): CUDA does not work in
-        forked workers; move batches to the GPU in the main process.
+        forked workers; move batches to the GPU in the main process. Or decode on the GPU in
+        the main process (``device="cuda"``, no workers): ``decoders`` sources decode at once
+        (default: one per NVDEC engine, see :func:`frames_batches`), items in source order.
         """
 
         def __init__(
@@ -454,19 +462,23 @@ def _define_dataset() -> type:
             device: str = "cpu",
             layout: str | None = None,
             threads: int | None = None,
+            storage_options: Mapping[str, Any] | None = None,
+            decoders: int | None = None,
             **params: Any,
         ) -> None:
             super().__init__()
             if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence):
-                raise InvalidArgument("sources", "must be a list of paths or bytes objects")
+                raise InvalidArgument("sources", "must be a list of paths, URLs or bytes objects")
             self.sources = list(sources)
             self.clips = bool(clips)
             self.params = dict(params)
             self.threads = threads
             self.options: dict[str, Any] = dict(output=output, device=device, layout=layout)
+            self.options["storage_options"] = storage_options
             _request(self.params)  # unknown or bad parameters fail here, not in a worker
-            _resolve_output(output, device, layout)
+            out = _resolve_output(output, device, layout)
             _check_threads(threads)
+            self.decoders = decoders_of(decoders, out.device)
 
         def __len__(self) -> int:
             """The number of sources (not frames: that is known only once they are read)."""
@@ -489,10 +501,11 @@ def _define_dataset() -> type:
 
         def __iter__(self) -> Iterator[Any]:
             options: dict[str, Any] = {**self.options, "threads": self._threads()}
-            for position in self.assigned():
-                source = self.sources[position]
-                if self.clips:
-                    batch = frames_batch(source, **self.params, **options)
+            positions = self.assigned()
+            sources = [self.sources[p] for p in positions]
+            if self.clips:
+                batches = frames_batches(sources, **self.params, **options, decoders=self.decoders)
+                for position, batch in zip(positions, batches, strict=True):
                     yield ClipSample(
                         batch.data,
                         position,
@@ -501,11 +514,25 @@ def _define_dataset() -> type:
                             [-1 if i is None else i for i in batch.indices], dtype=torch.int64
                         ),
                     )
-                    continue
-                for fr in frames(source, **self.params, **options):
-                    score = float("nan") if fr.score is None else fr.score
-                    index = -1 if fr.index is None else fr.index
-                    yield FrameSample(fr.array, position, fr.time_ms, index, fr.keyframe, score)
+                return
+            for at, fr in self._frames(sources, options):
+                score = float("nan") if fr.score is None else fr.score
+                index = -1 if fr.index is None else fr.index
+                yield FrameSample(fr.array, positions[at], fr.time_ms, index, fr.keyframe, score)
+
+        def _frames(
+            self, sources: list[Source], options: dict[str, Any]
+        ) -> Iterator[tuple[int, Frame]]:
+            """(place in ``sources``, frame) of every frame, in order; ``decoders`` at once."""
+            if self.decoders == 1:
+                for at, source in enumerate(sources):
+                    yield from ((at, fr) for fr in frames(source, **self.params, **options))
+                return
+            if options["threads"] is None:
+                options["threads"] = loader.threads_per_source(self.decoders)
+            yield from loader.ordered(
+                sources, lambda source: frames(source, **self.params, **options), self.decoders
+            )
 
     FrameDataset.__module__ = __name__
     FrameDataset.__qualname__ = "FrameDataset"

@@ -9,7 +9,7 @@ A mode is built from its request (:func:`mode_for`) and tells:
   :meth:`Mode.windows`: how many GOPs such a capture reads at most; :attr:`Mode.reads_onward`:
   from its one sample on, the keyframes of each GOP in turn (``key``);
 * :attr:`Mode.keyframes_only`, :attr:`Mode.limit` (most outputs), :attr:`Mode.repeats` (a frame
-  several samples show is output once per sample), :attr:`Mode.on_gpu`, :attr:`Mode.scores`;
+  several samples show is output once per sample), :attr:`Mode.scores`;
 * :meth:`Mode.decide`: which decoded frames are output, for a mode that decides while decoding
   (``dhash`` hashes each candidate); by default every planned frame.
 
@@ -24,9 +24,9 @@ import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from . import kernels, pictures
+from . import kernels
 from .index import END, FrameIndex, MediaInfo, Output
 from .params import SNAPSHOTS_MODES, CaptureRequest, SnapshotRequest, SnapshotsRequest
 from .plan import (
@@ -46,12 +46,24 @@ Decoded = Iterator[tuple[int, Output, int]]
 DecodeAgain = Callable[[dict[int, float]], Iterator[Output]]
 
 
+class CaptureView(Protocol):
+    """What a mode that decides while decoding reads of its capture."""
+
+    @property
+    def info(self) -> MediaInfo:
+        """The source's description."""
+        ...
+
+    def frame_hash(self, frame: Any) -> int:
+        """The 64-bit difference hash of a decoded frame's luma (where it was decoded)."""
+        ...
+
+
 class Mode:
     """A capture mode with its request's parameters. Subclasses override what differs."""
 
     name: ClassVar[str] = ""
     keyframes_only: ClassVar[bool] = False  # only keyframes are decoded
-    on_gpu: ClassVar[bool] = True  # may decode on a GPU (dhash hashes luma on the CPU)
     scores: ClassVar[bool] = False  # outputs carry a score (a cover picture gets 100)
     repeats: ClassVar[bool] = False  # a frame several samples show: one output per sample
     reads_onward: ClassVar[bool] = False  # by time: every keyframe from its sample on
@@ -95,10 +107,12 @@ class Mode:
         """Whether a capture by time suits this media (see :class:`Dhash`)."""
         return True
 
-    def decide(self, decoded: Decoded, again: DecodeAgain, info: MediaInfo) -> Iterator[Output]:
-        """The outputs, from the planned frames of a source described by ``info`` as they are
-        decoded: each as often as it is output (the same object again, so that it is rendered
-        once). ``again`` decodes frames of the whole stream's index once more."""
+    def decide(
+        self, decoded: Decoded, again: DecodeAgain, capture: CaptureView
+    ) -> Iterator[Output]:
+        """The outputs, from the planned frames of ``capture`` as they are decoded: each as
+        often as it is output (the same object again, so that it is rendered once). ``again``
+        decodes frames of the whole stream's index once more."""
         for _, output, count in decoded:
             for _ in range(count):
                 yield output
@@ -234,7 +248,6 @@ class Dhash(SnapshotsMode):
     ``num`` the ``num`` highest scores, in time order."""
 
     name = "dhash"
-    on_gpu = False
     scores = True
 
     def select(self, index: FrameIndex) -> Counted:
@@ -255,16 +268,18 @@ class Dhash(SnapshotsMode):
     def _holds(self, info: MediaInfo) -> bool:
         return self.request.num * info.width * info.height <= _DHASH_HOLD_PIXELS
 
-    def decide(self, decoded: Decoded, again: DecodeAgain, info: MediaInfo) -> Iterator[Output]:
+    def decide(
+        self, decoded: Decoded, again: DecodeAgain, capture: CaptureView
+    ) -> Iterator[Output]:
         """Hashes each candidate's luma as it is decoded and ranks it (:class:`DhashRanking`).
         Winners that cannot be held (see :meth:`plans_by_time`) are decoded again: such a
         capture is planned on the whole stream's index."""
         request = self.request
         ranking = DhashRanking(request.thr, request.num, kernels.hash_distance)
-        hold = self._holds(info)
+        hold = self._holds(capture.info)
         # Ranked by their place among the candidates (time order), which ties go by.
         for place, (number, output, _) in enumerate(decoded):
-            score = ranking.score(kernels.dhash(pictures.luma_plane(output.frame)))
+            score = ranking.score(capture.frame_hash(output.frame))
             if not ranking.passes(score):
                 continue
             scored = output.scored(score)

@@ -20,14 +20,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
 
-from . import geometry, timeline, transform
+from . import geometry, sources, timeline, transform
 from .decode import Source, VideoSource
 from .errors import InvalidArgument, MediaError
 from .geometry import Geometry
@@ -49,6 +49,7 @@ __all__ = [
 T = TypeVar("T")
 
 _collecting = threading.local()  # .stats: the list collect_stats() fills, in this thread
+_device = threading.local()  # .hw: the decode device decoding_on() set, in this thread
 
 
 def open_capture(
@@ -57,14 +58,15 @@ def open_capture(
     """Opens ``source`` and resolves ``request`` against it (see :func:`resolve`).
 
     ``threads``: decoder threads (0: one per core; None: ``OSSFRAME_DECODE_THREADS`` or one per
-    core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (not for a
-    mode that reads pictures on the CPU: dhash hashes luma). The mode (:func:`modes.mode_for`)
-    says where the source is opened: one snapshot indexes only the GOP around its time; samples
-    10 s or more apart (``avg``, ``key`` with ``num``) are planned by time, from the last GOP,
-    and read GOP by GOP where that reads less than the whole stream (see :func:`_plan`).
+    core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (else the
+    device :func:`decoding_on` set for this thread); frames it decodes are hashed and rendered
+    there (``Capture.backend``). The mode (:func:`modes.mode_for`) says where the source is
+    opened: one snapshot indexes only the GOP around its time; samples 10 s or more apart
+    (``avg``, ``key`` with ``num``) are planned by time, from the last GOP, and read GOP by GOP
+    where that reads less than the whole stream (see :func:`_plan`).
     """
     mode = mode_for(request)
-    src = VideoSource(source, threads=threads, around=mode.around(), hw=hw if mode.on_gpu else None)
+    src = VideoSource(source, threads=threads, around=mode.around(), hw=hw or _device_default())
     collected: list[DecodeStats] | None = getattr(_collecting, "stats", None)
     if collected is not None:
         collected.append(src.stats)
@@ -73,6 +75,24 @@ def open_capture(
     except BaseException:
         src.close()
         raise
+
+
+@contextmanager
+def decoding_on(hw: str | None) -> Iterator[None]:
+    """Captures opened in this thread inside the block decode on ``hw`` (``"cuda"``,
+    ``"cuda:N"``; None: the CPU) unless they name one: how an executor runs front ends that
+    take no device (``task.process``) on a GPU."""
+    previous = getattr(_device, "hw", None)
+    _device.hw = hw
+    try:
+        yield
+    finally:
+        _device.hw = previous
+
+
+def _device_default() -> str | None:
+    hw: str | None = getattr(_device, "hw", None)
+    return hw
 
 
 @contextmanager
@@ -180,6 +200,7 @@ class Capture:
         self.plan = plan
         self.geometry = shape  # at the stream's size; frames of another size get their own
         self.rotation = rotation
+        self.backend = _backend(src)
 
     @property
     def info(self) -> MediaInfo:
@@ -222,7 +243,8 @@ class Capture:
 
     def render(self, output: Output, bgr: bool = False) -> np.ndarray:
         """The output as an (H, W, 3) uint8 RGB (or BGR) array at its output geometry."""
-        return transform.render(output.frame, self.geometry_for(output.frame), bgr=bgr)
+        shape = self.geometry_for(output.frame)
+        return self.backend.host(transform.render(output.frame, shape, bgr, self.backend))
 
     def outputs(self) -> Generator[Output, None, None]:
         """The outputs in time order, as the mode decides them; closes the source when
@@ -236,7 +258,7 @@ class Capture:
                 score = 100.0 if self.mode.scores else None
                 yield Output(self.source.cover_frame(), 0, 0, True, score)
             else:
-                yield from self.mode.decide(self._decoded(), self._again, self.info)
+                yield from self.mode.decide(self._decoded(), self._again, self)
 
     def _decoded(self) -> Iterator[tuple[int, Output, int]]:
         """Each planned frame, decoded, once, in time order: its number in the loaded index,
@@ -246,6 +268,10 @@ class Capture:
             return
         for number, frame in self.source.decode(self.plan.runs):
             yield number, self._output(number, frame, None), self.plan.outputs(number)
+
+    def frame_hash(self, frame: Any) -> int:
+        """The dhash of a decoded frame's luma, computed where it was decoded (the backend)."""
+        return self.backend.dhash(frame)
 
     def _again(self, scores: dict[int, float]) -> Iterator[Output]:
         """Frames of the whole stream's index decoded again, with their scores."""
@@ -330,6 +356,16 @@ class Capture:
         )
 
 
+def _backend(src: VideoSource) -> transform.Backend:
+    """Where a capture's frames are hashed and rendered: on the GPU that decodes them (frames
+    in its memory), else NumPy and the C++ kernels."""
+    if src.gpu is None:
+        return transform.NUMPY
+    from .torch_ops import RenderBackend  # torch: the GPU path needs it
+
+    return RenderBackend(f"cuda:{src.gpu.decoder.device}")
+
+
 def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iterator[T]:
     """``fn`` of each output, inline; a repeated output gets the previous result again."""
     last: tuple[Output, T] | None = None
@@ -339,12 +375,14 @@ def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iter
         yield last[1]
 
 
-def probe(source: Source) -> dict[str, Any]:
+def probe(source: Source, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Describes a source from its packets (and its first keyframe, for the rotation): the
-    picture stream captured from, and every stream of the file.
+    picture stream captured from, and every stream of the file; ``bytes_read`` and
+    ``requests`` say what describing it cost (as in :class:`DecodeStats`).
 
     Where the container counts the frames (an MP4/MOV sample table) only the last GOP (the
     duration) and each keyframe's packet (its time) are read; elsewhere every packet."""
+    source = sources.bind(source, storage_options)
     with VideoSource(source, around=END) as src:
         keyframes = src.timeline.keyframe_times_ms()  # None: not from the sample table
         if keyframes is None:
@@ -370,15 +408,19 @@ def probe(source: Source) -> dict[str, Any]:
             ],
         }
     # After the source is closed: a file object serves one container at a time.
-    described["snapshot_reads"] = _snapshot_reads(source, index, info.cover_art)
+    read = dataclasses.replace(src.stats)
+    described["snapshot_reads"] = _snapshot_reads(source, index, info.cover_art, read)
+    described["bytes_read"], described["requests"] = read.bytes_read, read.requests
     return described
 
 
-def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool) -> str:
+def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool, read: DecodeStats) -> str:
     """How a snapshot reaches its frame in this source, found by a trial in the middle of the
     stream: ``seek`` (only the GOP around t is read), ``from_start`` (no usable seek: read up
-    to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
+    to t) or ``whole_stream`` (every packet, e.g. missing timestamps). What the trial read is
+    added to ``read``."""
     if cover_art:
         return timeline.SEEK  # the one picture
     with VideoSource(source, around=index.duration / 2) as trial:
+        read.add(trial.stats)
         return trial.reach or timeline.WHOLE_STREAM

@@ -4,7 +4,7 @@ Needs the ``ray`` extra (``pip install 'ossframe_native[ray]'``); ``import ossfr
 never imports this module. See docs/RAY.md.
 
 * :class:`RayExecutor` runs a batch's jobs as Ray tasks. Each task runs the same per-source
-  function as the local process pool (:func:`ossframe_native.batch.run_source`), so the objects,
+  function as the local process pool (:func:`ossframe_native.jobs.run_source`), so the objects,
   report lines and resume records are the same. At most a few tasks per cluster CPU are in
   flight; a task whose worker or node dies is retried ``max_retries`` times, then reported
   ``WorkerCrashed``.
@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import ray
 import ray.exceptions
 
-from ossframe_native.batch import Job, expand_sources, failed_line, run_source
 from ossframe_native.errors import InvalidArgument
+from ossframe_native.jobs import Job, expand_sources, failed_line, run_source
 
 __all__ = ["RayExecutor", "read_frames"]
 
@@ -69,7 +71,8 @@ def assigned_cpus() -> int:
     return max(1, int(resources.get("CPU", 1)))
 
 
-@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
+# untyped-decorator: where ray is not installed, type checkers see ray.remote as Any.
+@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)  # type: ignore[untyped-decorator, unused-ignore]
 def _run_task(job: Job) -> tuple[dict[str, Any], str]:
     """One job as a Ray task: decoding on the CPUs Ray assigned; returns (line, node id)."""
     line = run_source(job._replace(threads=assigned_cpus()))
@@ -142,7 +145,7 @@ class RayExecutor:
                 f"the Ray worker running this source died or was lost, {self.max_retries + 1} "
                 f"time(s) with retries ({type(exc).__name__}: {why})"
             )
-            return failed_line(job, None, message=message)
+            return failed_line(job, message=message)
         self.nodes[job.source] = node
         result: dict[str, Any] = line
         return result
@@ -151,6 +154,7 @@ class RayExecutor:
 def _finished(refs: list[ray.ObjectRef[Any]]) -> list[ray.ObjectRef[Any]]:
     """Waits for one of ``refs`` to finish; returns it and all others finished by then (one
     pass over the window per wake-up, not one per task)."""
+    done: list[ray.ObjectRef[Any]]
     done, rest = ray.wait(refs, num_returns=1)
     if rest:
         more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
@@ -161,7 +165,11 @@ def _finished(refs: list[ray.ObjectRef[Any]]) -> list[ray.ObjectRef[Any]]:
 # -- frames as a Ray Dataset -----------------------------------------------------------------------
 
 
-_NOT_CAPTURE = ("paths", "clips", "storage_options", "num_cpus")  # read_frames' own arguments
+_NOT_CAPTURE = ("paths", "clips", "storage_options", "num_cpus", "device", "decoders")
+_DEVICES = ("cpu", "cuda", "cuda:<index>")
+# Sources one task takes on a device when decoders is not given (on the driver the GPU model is
+# unknown): twice an H100/H200's NVDEC engines.
+_SOURCES_PER_DEVICE_TASK = 14
 
 
 def read_frames(
@@ -180,11 +188,14 @@ def read_frames(
     clips: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     num_cpus: float = 1,
+    device: str = "cpu",
+    decoders: int | None = None,
 ) -> Any:
     """A ``ray.data.Dataset`` of the frames ``ofn.frames`` captures from each source.
 
-    ``paths``: paths, globs, manifests (as ``ossframe batch`` takes them) or fsspec URLs
-    (``s3://...``, opened with ``storage_options``) that every node can read. The capture
+    ``paths``: paths, URLs (``s3://``, ``oss://``, ``gs://``, ``http(s)://``, opened with
+    ``storage_options``), globs over folders or buckets and manifests, as ``ossframe batch``
+    takes them, that every node can read. The capture
     arguments are those of ``ofn.frames`` (OSS ``video/snapshots`` parameters). Rows:
 
     * default: one per frame, ``{"source", "time_ms", "index", "keyframe", "score", "frame"}``,
@@ -192,25 +203,42 @@ def read_frames(
     * ``clips=True``: one per source, ``{"source", "times_ms", "indices", "keyframes",
       "frames"}``, ``frames`` the (N, H, W, 3) array of ``ofn.frames_batch``.
 
-    Each source is one task of ``num_cpus`` CPUs and decodes with that many threads. The
+    Each source is one task of ``num_cpus`` CPUs and decodes with that many threads. With
+    ``device="cuda"`` each task takes one GPU and a group of sources (twice ``decoders``, else
+    14), decoding ``decoders`` of them at once on it (default: one per NVDEC engine); rows are
+    the same, NumPy arrays. ``decoders`` on the CPU groups sources the same way. The
     arguments are checked here; a source that cannot be read fails the dataset's execution
     with its ``MediaError``, as any Ray Data read does.
     """
     options = {name: value for name, value in locals().items() if name not in _NOT_CAPTURE}
+    from ossframe_native.loader import check_decoders
     from ossframe_native.params import SnapshotsRequest
 
     SnapshotsRequest.from_kwargs(options)  # InvalidArgument now, not in a task later
     if isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or num_cpus <= 0:
         raise InvalidArgument("num_cpus", f"must be a number > 0, not {num_cpus!r}")
-    urls = [p for p in _as_list(paths) if _is_url(p)]
-    local = expand_sources([p for p in _as_list(paths) if not _is_url(p)])
-    sources = local + urls
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        # The driver may have no GPU: whether CUDA works is checked in the tasks.
+        raise InvalidArgument("device", f"must be one of {', '.join(_DEVICES)}, got {device!r}")
+    if decoders is not None:
+        check_decoders(decoders)
+    sources = expand_sources(_as_list(paths), storage_options)
     if not sources:
         raise InvalidArgument("paths", "give at least one source")
     connect()
     items = [{"source": s} for s in sources]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     bound = {"options": options, "storage_options": dict(storage_options or {})}
+    if device != "cpu" or decoders is not None:
+        grouped = functools.partial(
+            _grouped_rows, **bound, clips=clips, device=device, decoders=decoders
+        )
+        return ds.map_batches(
+            grouped,
+            batch_size=2 * decoders if decoders else _SOURCES_PER_DEVICE_TASK,
+            num_cpus=num_cpus,
+            num_gpus=0 if device == "cpu" else 1,
+        )
     if clips:
         return ds.map(functools.partial(_clip_row, **bound), num_cpus=num_cpus)
     return ds.flat_map(functools.partial(_frame_rows, **bound), num_cpus=num_cpus)
@@ -222,57 +250,86 @@ def _as_list(paths: Any) -> list[str]:
     return [os.fspath(p) for p in paths]
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+def _source_rows(
+    source: str,
+    options: Mapping[str, Any],
+    storage_options: Mapping[str, Any],
+    clips: bool,
+    threads: int,
+    device: str = "cpu",
+) -> Iterator[dict[str, Any]]:
+    """The rows of one source: its frames, or one clip row; on a GPU decoded and rendered
+    there, rows in system memory."""
+    from ossframe_native.ml import frames, frames_batch
+
+    on_device: dict[str, Any] = {}
+    if device != "cpu":  # tensors on the GPU, handed over as NumPy arrays
+        on_device = {"output": "torch", "device": device, "layout": "HWC"}
+    opened = {"threads": threads, "storage_options": storage_options, **options, **on_device}
+    if clips:
+        batch = frames_batch(source, **opened)
+        yield {
+            "source": source,
+            "times_ms": list(batch.times_ms),
+            "indices": list(batch.indices),
+            "keyframes": list(batch.keyframes),
+            "frames": _host(batch.data),
+        }
+        return
+    for frame in frames(source, **opened):
+        yield {
+            "source": source,
+            "time_ms": frame.time_ms,
+            "index": frame.index,
+            "keyframe": frame.keyframe,
+            "score": frame.score,
+            "frame": _host(frame.array),
+        }
 
 
-def _opened(source: str, storage_options: Mapping[str, Any]) -> Any:
-    """The source as ``ofn.frames`` takes it: a path, or a seekable file for a URL."""
-    if not _is_url(source):
-        return None
-    import fsspec
-
-    return fsspec.open(source, "rb", **storage_options)
+def _host(array: Any) -> Any:
+    """A tensor's NumPy copy in system memory; an array as it is."""
+    return array if isinstance(array, np.ndarray) else array.cpu().numpy()
 
 
 def _frame_rows(
     row: dict[str, Any], options: Mapping[str, Any], storage_options: Mapping[str, Any]
 ) -> Iterator[dict[str, Any]]:
-    from ossframe_native.ml import frames
-
-    source = row["source"]
-    opener = _opened(source, storage_options)
-    with opener if opener is not None else _nothing() as handle:
-        for frame in frames(handle or source, threads=assigned_cpus(), **options):
-            yield {
-                "source": source,
-                "time_ms": frame.time_ms,
-                "index": frame.index,
-                "keyframe": frame.keyframe,
-                "score": frame.score,
-                "frame": frame.array,
-            }
+    return _source_rows(row["source"], options, storage_options, False, assigned_cpus())
 
 
 def _clip_row(
     row: dict[str, Any], options: Mapping[str, Any], storage_options: Mapping[str, Any]
 ) -> dict[str, Any]:
-    from ossframe_native.ml import frames_batch
-
-    source = row["source"]
-    opener = _opened(source, storage_options)
-    with opener if opener is not None else _nothing() as handle:
-        batch = frames_batch(handle or source, threads=assigned_cpus(), **options)
-    return {
-        "source": source,
-        "times_ms": list(batch.times_ms),
-        "indices": list(batch.indices),
-        "keyframes": list(batch.keyframes),
-        "frames": batch.data,
-    }
+    return next(_source_rows(row["source"], options, storage_options, True, assigned_cpus()))
 
 
-def _nothing() -> Any:
-    import contextlib
+def _grouped_rows(
+    batch: Mapping[str, Any],
+    options: Mapping[str, Any],
+    storage_options: Mapping[str, Any],
+    clips: bool,
+    device: str,
+    decoders: int | None,
+) -> dict[str, list[Any]]:
+    """The rows of a group of sources, ``decoders`` of them decoding at once on ``device``
+    (``loader.ordered``), as columns in source order."""
+    from ossframe_native.loader import decoders_for, ordered
+    from ossframe_native.ml import device_of
 
-    return contextlib.nullcontext(None)
+    count = decoders or decoders_for(device_of(device))
+    threads = max(1, assigned_cpus() // count)
+    sources = [str(s) for s in batch["source"]]
+
+    def rows(source: str) -> Iterator[dict[str, Any]]:
+        return _source_rows(source, options, storage_options, clips, threads, device)
+
+    columns: dict[str, list[Any]] = {key: [] for key in (_CLIP_KEYS if clips else _FRAME_KEYS)}
+    for _, row in ordered(sources, rows, count):
+        for key, value in row.items():
+            columns[key].append(value)
+    return columns
+
+
+_FRAME_KEYS = ("source", "time_ms", "index", "keyframe", "score", "frame")
+_CLIP_KEYS = ("source", "times_ms", "indices", "keyframes", "frames")

@@ -1,48 +1,55 @@
-"""The torch backend of the kernels: the same operations as :mod:`kernels`, on tensors.
+"""The torch backend: the kernels of :mod:`kernels` on tensors, and the render step's backend.
 
-Every function takes and returns what its ``kernels`` twin does, with ``torch.Tensor`` in place of
+Every kernel takes and returns what its ``kernels`` twin does, with ``torch.Tensor`` in place of
 ``np.ndarray``, and runs wherever the tensors live (CPU torch or CUDA). Definitions are the
-native ones (``csrc/*.h``), so results agree with the native kernels:
+native ones, so results agree with the native kernels:
 
-* ``dhash`` / ``hash_distance`` / ``scene_score``: exact integer block sums, so hashes are
-  identical and scene scores agree to rounding (float64, < 1e-12 relative).
-* ``resize_into`` / ``yuv420_to_rgb_into``: the native filter tables (cv2 ``INTER_LINEAR``
-  half-pixel bilinear on a float crop; exact area averaging for >= 2x downscales), applied in
-  float32 and rounded once, where the native code uses Q14 weights and 16-bit intermediates.
-  Outputs differ from the native ones by at most one level.
+* ``dhash`` / ``dhash_many``: exact integer block sums (``csrc/blocks.h``), so hashes are
+  identical (compare them with ``kernels.hash_distance``).
+* ``resize_into`` / ``yuv420_to_rgb_into``: the native filter tables themselves
+  (``kernels.resize_tables``: cv2 ``INTER_LINEAR`` half-pixel bilinear on a float crop; exact
+  area averaging for >= 2x downscales), applied in float32 and rounded once, where the native
+  code uses Q14 weights and 16-bit intermediates. Outputs differ from the native ones by at
+  most one level.
 
-This module imports torch at import time; only ``ml.py`` imports it, and only when asked for
-torch output.
+:class:`RenderBackend` is the render step's backend (``transform.render``) on a torch device:
+decoded planes are uploaded, or taken where NVDEC left them (GPU memory, through DLPack).
+
+This module imports torch at import time; ``ml.py`` imports it when asked for torch output, and
+``pipeline.py`` when a capture decodes on a GPU.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from . import kernels, pictures
+from .errors import MediaError
+
 __all__ = [
+    "RenderBackend",
     "dhash",
     "dhash_many",
-    "hash_distance",
+    "frame_planes",
     "resize",
     "resize_into",
-    "scene_score",
     "yuv420_to_rgb",
     "yuv420_to_rgb_into",
 ]
 
 Crop = tuple[float, float, float, float]
 
-_METHODS = ("auto", "bilinear", "area")
 _MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 
 
 # ---------------------------------------------------------------------------------------------
-# Block sums: dhash and scene score
+# Block sums: dhash
 
 
 def _cell_starts(n: int, length: int) -> list[int]:
@@ -114,176 +121,83 @@ def _cell_widths(width: int, device: torch.device) -> torch.Tensor:
     return torch.tensor(np.diff(_cell_starts(9, width)), device=device)
 
 
-def hash_distance(a: int, b: int) -> float:
-    """Percentage (0..100) of the 64 hash bits that differ between ``a`` and ``b``."""
-    return bin((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).count("1") * 100.0 / 64.0
-
-
-def scene_score(a: torch.Tensor, b: torch.Tensor, grid_w: int = 64, grid_h: int = 36) -> float:
-    """Scene-change score 0..100 between two (H, W) uint8 luma planes; as ``kernels.scene_score``.
-
-    Mean absolute difference of the averages of ``grid_w`` x ``grid_h`` integer blocks (the grid
-    clipped to the plane size), scaled so that black vs white is 100.
-    """
-    _check_plane("a", a)
-    _check_plane("b", b)
-    if a.shape != b.shape:
-        raise ValueError(f"b: planes must have the same size, got {tuple(a.shape)} and {b.shape}")
-    if grid_w < 1 or grid_h < 1:
-        raise ValueError(f"grid_w, grid_h: must be >= 1, got {grid_w}, {grid_h}")
-    height, width = a.shape
-    cols, rows = min(grid_w, width), min(grid_h, height)
-    diff = (_block_sums(a, cols, rows) - _block_sums(b, cols, rows)).abs().to(torch.float64)
-    xs, ys = _cell_starts(cols, width), _cell_starts(rows, height)
-    w = torch.tensor(np.diff(xs), dtype=torch.float64, device=a.device)
-    h = torch.tensor(np.diff(ys), dtype=torch.float64, device=a.device)
-    return float((diff / (h[:, None] * w[None, :])).mean()) / 255.0 * 100.0
-
-
 # ---------------------------------------------------------------------------------------------
-# Resampling: the native filter tables (csrc/resize.cpp), applied in float32
+# Resampling: the native kernels' filter tables (kernels.resize_tables), applied in float32
 
 
-@functools.lru_cache(maxsize=256)
-def _bilinear_axis(start: float, length: float, size: int, dst: int) -> tuple[np.ndarray, ...]:
-    """cv2 INTER_LINEAR on [start, start + length): returns (ofs, weights (dst, taps))."""
-    lo = min(max(math.floor(start), 0), size - 1)
-    hi = min(max(math.ceil(start + length) - 1, lo), size - 1)
-    taps = 2 if hi > lo else 1
-    ofs = np.empty(dst, dtype=np.int64)
-    weights = np.zeros((dst, taps), dtype=np.float64)
-    scale = length / dst
-    for d in range(dst):
-        f = start + (d + 0.5) * scale - 0.5
-        s = math.floor(f)
-        a = f - s
-        if s < lo:
-            s, a = lo, 0.0
-        if s >= hi:
-            s, a = hi, 0.0
-        if taps == 1:
-            ofs[d], weights[d, 0] = s, 1.0
-            continue
-        if s == hi:  # the last pixel: its left neighbour with weight 0
-            s, a = hi - 1, 1.0
-        ofs[d] = s
-        weights[d] = (1.0 - a, a)
-    return ofs, weights
+@dataclass(frozen=True)
+class _Table:
+    """One axis of a native filter table on a device: the source lines it reads start at
+    ``first`` (``count`` of them); ``lines`` (taps * dst) is each tap's line per output,
+    counted from ``first``; ``weights`` (taps, dst) float32."""
 
+    first: int
+    count: int
+    lines: torch.Tensor
+    weights: torch.Tensor
 
-@functools.lru_cache(maxsize=256)
-def _area_axis(start: float, length: float, size: int, dst: int) -> tuple[np.ndarray, ...]:
-    """Exact area averaging of [start + d*s, start + (d+1)*s), s = length / dst (bilinear when
-    the axis is upscaled)."""
-    if length < dst:
-        return _bilinear_axis(start, length, size, dst)
-    scale = length / dst
-    cells = []
-    for d in range(dst):
-        a = start + d * scale
-        b = start + length if d + 1 == dst else start + (d + 1) * scale
-        k0 = min(max(math.floor(a), 0), size - 1)
-        k1 = min(max(math.ceil(b) - 1, k0), size - 1)
-        cells.append((a, b, k0, k1))
-    taps = max(k1 - k0 + 1 for _, _, k0, k1 in cells)
-    ofs = np.empty(dst, dtype=np.int64)
-    weights = np.zeros((dst, taps), dtype=np.float64)
-    for d, (a, b, k0, k1) in enumerate(cells):
-        first = min(k0, size - taps)  # every output has `taps` taps; late ones start earlier
-        for k in range(k0, k1 + 1):
-            weights[d, k - first] = max(0.0, min(b, k + 1.0) - max(a, float(k)))
-        if k1 == k0:
-            weights[d, k0 - first] = 1.0
-        weights[d] /= weights[d].sum()
-        ofs[d] = first
-    return ofs, weights
+    @property
+    def taps(self) -> int:
+        return int(self.weights.shape[0])
 
-
-def _use_area(method: str, crop: Crop, dst_w: int, dst_h: int) -> bool:
-    if method not in _METHODS:
-        raise ValueError(f"method: expected 'auto', 'bilinear' or 'area', got {method!r}")
-    if method != "auto":
-        return method == "area"
-    _, _, w, h = crop
-    return w >= dst_w and h >= dst_h and (w >= 2.0 * dst_w or h >= 2.0 * dst_h)
-
-
-def _check_crop(crop: Sequence[float], width: int, height: int) -> Crop:
-    if len(crop) != 4:
-        raise ValueError(f"crop: expected (x, y, w, h), got {crop!r}")
-    x, y, w, h = (float(v) for v in crop)
-    if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise ValueError(f"crop: (x, y, w, h) must be finite, got {(x, y, w, h)}")
-    if w <= 0 or h <= 0:
-        raise ValueError(f"crop: w and h must be > 0, got {(x, y, w, h)}")
-    if x < 0 or y < 0 or x + w > width or y + h > height:
-        raise ValueError(
-            f"crop: (x, y, w, h) = {(x, y, w, h)} is not inside the {width}x{height} source"
+    @staticmethod
+    def on(table: tuple[np.ndarray, np.ndarray], device: torch.device) -> _Table:
+        ofs, weights = table
+        first, taps = int(ofs.min()), weights.shape[1]
+        lines = ofs[None, :].astype(np.int64) - first + np.arange(taps)[:, None]
+        return _Table(
+            first,
+            int(ofs.max()) + taps - first,
+            torch.from_numpy(lines.reshape(-1)).to(device),
+            torch.from_numpy(weights.T.copy()).to(device=device, dtype=torch.float32),
         )
-    return x, y, w, h
-
-
-def _span(table: tuple[np.ndarray, ...]) -> tuple[int, int]:
-    """(first, count) of the source lines a table reads."""
-    ofs, weights = table
-    lo = int(ofs.min())
-    return lo, int(ofs.max()) + weights.shape[1] - lo
-
-
-# (area, start, length, size, dst): the arguments of _area_axis / _bilinear_axis.
-Axis = tuple[bool, float, float, int, int]
-
-
-def _table(axis: Axis) -> tuple[np.ndarray, ...]:
-    area, *args = axis
-    return (_area_axis if area else _bilinear_axis)(*args)
 
 
 @functools.lru_cache(maxsize=128)
-def _device_table(axis: Axis, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The table on ``device``, made once: the source lines each output reads, tap by tap,
-    counted from the first line the table reads (flat, taps * dst), and (taps, dst) float32
-    weights."""
-    ofs, weights = _table(axis)
-    lines = ofs[None, :] - ofs.min() + np.arange(weights.shape[1])[:, None]
-    return (
-        torch.from_numpy(lines.reshape(-1)).to(device),
-        torch.from_numpy(weights.T.copy()).to(device=device, dtype=torch.float32),
-    )
+def _tables(
+    crop: Crop, src_size: tuple[int, int], size: tuple[int, int], method: str, device: torch.device
+) -> tuple[str, _Table, _Table]:
+    """(method used, x table, y table) of the native resize, on ``device``, made once; raises
+    the native kernels' ValueError for a bad crop or method."""
+    used, x_table, y_table = kernels.resize_tables(crop, src_size, size, method)
+    return used, _Table.on(x_table, device), _Table.on(y_table, device)
 
 
-def _apply(x: torch.Tensor, axis: Axis, dim: int) -> torch.Tensor:
+def _apply(x: torch.Tensor, table: _Table, dim: int) -> torch.Tensor:
     """Filters ``x`` (uint8 or float32, starting at the first line the table reads) along
-    ``dim``: out[d] = sum_k x[ofs[d] - lo + k] * w[d, k], in float32. One gather of every tap's
-    lines, one product, one sum: a few launches whatever the number of taps."""
-    lines, weights = _device_table(axis, x.device)
+    ``dim``: out[d] = sum_k x[ofs[d] - first + k] * w[d, k], in float32. One gather of every
+    tap's lines, one product, one sum: a few launches whatever the number of taps."""
     dim %= x.dim()
-    taps, dst = weights.shape
-    gathered = x.index_select(dim, lines)
+    taps, dst = table.weights.shape
+    gathered = x.index_select(dim, table.lines)
     shape = [*gathered.shape[:dim], taps, dst, *gathered.shape[dim + 1 :]]
     parts = gathered.reshape(shape)  # (..., taps, dst, ...)
     weight_shape = [1] * parts.dim()
     weight_shape[dim], weight_shape[dim + 1] = taps, dst
-    summed: torch.Tensor = (parts * weights.reshape(weight_shape)).sum(dim)
+    summed: torch.Tensor = (parts * table.weights.reshape(weight_shape)).sum(dim)
     return summed
 
 
-def _resample(planes: torch.Tensor, crop: Crop, dst_w: int, dst_h: int, area: bool) -> torch.Tensor:
-    """(..., H, W) uint8 -> (..., dst_h, dst_w) float32: the crop resampled (not rounded)."""
+def _resample(
+    planes: torch.Tensor, crop: Sequence[float], size: tuple[int, int], method: str
+) -> tuple[str, torch.Tensor]:
+    """(..., H, W) uint8 -> (method used, (..., dst_h, dst_w) float32): the crop resampled (not
+    rounded) with the native tables."""
+    if len(crop) != 4:
+        raise ValueError(f"crop: expected (x, y, w, h), got {crop!r}")
+    x, y, w, h = (float(v) for v in crop)
+    box = (x, y, w, h)
     height, width = planes.shape[-2:]
-    x, y, w, h = crop
-    ax: Axis = (area, x, w, width, dst_w)
-    ay: Axis = (area, y, h, height, dst_h)
-    tx, ty = _table(ax), _table(ay)
-    (x0, nx), (y0, ny) = _span(tx), _span(ty)
+    used, tx, ty = _tables(box, (width, height), size, method, planes.device)
     # Only the source pixels the tables read; the first pass gathers them as uint8.
-    window = planes.narrow(-1, x0, nx).narrow(-2, y0, ny)
+    window = planes.narrow(-1, tx.first, tx.count).narrow(-2, ty.first, ty.count)
     # The cheaper order: filter first the axis that shrinks the intermediate the most.
-    v_first = dst_h * nx * ty[1].shape[1] + dst_h * dst_w * tx[1].shape[1]
-    h_first = ny * dst_w * tx[1].shape[1] + dst_h * dst_w * ty[1].shape[1]
+    dst_w, dst_h = size
+    v_first = dst_h * tx.count * ty.taps + dst_h * dst_w * tx.taps
+    h_first = ty.count * dst_w * tx.taps + dst_h * dst_w * ty.taps
     if v_first <= h_first:
-        return _apply(_apply(window, ay, -2), ax, -1)
-    return _apply(_apply(window, ax, -1), ay, -2)
+        return used, _apply(_apply(window, ty, -2), tx, -1)
+    return used, _apply(_apply(window, tx, -1), ty, -2)
 
 
 def _to_u8(values: torch.Tensor) -> torch.Tensor:
@@ -319,10 +233,7 @@ def resize(
         planar = src
     else:
         raise ValueError(f"layout: expected 'HWC', 'CHW' or 'NCHW', got {layout!r}")
-    height, width = planar.shape[-2:]
-    box = _check_crop(crop, width, height)
-    area = _use_area(method, box, dst_w, dst_h)
-    out = _to_u8(_resample(planar, box, dst_w, dst_h, area))
+    out = _to_u8(_resample(planar, crop, (dst_w, dst_h), method)[1])
     if layout == "HWC" and src.dim() == 3:
         return out.permute(1, 2, 0).contiguous()
     return out
@@ -401,13 +312,12 @@ def yuv420_to_rgb(
     dst_w, dst_h = (int(s) for s in size)
     if dst_w < 1 or dst_h < 1:
         raise ValueError(f"size: width and height must be >= 1, got {size}")
-    box = _check_crop(crop, width, height)
-    area = _use_area(method, box, dst_w, dst_h)
     y_off, ys, r_v, g_u, g_v, b_u = _yuv_coefficients(matrix, full_range)
-    half = (box[0] / 2, box[1] / 2, box[2] / 2, box[3] / 2)  # chroma: centre siting
-    yy = (_resample(y, box, dst_w, dst_h, area) - y_off) * ys
+    used, luma = _resample(y, crop, (dst_w, dst_h), method)  # the method, resolved on luma
+    yy = (luma - y_off) * ys
+    half = [float(c) / 2 for c in crop]  # chroma: centre siting
     # Both chroma planes share their tables: resample them together.
-    uv = _resample(torch.stack((u, v), dim=-3), half, dst_w, dst_h, area) - 128.0
+    uv = _resample(torch.stack((u, v), dim=-3), half, (dst_w, dst_h), used)[1] - 128.0
     uu, vv = uv.unbind(dim=-3)
     r = yy + r_v * vv
     g = yy + g_u * uu + g_v * vv
@@ -432,3 +342,121 @@ def yuv420_to_rgb_into(
         raise ValueError(f"dst: expected an (h, w, 3) uint8 tensor, got {tuple(dst.shape)}")
     size = (dst.shape[1], dst.shape[0])
     dst.copy_(yuv420_to_rgb(planes, crop, size, matrix, full_range, bgr, method, layout="HWC"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoded frames on a device, and the render step's backend
+
+
+def frame_planes(
+    frame: Any, device: str | torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
+
+    Planar frames in system memory are uploaded plane by plane (``pictures.yuv420_planes``
+    views). NV12 frames (what NVDEC returns: format ``cuda`` when they stay in GPU memory,
+    ``nv12`` when a cuvid decoder copied them back) are taken through DLPack, without a copy
+    where they already are on the device.
+    """
+    fmt = frame.format.name
+    if fmt not in ("cuda", "nv12"):
+        planes = pictures.yuv420_planes(frame)
+        if planes is None:
+            return None
+        y, u, v = (torch.from_numpy(p).to(device) for p in planes)
+        return y, u, v
+    luma = _luma(frame, device)
+    chroma = _from_plane(frame.planes[1], device)
+    rows, columns = (frame.height + 1) // 2, (frame.width + 1) // 2
+    # (rows, columns, 2) or (rows, bytes): flatten each row, drop padding, split U and V.
+    pairs = chroma.reshape(chroma.shape[0], -1)[:rows, : 2 * columns].reshape(rows, columns, 2)
+    return luma, pairs[..., 0], pairs[..., 1]
+
+
+def _luma(frame: Any, device: str | torch.device) -> torch.Tensor:
+    """The (H, W) luma of an NV12 frame (``cuda`` or ``nv12``) on ``device``."""
+    if frame.format.name == "cuda":
+        sw = frame.sw_format.name if frame.sw_format is not None else None
+        if sw != "nv12":
+            raise MediaError(f"the GPU decoder returned {sw} frames; only nv12 is supported")
+    luma = _from_plane(frame.planes[0], device)
+    return luma.reshape(luma.shape[0], -1)[: frame.height, : frame.width]
+
+
+def _from_plane(plane: Any, device: str | torch.device) -> torch.Tensor:
+    """A frame plane as a tensor on ``device``, through DLPack.
+
+    The capsule is taken with ``plane.__dlpack__()`` (no stream): PyAV refuses a stream for
+    GPU planes, and ``torch.from_dlpack(plane)`` would pass torch's current one. FFmpeg writes
+    the frame on the legacy default stream, which torch's default stream waits for; on any
+    other stream the device is synchronized first.
+    """
+    target = torch.device(device)
+    if target.type == "cuda" and torch.cuda.current_stream(target) != torch.cuda.default_stream(
+        target
+    ):
+        torch.cuda.synchronize(target)
+    tensor: torch.Tensor = torch.utils.dlpack.from_dlpack(plane.__dlpack__())
+    return tensor.to(target)
+
+
+class RenderBackend:
+    """The render step's backend (``transform.Backend``) on a torch device: tensors, the kernels
+    of this module. Every 8-bit 4:2:0 frame goes through the fused conversion, at the source
+    size too (frames in GPU memory have no FFmpeg conversion); other formats are converted by
+    FFmpeg on the CPU and uploaded. ``layout``: the memory order canvases are allocated in
+    (``"CHW"``: a CHW tensor seen as HWC, so that the CHW result needs no copy)."""
+
+    exact_at_source_size = False
+
+    def __init__(self, device: str | torch.device, layout: str = "HWC") -> None:
+        self.device = torch.device(device)
+        self.chw = layout == "CHW"
+
+    def planes(self, frame: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The frame's Y, U, V on the device; None where it is not 8-bit 4:2:0."""
+        return frame_planes(frame, self.device)
+
+    def rgb(self, frame: Any, bgr: bool) -> torch.Tensor:
+        """FFmpeg's RGB (or BGR) conversion of a frame in system memory, uploaded."""
+        return torch.from_numpy(pictures.to_rgb(frame, bgr)).to(self.device)
+
+    def canvas(self, height: int, width: int, zeroed: bool) -> torch.Tensor:
+        """An (H, W, 3) uint8 canvas (black when ``zeroed``)."""
+        allocate = torch.zeros if zeroed else torch.empty
+        if self.chw:
+            return allocate((3, height, width), dtype=torch.uint8, device=self.device).permute(
+                1, 2, 0
+            )
+        return allocate((height, width, 3), dtype=torch.uint8, device=self.device)
+
+    def rotate(self, image: torch.Tensor, quarter_turns: int) -> torch.Tensor:
+        """The image turned counter-clockwise, as ``np.rot90``."""
+        return torch.rot90(image, quarter_turns, dims=(0, 1))
+
+    def yuv420_to_rgb_into(
+        self,
+        planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        crop: Sequence[float],
+        dst: torch.Tensor,
+        matrix: str,
+        full_range: bool,
+        bgr: bool,
+    ) -> None:
+        """As :func:`yuv420_to_rgb_into`."""
+        yuv420_to_rgb_into(planes, crop, dst, matrix, full_range, bgr)
+
+    def resize_into(self, src: torch.Tensor, crop: Sequence[float], dst: torch.Tensor) -> None:
+        """As :func:`resize_into`."""
+        resize_into(src, crop, dst)
+
+    def dhash(self, frame: Any) -> int:
+        """The dhash of the frame's luma, on the device where NVDEC left it there, else by the
+        native kernel (identical hashes either way)."""
+        if frame.format.name in ("cuda", "nv12"):
+            return dhash(_luma(frame, self.device))
+        return kernels.dhash(pictures.luma_plane(frame))
+
+    def host(self, image: torch.Tensor) -> np.ndarray:
+        """The image as a C-contiguous NumPy array."""
+        return np.ascontiguousarray(image.cpu().numpy())

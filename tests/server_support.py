@@ -92,3 +92,52 @@ def read_reply(sock: socket.socket) -> bytes:
             break
         reply += chunk
     return reply
+
+
+def padded_mp4(clip: Path, out: Path, size: int) -> Path:
+    """``clip`` followed by an MP4 ``free`` box of random bytes: a valid video of ``size``
+    bytes that decodes exactly like ``clip`` (large objects for multipart tests)."""
+    data = clip.read_bytes()
+    pad = size - len(data)
+    assert pad > 8
+    out.write_bytes(data + pad.to_bytes(4, "big") + b"free" + os.urandom(pad - 8))
+    return out
+
+
+def v2_client(endpoint: str):
+    """An ``alibabacloud_oss_v2`` client of the test credentials."""
+    import alibabacloud_oss_v2 as oss
+
+    cfg = oss.config.load_default()
+    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(AK, SK)
+    cfg.region = REGION
+    cfg.endpoint = endpoint
+    return oss.Client(cfg)
+
+
+def signed_head(method: str, bucket: str, key: str, extra: str = "") -> str:
+    """The head of a raw V1-signed request (``extra``: more header lines), for requests the
+    SDKs cannot send (trickled, cut off, malformed)."""
+    import oss2
+
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    req = oss2.http.Request(method, "http://x/", headers={"Date": date}, data=b"")
+    req.headers["Content-Type"] = ""
+    oss2.Auth(AK, SK)._sign_request(req, bucket, key)
+    path = oss2.compat.urlquote(key, safe="")
+    return (
+        f"{method} /{bucket}/{path} HTTP/1.1\r\nHost: x\r\nDate: {date}\r\n"
+        f"Authorization: {req.headers['authorization']}\r\n{extra}\r\n"
+    )
+
+
+def error_of(call) -> tuple[int, str]:
+    """(status, code) of the OSS error ``call`` raises through oss2 (the failed call's
+    traceback, which holds its connection, is not kept)."""
+    import oss2
+
+    try:
+        call()
+    except oss2.exceptions.OssError as exc:
+        return exc.status, exc.code
+    raise AssertionError("no error")

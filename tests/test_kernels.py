@@ -4,7 +4,7 @@ Every kernel has a NumPy reference written from its definition (float64, no fixe
 where one exists, an outside reference (imagehash for dhash, cv2.resize / cv2.cvtColor for
 resize and YUV -> RGB). The assertions are the documented tolerances:
 
-* dhash: bit for bit; scene_score: 1e-9.
+* dhash: bit for bit; resize_tables: the reference tables to 1e-12.
 * resize: max abs difference <= 1 vs cv2 INTER_LINEAR / INTER_AREA on integer crops, and <= 1
   vs the NumPy reference on any crop.
 * yuv420_to_rgb: <= 1 vs the NumPy reference; vs cv2 (I420 -> RGB, then INTER_LINEAR), which
@@ -76,17 +76,6 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
 
 # --------------------------------------------------------------------------------------------
 # NumPy references (float64, from the definitions in the stubs)
-
-
-def block_means(plane: np.ndarray, cols: int, rows: int) -> np.ndarray:
-    """Averages of integer blocks: cell i covers [floor(i * L / n), floor((i + 1) * L / n))."""
-    h, w = plane.shape
-    xs = [i * w // cols for i in range(cols + 1)]
-    ys = [j * h // rows for j in range(rows + 1)]
-    p = plane.astype(np.float64)
-    return np.array(
-        [[p[ys[j] : ys[j + 1], xs[i] : xs[i + 1]].mean() for i in range(cols)] for j in range(rows)]
-    )
 
 
 def dhash_ref(plane: np.ndarray) -> int:
@@ -296,48 +285,67 @@ def test_hash_distance_rejects(value: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# scene_score
+# resize_tables: the tables every backend applies
 
 
-def scene_ref(a: np.ndarray, b: np.ndarray, gw: int = 64, gh: int = 36) -> float:
-    gw, gh = min(gw, a.shape[1]), min(gh, a.shape[0])
-    return float(np.abs(block_means(a, gw, gh) - block_means(b, gw, gh)).mean() / 255 * 100)
-
-
-def test_scene_score_extremes() -> None:
-    a = rng(3).integers(0, 256, (1080, 1920), np.uint8)
-    assert _native.scene_score(a, a.copy()) == 0.0
-    black, white = np.zeros((720, 1280), np.uint8), np.full((720, 1280), 255, np.uint8)
-    assert _native.scene_score(black, white) == 100.0
-    assert _native.scene_score(white, black, 7, 3) == 100.0
-
-
-@pytest.mark.parametrize(
-    ("shape", "grid"),
-    [((1080, 1920), (64, 36)), ((37, 101), (64, 36)), ((20, 30), (5, 4)), ((1, 1), (64, 36))],
-)
-def test_scene_score_numpy_reference(shape: tuple[int, int], grid: tuple[int, int]) -> None:
-    r = rng(4)
-    a = r.integers(0, 256, shape, np.uint8)
-    b = np.clip(a.astype(int) + r.integers(-40, 41, shape), 0, 255).astype(np.uint8)
-    expected = scene_ref(a, b, *grid)
-    assert _native.scene_score(a, b, *grid) == pytest.approx(expected, abs=1e-9)
-    assert _native.scene_score(padded(a), padded(b, 5), *grid) == pytest.approx(expected, abs=1e-9)
+def dense(table: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray:
+    """(dst, size) matrix of a table: row d holds output d's weight on each source pixel."""
+    index, weights = table
+    if index.ndim == 1:  # (ofs, weights) of resize_tables: consecutive taps from ofs
+        index = index[:, None] + np.arange(weights.shape[1])[None, :]
+    matrix = np.zeros((len(index), size))
+    for d in range(len(index)):
+        np.add.at(matrix[d], index[d], weights[d])
+    return matrix
 
 
 @pytest.mark.parametrize(
-    ("a", "b", "kwargs", "match"),
+    ("src_wh", "crop", "dst_wh", "method", "used"),
     [
-        (np.zeros((8, 8), np.uint8), np.zeros((8, 9), np.uint8), {}, r"b: expected the shape of a"),
-        (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.int16), {}, r"b: expected a uint8 array"),
-        (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), {"grid_w": 0}, r"grid_w: .*0"),
-        (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), {"grid_h": -2}, r"grid_h: .*-2"),
-        (np.zeros((0, 8), np.uint8), np.zeros((0, 8), np.uint8), {}, r"a: height and width"),
+        ((640, 360), (140.0, 0.0, 360.0, 360.0), (112, 112), "auto", "area"),  # crop, 3.2x
+        ((192, 108), (0.0, 0.0, 192.0, 108.0), (224, 224), "auto", "bilinear"),  # upscale
+        ((321, 241), (32.1, 48.2, 224.7, 120.5), (100, 37), "auto", "area"),  # float crop
+        ((321, 241), (32.1, 48.2, 224.7, 120.5), (100, 37), "bilinear", "bilinear"),
+        ((60, 50), (18.0, 5.0, 30.0, 40.0), (120, 33), "area", "area"),  # mixed up/down
+        ((3840, 2160), (0.0, 0.0, 3840.0, 2160.0), (13, 7), "auto", "area"),  # > 128 taps
+        ((1, 1), (0.0, 0.0, 1.0, 1.0), (5, 3), "auto", "bilinear"),
     ],
 )
-def test_scene_score_rejects(a: np.ndarray, b: np.ndarray, kwargs: dict, match: str) -> None:
+def test_resize_tables_are_the_definition(
+    src_wh: tuple, crop: tuple, dst_wh: tuple, method: str, used: str
+) -> None:
+    """The tables resize() filters with, unrounded, equal the NumPy reference tables; each
+    row sums to 1; applied in float64 they give resize_ref's result."""
+    got_method, tx, ty = _native.resize_tables(crop, *src_wh, *dst_wh, method)
+    assert got_method == used
+    make = area_table if used == "area" else bilinear_table
+    (x, y, w, h), (sw, sh), (dw, dh) = crop, src_wh, dst_wh
+    for table, ref, size in ((tx, make(x, w, sw, dw), sw), (ty, make(y, h, sh, dh), sh)):
+        assert table[0].dtype == np.int32 and table[1].dtype == np.float64
+        np.testing.assert_allclose(dense(table, size), dense(ref, size), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(table[1].sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    if sw * sh <= 1 << 20:
+        src = rng(5).integers(0, 256, (sh, sw), np.uint8)
+        applied = dense(ty, sh) @ src.astype(np.float64) @ dense(tx, sw).T
+        dst = np.zeros((dh, dw), np.uint8)
+        _native.resize(src, crop, dst, method)
+        assert max_diff(dst, np.clip(np.floor(applied + 0.5), 0, 255)) <= 1
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (((0.0, 0.0, 65.0, 36.0), 64, 36, 8, 8), r"^crop: .* is not inside the 64x36 source"),
+        (((0.0, 0.0, 0.0, 36.0), 64, 36, 8, 8), r"^crop: w and h must be > 0"),
+        (((0.0, 0.0, 64.0, 36.0), 64, 36, 0, 8), r"^size: width and height"),
+        (((0.0, 0.0, 64.0, 36.0), 0, 36, 8, 8), r"^src: width and height"),
+    ],
+)
+def test_resize_tables_reject(args: tuple, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        _native.scene_score(a, b, **kwargs)
+        _native.resize_tables(*args)
+    with pytest.raises(ValueError, match=r"^method: expected 'auto', 'bilinear' or 'area'"):
+        _native.resize_tables((0.0, 0.0, 64.0, 36.0), 64, 36, 8, 8, "cubic")
 
 
 # --------------------------------------------------------------------------------------------

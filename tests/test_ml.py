@@ -8,6 +8,7 @@ run where torch is not installed. CUDA cases skip without a GPU unless
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import pickle
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from media import psnr, reference_frames
 
 import ossframe_native as ofn
-from ossframe_native import hwdecode, kernels, ml
+from ossframe_native import hwdecode, kernels, ml, pictures
 from ossframe_native.decode import VideoSource
 from ossframe_native.errors import InvalidArgument, MediaError
 from ossframe_native.params import SnapshotsRequest
@@ -322,7 +323,7 @@ def test_device_pipeline_matches_the_cpu_pipeline(clip_smooth, scaletype: str) -
     canvas = np.zeros((shape.canvas[1], shape.canvas[0], 3), dtype=np.uint8)
     (x, y), (w, h) = shape.offset, shape.size
     kernels.yuv420_to_rgb_into(
-        ml.pictures.yuv420_planes(frame), shape.crop, canvas[y : y + h, x : x + w]
+        pictures.yuv420_planes(frame), shape.crop, canvas[y : y + h, x : x + w]
     )
     got = on_device[0].array.permute(1, 2, 0).numpy()
     assert np.abs(got.astype(int) - canvas).max() <= 1
@@ -386,8 +387,10 @@ def test_device_pipeline_takes_gpu_frames_by_dlpack(clip_smooth) -> None:
         colorspace=nv12.colorspace,
         color_range=nv12.color_range,
     )
-    via_dlpack = ml._device_planes(gpu_like, "cpu")
-    via_host = ml._device_planes(nv12, "cpu")
+    from ossframe_native import torch_ops
+
+    via_dlpack = torch_ops.frame_planes(gpu_like, "cpu")
+    via_host = torch_ops.frame_planes(nv12, "cpu")
     for a, b in zip(via_dlpack, via_host, strict=True):
         assert torch.equal(a, b)
     shape = ml.geometry.scaled(frame.width, frame.height, (100, 100), "fill")
@@ -395,7 +398,7 @@ def test_device_pipeline_takes_gpu_frames_by_dlpack(clip_smooth) -> None:
     assert torch.equal(ml._render(gpu_like, shape, out), ml._render(frame, shape, out))
     gpu_like.sw_format = SimpleNamespace(name="p010le")
     with pytest.raises(MediaError, match="p010le"):
-        ml._device_planes(gpu_like, "cpu")
+        torch_ops.frame_planes(gpu_like, "cpu")
 
 
 def test_device_pipeline_other_formats_go_through_rgb(clip_odd444) -> None:
@@ -410,6 +413,52 @@ def test_device_pipeline_other_formats_go_through_rgb(clip_odd444) -> None:
     for fr in frames:
         rgb = torch.from_numpy(refs[fr.index].rgb.copy()).permute(2, 0, 1)
         assert torch.equal(fr.array, torch_ops.resize(rgb, shape.crop, shape.size, layout="CHW"))
+
+
+@pytest.mark.parametrize("w, h", [(0, 0), (60, 100)])
+def test_render_step_rotates_on_both_backends(clip_rot90, w: int, h: int) -> None:
+    """A rotated snapshot (ar=auto) through the one render step: the torch backend converts
+    the whole frame itself, turns it, resizes; NumPy takes FFmpeg's conversion. The same frame,
+    turned the same way (only the chroma filter differs: > 35 dB)."""
+    torch = _torch()
+    from ossframe_native import torch_ops
+    from ossframe_native.params import SnapshotRequest
+
+    request = SnapshotRequest.from_kwargs(dict(t=500, ar="auto", w=w, h=h, f="png"))
+    with open_capture(clip_rot90.path, request) as run:
+        output = next(run.outputs())
+        assert run.geometry.rotate == 90
+        on_numpy = run.render(output)
+        backend = torch_ops.RenderBackend("cpu", layout="CHW")
+        on_torch = ml.transform.render(output.frame, run.geometry, backend=backend)
+        run.backend = backend  # as for a capture whose frames a GPU decodes
+        via_capture = run.render(output)
+    assert isinstance(on_torch, torch.Tensor) and on_torch.shape == on_numpy.shape
+    assert on_numpy.shape[:2] == ((h, w) if w else (192, 108))
+    assert psnr(on_torch.numpy(), on_numpy) > 35
+    assert isinstance(via_capture, np.ndarray) and via_capture.flags.c_contiguous
+    assert np.array_equal(via_capture, on_torch.numpy())
+
+
+def test_device_dhash_is_the_native_hash(clip_cuts) -> None:
+    """The torch backend hashes NV12 frames (NVDEC's) on its device: the same hashes and so the
+    same dhash outputs and scores as the native kernel on the CPU."""
+    _torch()
+    from ossframe_native import torch_ops
+
+    backend = torch_ops.RenderBackend("cpu")
+    with av.open(str(clip_cuts.path)) as container:
+        for frame in itertools.islice(container.decode(video=0), 0, 60, 13):
+            expected = kernels.dhash(pictures.luma_plane(frame))
+            assert backend.dhash(frame.reformat(format="nv12")) == expected
+            assert backend.dhash(frame) == expected
+    request = SnapshotsRequest.from_kwargs(dict(m="dhash", thr=30, num=3))
+    with open_capture(clip_cuts.path, request) as run:
+        run.backend = backend
+        on_device = [(o.index, o.score) for o in run.outputs()]
+    with open_capture(clip_cuts.path, request) as run:
+        assert [(o.index, o.score) for o in run.outputs()] == on_device
+    assert len(on_device) == 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,23 +494,19 @@ def test_gpu_decode_is_exact(request: pytest.FixtureRequest, clip: str) -> None:
     (a cuvid decoder), never the yuv420p of FFmpeg's CPU decoder. Against the CPU output
     (FFmpeg's own conversion at source size) the tolerance of the device pipeline holds: see
     test_device_pipeline_at_source_size."""
-    from ossframe_native.api import select
-
     truth = request.getfixturevalue(clip)
-    with VideoSource(truth.path, hw="cuda") as src:
-        assert src.hw is not None, "the GPU decoder was not used"
-        first = next(select(src, SnapshotsRequest.from_kwargs(dict(m="key"))))
-        kind = first.frame.format.name
-        assert kind in ("cuda", "nv12"), f"{src.hw} opened, but decoded on the CPU ({kind})"
+    keyframes = SnapshotsRequest.from_kwargs(dict(m="key"))
+    with open_capture(truth.path, keyframes, hw="cuda") as run:
+        assert run.source.hw is not None, "the GPU decoder was not used"
+        kind = next(run.outputs()).frame.format.name
+        assert kind in ("cuda", "nv12"), f"{run.source.hw} opened, but decoded on the CPU ({kind})"
     spec = dict(m="default", inter=0)
     gpu = ml.frames_batch(truth.path, **spec, output="torch", device="cuda", layout="HWC")
     cpu = ml.frames_batch(truth.path, **spec, output="torch", layout="HWC")
     assert gpu.indices == cpu.indices and gpu.times_ms == cpu.times_ms
     request = SnapshotsRequest.from_kwargs(spec)
-    with VideoSource(truth.path) as src:  # FFmpeg's CPU decoder, then the same device pipeline
-        same_path = [
-            f.array for f in ml._render_all(src, request, _on_device(gpu.data.device, "HWC"))
-        ]
+    with open_capture(truth.path, request) as run:  # FFmpeg's CPU decoder, the same backend
+        same_path = [f.array for f in ml._render_all(run, _on_device(gpu.data.device, "HWC"))]
     assert len(same_path) == len(gpu)
     for g, d, c in zip(gpu.data.cpu().numpy(), same_path, cpu.data.numpy(), strict=True):
         assert psnr(g, d.cpu().numpy()) >= 40
@@ -574,6 +619,55 @@ def test_hwdecode_device_failure_is_logged(
 
 
 # ---------------------------------------------------------------------------------------------
+# Many sources: frames_batches, decoders in flight (loader.py)
+
+
+def test_frames_batches_are_each_sources_batch_in_order(id_clips: list[Path], tmp_path) -> None:
+    """Three sources decoding at once: every batch is that source's frames_batch, in order; a
+    source that cannot be read raises when its turn comes, after the batches before it."""
+    spec = dict(m="avg", num=4, w=48, h=32, scaletype="crop")
+    expected = [ml.frames_batch(p, **spec) for p in id_clips]
+    got = list(ml.frames_batches(id_clips, **spec, decoders=3))
+    assert [b.indices for b in got] == [b.indices for b in expected]
+    for clip, (a, b) in enumerate(zip(got, expected, strict=True)):
+        assert np.array_equal(a.data, b.data) and a.times_ms == b.times_ms
+        assert [_read_ids(f) for f in a.data] == [(clip, i) for i in a.indices]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    batches = ml.frames_batches([*id_clips[:2], broken, id_clips[3]], **spec, decoders=2)
+    assert np.array_equal(next(batches).data, expected[0].data)
+    assert np.array_equal(next(batches).data, expected[1].data)
+    with pytest.raises(MediaError):
+        next(batches)
+    with pytest.raises(InvalidArgument) as info:
+        ml.frames_batches(id_clips, **spec, decoders=0)
+    assert info.value.param == "decoders"
+    one_at_a_time = ml.frames_batches(id_clips, m="key")  # the CPU default: decoders=1
+    assert [b.indices for b in one_at_a_time] == [
+        ml.frames_batch(p, m="key").indices for p in id_clips
+    ]
+
+
+def test_device_pipeline_through_the_scheduler(id_clips: list[Path]) -> None:
+    """The GPU path's pieces on CPU torch: sources decoded at once by the scheduler, rendered
+    by the torch backend (as on a GPU): each batch as the same source's alone."""
+    torch = _torch()
+    from ossframe_native import loader
+
+    request = SnapshotsRequest.from_kwargs(dict(m="avg", num=3, w=40, h=40, scaletype="fill"))
+    out = _on_device("cpu")
+    alone = [ml._batch(p, request, out, 1) for p in id_clips]
+
+    def one(path: Path):
+        yield ml._batch(path, request, out, 1)
+
+    together = [b for _, b in loader.ordered(id_clips, one, 3, ahead=1)]
+    for a, b in zip(together, alone, strict=True):
+        assert isinstance(a.data, torch.Tensor) and a.data.shape == (3, 3, 40, 40)
+        assert torch.equal(a.data, b.data) and a.indices == b.indices
+
+
+# ---------------------------------------------------------------------------------------------
 # FrameDataset
 
 
@@ -650,6 +744,25 @@ def test_dataset_validates_before_any_worker(id_clips: list[Path]) -> None:
     with pytest.raises(InvalidArgument) as info:
         ml.FrameDataset(str(id_clips[0]))
     assert info.value.param == "sources"
+
+
+def test_dataset_with_decoders_in_flight(id_clips: list[Path]) -> None:
+    """decoders=3 (the main-process GPU loader, here with CPU decoders): the same items in the
+    same order as one source at a time, per frame and per clip."""
+    torch = _torch()
+    spec = dict(m="avg", num=3, w=32, h=32, scaletype="crop")
+    one = list(ml.FrameDataset(id_clips, **spec))
+    three = ml.FrameDataset(id_clips, **spec, decoders=3)
+    assert three.decoders == 3 and ml.FrameDataset(id_clips).decoders == 1
+    got = list(three)
+    assert [(s.source, s.index) for s in got] == [(s.source, s.index) for s in one]
+    assert all(torch.equal(a.data, b.data) for a, b in zip(got, one, strict=True))
+    clips = list(ml.FrameDataset(id_clips, clips=True, **spec, decoders=3))
+    assert [c.source for c in clips] == list(range(len(id_clips)))
+    assert torch.equal(clips[2].data, torch.stack([s.data for s in one if s.source == 2]))
+    with pytest.raises(InvalidArgument) as info:
+        ml.FrameDataset(id_clips, decoders=-1)
+    assert info.value.param == "decoders"
 
 
 def test_dataset_pickles(id_clips: list[Path]) -> None:

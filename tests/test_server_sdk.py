@@ -17,19 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+import alibabacloud_oss_v2 as oss
+import httpx
+import oss2
 import pytest
+from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at
+from server_support import AK, REGION, SK, read_reply, start_server, wait_for
 
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-oss2 = pytest.importorskip("oss2")
-oss = pytest.importorskip("alibabacloud_oss_v2")
-httpx = pytest.importorskip("httpx")
+import ossframe_native as ofn
+from ossframe_native.store import TEMP_SUFFIX
 
-from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at  # noqa: E402
-from server_support import AK, REGION, SK, read_reply, start_server, wait_for  # noqa: E402
-
-import ossframe_native as ofn  # noqa: E402
-from ossframe_native.store import TEMP_SUFFIX  # noqa: E402
+pytestmark = pytest.mark.needs("server")
 
 BUCKET = "media-bucket"
 OUT = "out-bucket"
@@ -478,18 +476,23 @@ def test_readme_service_example(server, tmp_path, monkeypatch) -> None:
 
 def test_a_write_in_progress_is_never_an_object(server, v1, video) -> None:
     """A store's temporary file (a write not yet renamed, or a killed writer's leftover) is not
-    listed, served or deleted through the service."""
+    listed, and its name is reserved: no request reads, writes or deletes it."""
     temp = server.root / BUCKET / "partial" / f".{'0' * 32}{TEMP_SUFFIX}"
     temp.parent.mkdir(parents=True, exist_ok=True)
     temp.write_bytes(b"half an image")
     key = f"partial/{temp.name}"
     try:
         assert key not in [o.key for o in oss2.ObjectIteratorV2(v1)]
-        with pytest.raises(oss2.exceptions.NoSuchKey):
-            v1.get_object(key)
-        assert not v1.object_exists(key)
-        v1.delete_object(key)
+        for call in (
+            lambda: v1.get_object(key),
+            lambda: v1.put_object(key, b"overwrite"),
+            lambda: v1.delete_object(key),
+            lambda: v1.put_object(f"sub/x{TEMP_SUFFIX}/y", b"a folder name"),
+        ):
+            with pytest.raises(oss2.exceptions.InvalidObjectName):
+                call()
         assert temp.read_bytes() == b"half an image"
+        assert not (server.root / BUCKET / "sub").exists()
     finally:
         temp.unlink()
         temp.parent.rmdir()

@@ -212,7 +212,11 @@ def test_probe_reads_the_sample_table_where_the_container_counts_frames(
     assert read <= bound < layout.size, (read, bound, layout.size)
     monkeypatch.setattr(timeline.Timeline, "keyframe_times_ms", lambda self: None)
     counted = ofn.probe(clip.path)
-    assert told == counted
+    costs = ("bytes_read", "requests")  # what each probe read: not the same, by design
+    assert {k: v for k, v in told.items() if k not in costs} == {
+        k: v for k, v in counted.items() if k not in costs
+    }
+    assert told["bytes_read"] < counted["bytes_read"]
     assert told["frames"] == 900 and told["keyframes_ms"] == [ceil_ms(t) for t in clip.times[::90]]
     joined = ofn.probe(timelines["joined.mkv"])  # Matroska counts no frames: every packet
     assert joined["frames"] == len(reference_frames(timelines["joined.mkv"]))

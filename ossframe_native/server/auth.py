@@ -25,6 +25,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ossframe_native.server.fields import ascii_int
 from ossframe_native.server.xml import OssError
 
 MAX_SKEW_S = 15 * 60
@@ -183,16 +184,23 @@ def _mismatch(string_to_sign: str) -> OssError:
 def _parse_http_date(text: str) -> float | None:
     try:
         parsed = email.utils.parsedate_tz(text)
-    except (TypeError, ValueError):
+        return None if parsed is None else float(email.utils.mktime_tz(parsed))
+    except (TypeError, ValueError, OverflowError):  # e.g. the year 99999
         return None
-    return None if parsed is None else float(email.utils.mktime_tz(parsed))
 
 
 def _parse_iso(text: str) -> float | None:
+    if not text.isascii():
+        return None
     try:
         return float(calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%SZ")))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of two signatures; any text (non-ASCII too) is just unequal."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
 
 
 class Verifier:
@@ -245,27 +253,38 @@ class Verifier:
         secret = self._secret(access_key_id)
         date = req.headers.get("x-oss-date") or req.headers.get("date", "")
         self._check_skew(_parse_http_date(date))
-        self._v1_match(req, secret, signature, None)
+        self._v1_match(req, secret, signature, None, (V1_SUBRESOURCES, _V1_SHORT))
         return access_key_id
 
     def _v1_query(self, req: SignedRequest, params: Mapping[str, str]) -> str:
         access_key_id = params.get("OSSAccessKeyId", "")
         signature = params.get("Signature", "")
         expires = params.get("Expires", "")
-        if not (access_key_id and signature and expires.isdigit()):
-            raise _denied("A presigned URL needs OSSAccessKeyId, Expires and Signature.")
+        expires_at = ascii_int(expires)
+        if not (access_key_id and signature and expires_at is not None):
+            raise _denied("A presigned URL needs OSSAccessKeyId, Expires (epoch seconds, ASCII "
+                          "digits) and Signature.")  # fmt: skip
         secret = self._secret(access_key_id)
-        if self.clock() > int(expires):
+        if self.clock() > expires_at:
             raise _denied("Request has expired.")
-        self._v1_match(req, secret, signature, expires)
+        # A presigned URL must sign every sub-resource it carries, x-oss-process included:
+        # processing cannot be appended to a URL signed for the plain object.
+        self._v1_match(req, secret, signature, expires, (V1_SUBRESOURCES,))
         return access_key_id
 
-    def _v1_match(self, req: SignedRequest, secret: str, signature: str, date: str | None) -> None:
+    def _v1_match(
+        self,
+        req: SignedRequest,
+        secret: str,
+        signature: str,
+        date: str | None,
+        lists: Sequence[frozenset[str]],
+    ) -> None:
         first = ""
-        for subresources in (V1_SUBRESOURCES, _V1_SHORT):
+        for subresources in lists:
             string_to_sign = v1_string_to_sign(req, subresources, date)
             first = first or string_to_sign
-            if hmac.compare_digest(v1_signature(secret, string_to_sign), signature):
+            if _same(v1_signature(secret, string_to_sign), signature):
                 return
         raise _mismatch(first)
 
@@ -280,14 +299,14 @@ class Verifier:
 
     def _v4_query(self, req: SignedRequest, params: Mapping[str, str]) -> str:
         date_time = params.get("x-oss-date", "")
-        expires = params.get("x-oss-expires", "")
+        expires = ascii_int(params.get("x-oss-expires", ""))
         signed_at = _parse_iso(date_time)
-        if signed_at is None or not expires.isdigit():
-            raise _denied("A presigned URL needs x-oss-date and x-oss-expires.")
-        if int(expires) > MAX_PRESIGN_S:
+        if signed_at is None or expires is None:
+            raise _denied("A presigned URL needs x-oss-date and x-oss-expires (seconds).")
+        if expires > MAX_PRESIGN_S:
             raise _denied(f"x-oss-expires may be at most {MAX_PRESIGN_S} seconds.")
         now = self.clock()
-        if now > signed_at + int(expires):
+        if now > signed_at + expires:
             raise _denied("Request has expired.")
         if signed_at > now + self.max_skew_s:
             raise OssError(403, "RequestTimeTooSkewed")
@@ -329,6 +348,6 @@ class Verifier:
             string_to_sign = v4_string_to_sign(date_time, scope, canonical)
             first = first or string_to_sign
             expected = v4_signature(secret, date, region, product, string_to_sign)
-            if hmac.compare_digest(expected, signature):
+            if _same(expected, signature):
                 return access_key_id
         raise _mismatch(first)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -50,8 +51,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="processing requests admitted at once before 503 SlowDown "
-        "(default: 4 per core, at least 8)",
+        help="processing requests admitted at once (running or waiting) before 503 SlowDown "
+        "(default: 16 per core, at least 32)",
     )
     parser.add_argument("--max-queued-tasks", type=int, default=1000, metavar="N")
     parser.add_argument("--task-time-limit", type=float, default=600.0, metavar="SECONDS")
@@ -60,7 +61,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="drop a request whose body stops arriving for this long",
+        help="drop a request whose body stops arriving for this long (or, past it, arrives "
+        "slower than 1 KiB/s on average)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="drop a connection whose request head is not complete this long after it began",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="open connections at most; beyond, the one waiting longest for its head is closed",
     )
 
 
@@ -116,13 +132,25 @@ def serve_main(args: argparse.Namespace) -> int:
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):
         raise InvalidArgument("--root", f"{args.root} is not a directory")
-    for name, value in (("--workers", args.workers), ("--max-processing", args.max_processing)):
+    for name, value in (
+        ("--workers", args.workers),
+        ("--max-processing", args.max_processing),
+        ("--max-connections", args.max_connections),
+    ):
         if value is not None and value < 1:
             raise InvalidArgument(name, f"give an integer >= 1, not {value}")
+    for name, seconds in (
+        ("--idle-timeout", args.idle_timeout),
+        ("--header-timeout", args.header_timeout),
+        ("--task-time-limit", args.task_time_limit),
+    ):
+        if not 0 < seconds < 1e6:
+            raise InvalidArgument(name, f"give a number of seconds > 0, not {seconds}")
     try:
         import uvicorn
 
         from ossframe_native.server.app import Service, Settings
+        from ossframe_native.server.protocol import protocol
     except ImportError as exc:
         raise InvalidArgument(
             "serve",
@@ -136,22 +164,27 @@ def serve_main(args: argparse.Namespace) -> int:
         workers=args.workers or max(1, cores // 2),
         topics=topics,
         max_object_size=args.max_object_size,
-        max_processing=args.max_processing or max(8, 4 * cores),
+        max_processing=args.max_processing or max(32, 16 * cores),
         processing_threads=cores,
         max_queued_tasks=args.max_queued_tasks,
         task_time_limit_s=args.task_time_limit,
         idle_timeout_s=args.idle_timeout,
+        header_timeout_s=args.header_timeout,
+        max_connections=args.max_connections,
+    )
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     service = Service(settings)
     config = uvicorn.Config(
-        service.app(),
+        service,
+        http=protocol(settings.header_timeout_s, settings.max_connections),
         host=args.host,
         port=args.port,
         log_level="warning",
         access_log=False,
         lifespan="on",
         timeout_keep_alive=30,
-        limit_concurrency=1000,
         server_header=False,
         date_header=False,
     )

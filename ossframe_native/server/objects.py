@@ -3,38 +3,49 @@
 The layout is ``LocalStore``'s: bucket ``b`` is the directory ``<root>/b`` and object ``k`` the
 file ``<root>/b/k``, so ``ossframe process --root`` and the service share data. The service's
 own files live under ``<root>/.server/`` (a dotted name, never a bucket): ``tmp/`` holds uploads
-in progress, ``meta/<bucket>/<key>`` one JSON record per object, ``tasks.db`` the task queue.
+in progress, ``meta/<bucket>/<key>`` one JSON record per object, ``uploads/`` the multipart
+uploads (``multipart.py``), ``tasks.db`` the task queue.
 
 An upload is streamed to ``tmp/`` while its MD5 and CRC-64 are computed, checked, and renamed
 into place only when complete; the metadata record is written first and names the size and
 modification time of the file it describes, so a crash between the two, or an object written
-by ``LocalStore``, is detected and its metadata computed again from the bytes.
+by ``LocalStore``, is detected and its metadata computed again from the bytes. Appends are the
+exception (the data grows in place, then the record follows): a file longer than its
+appendable record is cut back to it, the append that was never answered.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import json
 import mimetypes
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import anycrc
 
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.server.xml import ListedObject, OssError
-from ossframe_native.store import TEMP_SUFFIX, atomic_write, validate_bucket, validate_key
+from ossframe_native.store import (
+    TEMP_SUFFIX,
+    atomic_write,
+    root_lock,
+    validate_bucket,
+    validate_key,
+)
 
 SERVER_DIR = ".server"
 _READ_CHUNK = 1 << 20
-_WRITE_BATCH = 1 << 20
-
+NORMAL, APPENDABLE, MULTIPART = "Normal", "Appendable", "Multipart"
 
 _CRC64_XZ = anycrc.Model("CRC64-XZ")
 
@@ -52,6 +63,11 @@ class Crc64:
         self.value = _CRC64_XZ.calc(data, init=self.value) if self.value else _CRC64_XZ.calc(data)
 
 
+def crc64_combine(first: int, second: int, second_length: int) -> int:
+    """The CRC-64 of two byte strings joined, from the CRC of each and the second's length."""
+    return int(_CRC64_XZ.combine(first, second, second_length))
+
+
 def check_bucket_name(bucket: str) -> str:
     try:
         return validate_bucket(bucket)
@@ -66,6 +82,13 @@ def check_key(key: str) -> str:
         raise OssError(400, "InvalidObjectName", str(exc).partition(": ")[2]) from None
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file system (or the user's quota) has no room left."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return type(exc).__name__ == "OperationalError" and "full" in str(exc)  # sqlite3
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What HEAD/GET report about an object."""
@@ -73,14 +96,15 @@ class ObjectInfo:
     path: str
     size: int
     mtime: float
-    etag: str  # quoted upper-case MD5 hex
+    etag: str  # quoted upper-case MD5 hex (or a multipart / appendable ETag)
     crc64: str  # unsigned decimal
     content_type: str
     user_meta: Mapping[str, str] = field(default_factory=dict)
+    type: str = NORMAL
 
 
 class Upload:
-    """An object being received: a temporary file plus running MD5, CRC-64 and size."""
+    """Bytes being received: a temporary file plus running MD5, CRC-64 and size."""
 
     def __init__(self, tmp_dir: str, limit: int) -> None:
         self.path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
@@ -108,7 +132,7 @@ class Upload:
         self._pending.clear()
         return data
 
-    def consume(self, data: bytes) -> None:
+    def consume(self, data: bytes | memoryview) -> None:
         """Hashes and writes one batch; batches must be consumed one at a time, in order."""
         self.md5.update(data)
         self.crc.update(data)
@@ -121,12 +145,46 @@ class Upload:
         if self._pending:
             self.consume(self.take())
 
+    def finish(self) -> os.stat_result:
+        """Writes what is pending, makes the bytes durable and closes the file."""
+        self.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        return os.stat(self.path)
+
     def abort(self) -> None:
         """Closes and removes the temporary file (idempotent)."""
         if not self.file.closed:
             self.file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+def copy_bytes(
+    src: BinaryIO, dst: BinaryIO, length: int, md5: Any = None, crc: Crc64 | None = None
+) -> None:
+    """Copies ``length`` bytes from ``src`` (at its position) to ``dst``, hashing them when
+    ``md5``/``crc`` are given; in the kernel (``copy_file_range``) when nothing is hashed."""
+    if md5 is None and crc is None and hasattr(os, "copy_file_range"):
+        with contextlib.suppress(OSError):
+            while length > 0:
+                copied = os.copy_file_range(src.fileno(), dst.fileno(), min(length, 1 << 30))
+                if copied == 0:
+                    raise OssError(409, "InvalidArgument", "the source object changed while copied")
+                length -= copied
+            return
+    while length > 0:
+        chunk = src.read(min(_READ_CHUNK, length))
+        if not chunk:
+            raise OssError(409, "InvalidArgument", "the source object changed while copied")
+        if md5 is not None:
+            md5.update(chunk)
+        if crc is not None:
+            crc.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[dst.write(view) or 0 :]
+        length -= len(chunk)
 
 
 class ObjectStore:
@@ -138,12 +196,36 @@ class ObjectStore:
         self.server_dir = os.path.join(self.root, SERVER_DIR)
         self.tmp_dir = os.path.join(self.server_dir, "tmp")
         self.meta_dir = os.path.join(self.server_dir, "meta")
+        self._append_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._lock = ExitStack()
 
-    def open(self) -> None:
-        """Creates the service directories and removes uploads a previous run left behind."""
-        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+    def open(self) -> int:
+        """Creates the service directories; removes the temporary files of killed writers when
+        no other process writes to the root (it holds the root lock exclusively then).
+        Returns how many were removed."""
         os.makedirs(self.tmp_dir, exist_ok=True)
         os.makedirs(self.meta_dir, exist_ok=True)
+        removed = 0
+        with root_lock(self.root, shared=False, blocking=False) as alone:
+            if alone:
+                for directory in self._swept_dirs():
+                    removed += _remove_temporaries(directory)
+        # Held shared while the service runs: its own uploads in .server/tmp are writes in
+        # progress that a second service on this root must not sweep.
+        self._lock = ExitStack()
+        self._lock.enter_context(root_lock(self.root, shared=True))
+        return removed
+
+    def close(self) -> None:
+        """Releases the root lock."""
+        self._lock.close()
+
+    def _swept_dirs(self) -> Iterator[str]:
+        yield self.tmp_dir
+        for entry in os.scandir(self.root):
+            if entry.is_dir(follow_symlinks=False) and entry.name != SERVER_DIR:
+                yield entry.path  # buckets, and the .tasks / .notify records
 
     # -- buckets ---------------------------------------------------------------------------
 
@@ -185,7 +267,11 @@ class ObjectStore:
         return os.path.join(self.meta_dir, bucket, *key.split("/"))
 
     def stat(self, bucket: str, key: str) -> ObjectInfo:
-        """The object's metadata; 404 ``NoSuchKey`` (or ``NoSuchBucket``) when missing."""
+        """The object's metadata; 404 ``NoSuchKey`` (or ``NoSuchBucket``) when missing.
+
+        May read the whole object (an object written by someone else is hashed on first
+        access): call it off the event loop.
+        """
         path = self.object_path(bucket, key)
         self.require_bucket(bucket)
         try:
@@ -195,13 +281,15 @@ class ObjectStore:
         if not os.path.isfile(path) or _temporary(path) or not self._inside(bucket, path):
             raise OssError(404, "NoSuchKey", Key=key)
         record = self._read_meta(bucket, key)
+        if record is not None and record.get("type") == APPENDABLE:
+            st = _cut_unanswered_append(path, st, record)
         if (
             record is None
             or record.get("size") != st.st_size
-            or record.get("mtime_ns") != (st.st_mtime_ns)
+            or record.get("mtime_ns") != st.st_mtime_ns
         ):
-            record = self._compute_meta(path, key, st, record)
-            self._write_meta(bucket, key, record)
+            record = self._compute_meta(path, key, st)
+            self._write_meta(bucket, key, record, required=False)
         return ObjectInfo(
             path=path,
             size=st.st_size,
@@ -210,6 +298,7 @@ class ObjectStore:
             crc64=record["crc64"],
             content_type=record["content_type"],
             user_meta=record.get("user_meta", {}),
+            type=record.get("type", NORMAL),
         )
 
     def _inside(self, bucket: str, path: str) -> bool:
@@ -225,7 +314,11 @@ class ObjectStore:
             return None
         return record if isinstance(record, dict) else None
 
-    def _write_meta(self, bucket: str, key: str, record: Mapping[str, Any]) -> None:
+    def _write_meta(
+        self, bucket: str, key: str, record: Mapping[str, Any], required: bool = True
+    ) -> None:
+        """Writes the record; ``required=False``: a cache of what the bytes say, so a failure
+        is ignored (the next access computes it again)."""
         path = self._meta_path(bucket, key)
         directory, name = os.path.split(path)
         try:
@@ -234,15 +327,16 @@ class ObjectStore:
                 shutil.rmtree(path)
             atomic_write(directory, name, json.dumps(record).encode())
         except OSError:
-            pass  # metadata is a cache of what the bytes say, except type and user meta
+            if required:
+                raise
 
     @staticmethod
-    def _compute_meta(
-        path: str, key: str, st: os.stat_result, old: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
+    def _compute_meta(path: str, key: str, st: os.stat_result) -> dict[str, Any]:
         md5, crc = hashlib.md5(), Crc64()
+        head = b""
         with open(path, "rb") as f:
             while chunk := f.read(_READ_CHUNK):
+                head = head or chunk[:16]
                 md5.update(chunk)
                 crc.update(chunk)
         return {
@@ -250,12 +344,12 @@ class ObjectStore:
             "mtime_ns": st.st_mtime_ns,
             "etag": f'"{md5.hexdigest().upper()}"',
             "crc64": str(crc.value),
-            "content_type": mimetypes.guess_type(key)[0] or "application/octet-stream",
+            "content_type": sniff_type(head) or guess_type(key),
             "user_meta": {},
         }
 
-    def begin_upload(self) -> Upload:
-        return Upload(self.tmp_dir, self.max_object_size)
+    def begin_upload(self, limit: int | None = None) -> Upload:
+        return Upload(self.tmp_dir, self.max_object_size if limit is None else limit)
 
     def commit(
         self,
@@ -268,31 +362,32 @@ class ObjectStore:
     ) -> ObjectInfo:
         """Checks ``Content-MD5``, then moves the upload into place with its metadata."""
         try:
-            final = self.object_path(bucket, key)
-            self.require_bucket(bucket)
+            st = upload.finish()
             digest = upload.md5.digest()
             if content_md5 is not None and content_md5 != base64.b64encode(digest).decode():
                 raise OssError(400, "InvalidDigest")
-            upload.flush()
-            os.fsync(upload.file.fileno())
-            upload.file.close()
-            st = os.stat(upload.path)
-            record = {
-                "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-                "etag": f'"{digest.hex().upper()}"',
-                "crc64": str(upload.crc.value),
-                "content_type": content_type or "application/octet-stream",
-                "user_meta": dict(user_meta),
-            }
-            self._place(upload.path, final, bucket, key)
-            self._write_meta(bucket, key, record)
-            os.replace(upload.path, final)
+            record = new_record(
+                st, f'"{digest.hex().upper()}"', upload.crc.value, content_type, user_meta
+            )
+            self.place(upload.path, bucket, key, record)
         finally:
             upload.abort()
         return self.stat(bucket, key)
 
-    def _place(self, tmp: str, final: str, bucket: str, key: str) -> None:
+    def place(self, tmp: str, bucket: str, key: str, record: dict[str, Any]) -> None:
+        """Renames the complete file ``tmp`` over object ``key``, its record written first."""
+        final = self.check_writable(bucket, key)
+        os.utime(tmp)  # the record names the time the object appears
+        st = os.stat(tmp)
+        record = {**record, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        self._write_meta(bucket, key, record)
+        os.replace(tmp, final)
+
+    def check_writable(self, bucket: str, key: str) -> str:
+        """The path object ``key`` would take; ``InvalidObjectName`` when its name cannot be
+        stored (a part of it names an object, or it names a folder of other objects)."""
+        final = self.object_path(bucket, key)
+        top = self.require_bucket(bucket)
         directory = os.path.dirname(final)
         try:
             os.makedirs(directory, exist_ok=True)
@@ -302,21 +397,120 @@ class ObjectStore:
                 "InvalidObjectName",
                 f"object {key!r} cannot be stored: a part of its name is already an object",
             ) from None
-        top = os.path.realpath(self.bucket_dir(bucket))
+        real_top = os.path.realpath(top)
         real = os.path.realpath(directory)
-        if real != top and not real.startswith(top + os.sep):
+        if real != real_top and not real.startswith(real_top + os.sep):
             raise OssError(400, "InvalidObjectName", f"object {key!r} resolves outside its bucket")
         if os.path.isdir(final):
             raise OssError(
                 409, "InvalidObjectName", f"object {key!r} is a prefix of other objects' names"
             )
+        return final
+
+    def copy(
+        self,
+        source: ObjectInfo,
+        bucket: str,
+        key: str,
+        content_type: str,
+        user_meta: Mapping[str, str],
+    ) -> ObjectInfo:
+        """CopyObject: the source's bytes, ETag and CRC-64 under a new name (in the kernel)."""
+        self.check_writable(bucket, key)
+        tmp = os.path.join(self.tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
+        try:
+            with open(source.path, "rb") as src, open(tmp, "xb") as dst:
+                copy_bytes(src, dst, source.size)
+                dst.flush()
+                os.fsync(dst.fileno())
+            kind = MULTIPART if source.type == MULTIPART else NORMAL
+            record = new_record(
+                os.stat(tmp), source.etag, int(source.crc64), content_type, user_meta, kind
+            )
+            self.place(tmp, bucket, key, record)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return self.stat(bucket, key)
+
+    def append(
+        self,
+        upload: Upload,
+        bucket: str,
+        key: str,
+        position: int,
+        content_type: str,
+        user_meta: Mapping[str, str],
+    ) -> ObjectInfo:
+        """AppendObject: adds the received bytes at ``position`` (the object's length; 0
+        creates an appendable object)."""
+        with self._append_lock(bucket, key):
+            try:
+                return self._append(upload, bucket, key, position, content_type, user_meta)
+            finally:
+                upload.abort()
+
+    def _append(
+        self,
+        upload: Upload,
+        bucket: str,
+        key: str,
+        position: int,
+        content_type: str,
+        user_meta: Mapping[str, str],
+    ) -> ObjectInfo:
+        try:
+            current: ObjectInfo | None = self.stat(bucket, key)
+        except OssError as exc:
+            if exc.code != "NoSuchKey":
+                raise
+            current = None
+        length = 0 if current is None else current.size
+        if current is not None and current.type != APPENDABLE:
+            raise OssError(409, "ObjectNotAppendable", Key=key)
+        if position != length:
+            raise OssError(
+                409,
+                "PositionNotEqualToLength",
+                f"position {position} is not the object's length {length}",
+                headers={"x-oss-next-append-position": str(length)},
+            )
+        st = upload.finish()
+        part_etag = upload.md5.hexdigest()
+        if current is None:
+            record = new_record(
+                st, f'"{part_etag.upper()}"', upload.crc.value, content_type, user_meta, APPENDABLE
+            )
+            self.place(upload.path, bucket, key, record)
+            return self.stat(bucket, key)
+        # The data grows in place, then the record follows (see the module docstring).
+        chained = hashlib.md5(f"{current.etag}{part_etag}".encode()).hexdigest().upper()
+        crc = crc64_combine(int(current.crc64), upload.crc.value, st.st_size)
+        with open(upload.path, "rb") as src, open(current.path, "ab") as dst:
+            copy_bytes(src, dst, st.st_size)
+            dst.flush()
+            os.fsync(dst.fileno())
+        grown = os.stat(current.path)
+        record = new_record(
+            grown, f'"{chained}"', crc, current.content_type, current.user_meta, APPENDABLE
+        )
+        self._write_meta(bucket, key, record)
+        return self.stat(bucket, key)
+
+    @contextlib.contextmanager
+    def _append_lock(self, bucket: str, key: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._append_locks.setdefault((bucket, key), threading.Lock())
+        with lock:
+            yield
+        with self._locks_guard:
+            if not lock.locked():
+                self._append_locks.pop((bucket, key), None)
 
     def delete(self, bucket: str, key: str) -> None:
         """Removes the object if present (204 either way), and folders it leaves empty."""
         path = self.object_path(bucket, key)
         top = self.require_bucket(bucket)
-        if _temporary(path):  # a write in progress (or a killed one's leftover): not an object
-            return
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             os.unlink(path)
         with contextlib.suppress(OSError):
@@ -339,7 +533,8 @@ class ObjectStore:
     ) -> tuple[list[ListedObject], list[str], bool, str | None]:
         """One page of a listing: objects, common prefixes, truncated?, the last name given.
 
-        Names (keys and common prefixes) sort together and ``after`` is exclusive, as on OSS.
+        Names (keys and common prefixes) sort together and ``after`` is exclusive, as on OSS;
+        a common prefix is given once, on the page where it first sorts after ``after``.
         """
         top = self.require_bucket(bucket)
         keys = sorted(k for k in self._walk(top) if k.startswith(prefix))
@@ -352,7 +547,8 @@ class ObjectStore:
                 cut = key.find(delimiter, len(prefix))
                 if cut >= 0:
                     name = key[: cut + len(delimiter)]
-            if name <= after or (prefixes and prefixes[-1] == name):
+            # ``after`` may be a common prefix that ended the previous page: its keys are done.
+            if key <= after or name in (after, last):
                 continue
             if len(objects) + len(prefixes) >= max_keys:
                 return objects, prefixes, True, last
@@ -371,7 +567,63 @@ class ObjectStore:
             info = self.stat(bucket, key)
         except OssError:
             return None  # deleted while listing
-        return ListedObject(key, info.mtime, info.etag, info.size)
+        return ListedObject(key, info.mtime, info.etag, info.size, info.type)
+
+
+def new_record(
+    st: os.stat_result,
+    etag: str,
+    crc: int,
+    content_type: str,
+    user_meta: Mapping[str, str],
+    kind: str = NORMAL,
+) -> dict[str, Any]:
+    """An object's metadata record for a file with status ``st``."""
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "etag": etag,
+        "crc64": str(crc),
+        "content_type": content_type or "application/octet-stream",
+        "user_meta": dict(user_meta),
+        "type": kind,
+    }
+
+
+def guess_type(key: str) -> str:
+    """The Content-Type of an object named ``key`` when none was given: from its extension."""
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+
+
+def sniff_type(head: bytes) -> str | None:
+    """``image/jpeg`` / ``image/png`` from an image's first bytes (a ``sys/saveas`` output
+    named ``x.png`` holding JPEG bytes is served as what it is)."""
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
+
+def _cut_unanswered_append(path: str, st: os.stat_result, record: Mapping[str, Any]) -> Any:
+    """An appendable object longer than its record is an append killed before its answer:
+    the bytes past the record's length are removed."""
+    size = record.get("size")
+    if not isinstance(size, int) or st.st_size <= size:
+        return st
+    os.truncate(path, size)
+    os.utime(path, ns=(record["mtime_ns"], record["mtime_ns"]))
+    return os.stat(path)
+
+
+def _remove_temporaries(directory: str) -> int:
+    removed = 0
+    for dirpath, _dirs, files in os.walk(directory):
+        for name in files:
+            if _temporary(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+    return removed
 
 
 def _prune(directory: str, top: str) -> None:

@@ -41,16 +41,40 @@ MESSAGES = {
     "you provided. Check your key and signing method.",
     "SlowDown": "Please reduce your request rate.",
     "InternalError": "We encountered an internal error. Please try again.",
+    "InsufficientStorage": "The server's disk is full: nothing was stored. Free space or "
+    "retry later.",
+    "EntityTooSmall": "A part other than the last is smaller than the minimum part size.",
+    "InvalidPart": "One or more of the specified parts could not be found or its ETag does "
+    "not match.",
+    "InvalidPartOrder": "The list of parts was not in ascending order.",
+    "NoSuchUpload": "The specified upload does not exist. The upload ID may be invalid, or "
+    "the upload may have been aborted or completed.",
+    "ObjectNotAppendable": "The object is not appendable.",
+    "PositionNotEqualToLength": "Position is not equal to file length.",
+    "PreconditionFailed": "At least one of the pre-conditions you specified did not hold.",
+    "NotModified": "The object was not modified.",
+    "RequestTimeout": "Your socket connection to the server was not read from or written to "
+    "within the timeout period.",
+    "InvalidRequest": "The request is not valid.",
 }
 
 
 class OssError(Exception):
     """An error answered as an OSS ``<Error>`` document with HTTP ``status``."""
 
-    def __init__(self, status: int, code: str, message: str | None = None, **extra: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: str,
+    ) -> None:
         self.status = status
         self.code = code
         self.message = message or MESSAGES.get(code, code)
+        self.headers = dict(headers or {})  # response headers besides the usual ones
         self.extra = extra  # more elements of the body, e.g. StringToSign
         super().__init__(f"{code}: {self.message}")
 
@@ -99,6 +123,7 @@ class ListedObject:
     mtime: float
     etag: str  # with quotes
     size: int
+    type: str = "Normal"
 
 
 def list_buckets_body(buckets: Iterable[tuple[str, float]], owner: str, region: str) -> bytes:
@@ -184,7 +209,7 @@ def list_objects_body(
         + _element("Key", enc(o.key))
         + _element("LastModified", iso_date(o.mtime))
         + _element("ETag", o.etag)
-        + _element("Type", "Normal")
+        + _element("Type", o.type)
         + _element("Size", o.size)
         + _element("StorageClass", "Standard")
         + "</Contents>"
@@ -206,3 +231,63 @@ def delete_result_body(deleted: Iterable[str], quiet: bool, encode: bool, quote:
     )
     extra = _element("EncodingType", "url") if encode else ""
     return (XML_HEAD + f"<DeleteResult>{extra}{items}</DeleteResult>").encode()
+
+
+def document(root: str, fields: Iterable[tuple[str, object]]) -> bytes:
+    """``<root>`` with one element per (name, value) pair, in order."""
+    inner = "".join(_element(name, value) for name, value in fields)
+    return (XML_HEAD + f"<{root}>{inner}</{root}>").encode()
+
+
+@dataclass(frozen=True)
+class ListedPart:
+    """One part of a multipart upload, as ListParts shows it."""
+
+    number: int
+    mtime: float
+    etag: str  # with quotes
+    size: int
+    crc64: str
+
+
+def list_parts_body(
+    head: Sequence[tuple[str, object]], parts: Sequence[ListedPart], next_marker: int
+) -> bytes:
+    """``ListPartsResult``: ``head`` (Bucket, Key, UploadId, markers...), then the parts."""
+    fields = [_element(k, v) for k, v in head]
+    fields.append(_element("NextPartNumberMarker", next_marker))
+    fields += [
+        "<Part>"
+        + _element("PartNumber", p.number)
+        + _element("LastModified", iso_date(p.mtime))
+        + _element("ETag", p.etag)
+        + _element("HashCrc64ecma", p.crc64)
+        + _element("Size", p.size)
+        + "</Part>"
+        for p in parts
+    ]
+    return (XML_HEAD + "<ListPartsResult>" + "".join(fields) + "</ListPartsResult>").encode()
+
+
+def list_uploads_body(
+    head: Sequence[tuple[str, object]],
+    uploads: Sequence[tuple[str, str, float]],
+    prefixes: Sequence[str],
+    quote: object,
+) -> bytes:
+    """``ListMultipartUploadsResult``: ``head`` fields, then (key, upload id, initiated)."""
+    enc = quote
+    assert callable(enc)
+    fields = [_element(k, v) for k, v in head]
+    fields += [
+        "<Upload>"
+        + _element("Key", enc(key))
+        + _element("UploadId", upload_id)
+        + _element("StorageClass", "Standard")
+        + _element("Initiated", iso_date(initiated))
+        + "</Upload>"
+        for key, upload_id, initiated in uploads
+    ]
+    fields += [f"<CommonPrefixes>{_element('Prefix', enc(p))}</CommonPrefixes>" for p in prefixes]
+    body = "<ListMultipartUploadsResult>" + "".join(fields) + "</ListMultipartUploadsResult>"
+    return (XML_HEAD + body).encode()
