@@ -137,7 +137,7 @@ import io, json, sys
 from fractions import Fraction
 from ossframe_native.decode import VideoSource
 from ossframe_native.params import SnapshotRequest
-from ossframe_native.plan import plan_capture
+from ossframe_native.modes import mode_for
 
 class Counting(io.RawIOBase):
     def __init__(self, path):
@@ -153,7 +153,7 @@ path, ms = sys.argv[1], int(sys.argv[2])
 reader = Counting(path)
 request = SnapshotRequest.from_kwargs({"t": ms, "f": "jpg"})
 with VideoSource(reader, around=Fraction(ms, 1000)) as src:
-    frames = list(src.decode(plan_capture(request, src.index).runs))
+    frames = list(src.decode(mode_for(request).plan(src.index).runs))
 print(json.dumps({"bytes": reader.n, "index": src.index.number(frames[0][0])}))
 """
 

@@ -31,7 +31,7 @@ class Image:
     height: int
     time_ms: int  # the frame's time from the first frame, rounded up to whole ms
     keyframe: bool
-    index: int  # the frame's number in presentation order, from 0
+    index: int | None  # the frame's stream number, presentation order, from 0; None: not known
     score: float | None = None  # dhash mode: percent of hash bits changed from the previous
 
 

@@ -60,7 +60,7 @@ class Frame:
     array: Any
     time_ms: int  # the frame's time from the first frame, rounded up to whole ms
     keyframe: bool
-    index: int  # the frame's number in presentation order, from 0
+    index: int | None  # the frame's stream number, presentation order, from 0; None: not known
     score: float | None = None  # dhash mode: percent of hash bits changed from the previous
 
 
@@ -71,7 +71,7 @@ class Batch:
 
     data: Any
     times_ms: tuple[int, ...]
-    indices: tuple[int, ...]
+    indices: tuple[int | None, ...]  # as Frame.index
     keyframes: tuple[bool, ...]
     scores: tuple[float | None, ...]
 
@@ -85,7 +85,7 @@ class FrameSample(NamedTuple):
     data: Any  # (3, H, W) tensor (CHW) or (H, W, 3)
     source: int  # position of the source in the dataset's list
     time_ms: int
-    index: int  # type: ignore[assignment]  # as Frame.index (shadows tuple.index)
+    index: int  # type: ignore[assignment]  # as Frame.index, -1 where None (shadows tuple.index)
     keyframe: bool
     score: float  # dhash mode's score, NaN in other modes
 
@@ -96,7 +96,7 @@ class ClipSample(NamedTuple):
     data: Any  # (N, 3, H, W) tensor (CHW) or (N, H, W, 3)
     source: int
     times_ms: Any  # (N,) int64 tensor
-    indices: Any  # (N,) int64 tensor
+    indices: Any  # (N,) int64 tensor, -1 where Frame.index is None
 
 
 @dataclass(frozen=True)
@@ -510,12 +510,15 @@ def _define_dataset() -> type:
                         batch.data,
                         position,
                         torch.tensor(batch.times_ms, dtype=torch.int64),
-                        torch.tensor(batch.indices, dtype=torch.int64),
+                        torch.tensor(
+                            [-1 if i is None else i for i in batch.indices], dtype=torch.int64
+                        ),
                     )
                 return
             for at, fr in self._frames(sources, options):
                 score = float("nan") if fr.score is None else fr.score
-                yield FrameSample(fr.array, positions[at], fr.time_ms, fr.index, fr.keyframe, score)
+                index = -1 if fr.index is None else fr.index
+                yield FrameSample(fr.array, positions[at], fr.time_ms, index, fr.keyframe, score)
 
         def _frames(
             self, sources: list[Source], options: dict[str, Any]

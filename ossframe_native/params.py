@@ -13,7 +13,7 @@ import binascii
 import contextlib
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -28,7 +28,8 @@ from .names import (
 
 MAX_INT = 2**53 - 1  # the largest integer a JSON consumer can hold exactly
 FORMATS = ("jpg", "png")
-SNAPSHOTS_MODES = ("default", "avg", "dhash", "key")
+# The video/snapshots modes (m): modes.register adds each mode's name.
+SNAPSHOTS_MODES: list[str] = ["default", "avg", "dhash", "key"]
 SPRITE_MODES = ("inter", "avg", "dhash", "key")  # video/sprite names the default mode "inter"
 MAX_SHEET = 16384  # px: the longest side of a video/sprite sheet
 SCALETYPES = ("stretch", "crop", "fill", "fit")
@@ -72,9 +73,9 @@ class IntRange:
 
 @dataclass(frozen=True)
 class Choice:
-    """A parameter taking one of a few words."""
+    """A parameter taking one of a few words (a list may grow: registered modes)."""
 
-    values: tuple[str, ...]
+    values: Sequence[str]
 
     def describe(self) -> str:
         return "one of " + ", ".join(self.values)
