@@ -7,6 +7,7 @@ Only :mod:`~ossframe_native.timeline` calls these; it holds what they read.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator
@@ -236,6 +237,30 @@ def sample_table(stream: Any) -> bool:
     then it tells how many frames precede a packet, and the stream's frame count."""
     mov = "mp4" in stream.container.format.name.split(",")
     return mov and bool(stream.frames) and len(stream.index_entries) == stream.frames
+
+
+def listed_keyframes(stream: Any) -> list[Any] | None:
+    """The keyframe entries of the container's own index, in decode order: an MP4/MOV sample
+    table, Matroska/WebM cues (read by the demuxer at its first seek), an AVI index that lists
+    every frame; None where the container has none (the entries a demuxer adds as it reads,
+    as in MPEG-TS, are not an index of the stream)."""
+    names = stream.container.format.name.split(",")
+    entries = stream.index_entries
+    cues = "matroska" in names and len(entries) > 0
+    avi_index = "avi" in names and bool(stream.frames) and len(entries) == stream.frames
+    if not (sample_table(stream) or cues or avi_index):
+        return None
+    return [entry for entry in entries if entry.is_keyframe and not entry.is_discard]
+
+
+def load_listed_keyframes(stream: Any, first_pts: int) -> None:
+    """Makes the demuxer read its keyframe index now where it reads it at the first seek
+    (Matroska/WebM cues), by a seek to ``first_pts``: what reading a window costs is then
+    measured without that one-time read."""
+    names = stream.container.format.name.split(",")
+    if "matroska" in names:  # its entries so far may be the packets it read
+        with contextlib.suppress(av.FFmpegError):  # the window's own seek tells what works
+            stream.container.seek(first_pts, stream=stream, backward=True, any_frame=False)
 
 
 def keyframe_pts(stream: Any, most: int) -> list[int] | None:
