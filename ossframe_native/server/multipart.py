@@ -88,9 +88,9 @@ class Multipart:
     def initiate(
         self, bucket: str, key: str, content_type: str, user_meta: Mapping[str, str]
     ) -> str:
-        """Starts an upload; returns its id."""
-        self.store.object_path(bucket, key)
-        self.store.require_bucket(bucket)
+        """Starts an upload; returns its id (409 ``InvalidObjectName`` for a name the store
+        cannot hold, before any part is sent)."""
+        self.store.check_storable(bucket, key)
         upload_id = uuid.uuid4().hex.upper()
         folder = os.path.join(self.dir, upload_id)
         os.makedirs(folder)

@@ -38,7 +38,9 @@ from ossframe_native.server.xml import ListedObject, OssError
 from ossframe_native.store import (
     TEMP_SUFFIX,
     atomic_write,
+    path_too_long,
     root_lock,
+    unstorable_name,
     validate_bucket,
     validate_key,
 )
@@ -278,6 +280,10 @@ class ObjectStore:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             raise OssError(404, "NoSuchKey", Key=key) from None
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:  # a name no object here can have
+                raise
+            raise OssError(404, "NoSuchKey", Key=key) from None
         if not os.path.isfile(path) or _temporary(path) or not self._inside(bucket, path):
             raise OssError(404, "NoSuchKey", Key=key)
         record = self._read_meta(bucket, key)
@@ -322,7 +328,11 @@ class ObjectStore:
         path = self._meta_path(bucket, key)
         directory, name = os.path.split(path)
         try:
-            os.makedirs(directory, exist_ok=True)
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):  # records of objects deleted directly
+                _remove_files_on(directory, os.path.join(self.meta_dir, bucket))
+                os.makedirs(directory, exist_ok=True)
             if os.path.isdir(path):  # key "a" after key "a/b" was deleted
                 shutil.rmtree(path)
             atomic_write(directory, name, json.dumps(record).encode())
@@ -380,32 +390,44 @@ class ObjectStore:
         os.utime(tmp)  # the record names the time the object appears
         st = os.stat(tmp)
         record = {**record, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        self._write_meta(bucket, key, record)
-        os.replace(tmp, final)
+        try:
+            self._write_meta(bucket, key, record)
+            os.replace(tmp, final)
+        except OSError as exc:  # e.g. a record path too long, a folder made there meanwhile
+            self._refuse_unstorable(bucket, key, exc)
+            raise
 
     def check_writable(self, bucket: str, key: str) -> str:
-        """The path object ``key`` would take; ``InvalidObjectName`` when its name cannot be
-        stored (a part of it names an object, or it names a folder of other objects)."""
+        """The path object ``key`` would take, its folder made; 409 ``InvalidObjectName`` when
+        the name cannot be stored (a part of it names an object, it names a folder of other
+        objects, or it is too long for the file system), with nothing written."""
         final = self.object_path(bucket, key)
         top = self.require_bucket(bucket)
-        directory = os.path.dirname(final)
+        self._refuse_unstorable(bucket, key)
         try:
-            os.makedirs(directory, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise OssError(
-                409,
-                "InvalidObjectName",
-                f"object {key!r} cannot be stored: a part of its name is already an object",
-            ) from None
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+        except OSError as exc:
+            self._refuse_unstorable(bucket, key, exc)  # taken meanwhile
+            raise
         real_top = os.path.realpath(top)
-        real = os.path.realpath(directory)
+        real = os.path.realpath(os.path.dirname(final))
         if real != real_top and not real.startswith(real_top + os.sep):
             raise OssError(400, "InvalidObjectName", f"object {key!r} resolves outside its bucket")
-        if os.path.isdir(final):
-            raise OssError(
-                409, "InvalidObjectName", f"object {key!r} is a prefix of other objects' names"
-            )
         return final
+
+    def check_storable(self, bucket: str, key: str | None) -> None:
+        """404 ``NoSuchBucket`` unless the bucket exists; 409 ``InvalidObjectName`` when ``key``
+        (if given) cannot be stored. Writes nothing."""
+        if key is not None:
+            self.object_path(bucket, key)
+        self.require_bucket(bucket)
+        if key is not None:
+            self._refuse_unstorable(bucket, key)
+
+    def _refuse_unstorable(self, bucket: str, key: str, exc: OSError | None = None) -> None:
+        reason = unstorable_name(self.bucket_dir(bucket), key, exc)
+        if reason is not None:
+            raise OssError(409, "InvalidObjectName", reason)
 
     def copy(
         self,
@@ -511,8 +533,11 @@ class ObjectStore:
         """Removes the object if present (204 either way), and folders it leaves empty."""
         path = self.object_path(bucket, key)
         top = self.require_bucket(bucket)
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        try:
             os.unlink(path)
+        except OSError as exc:  # absent, a folder, or a name no object here can have
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG):
+                raise
         with contextlib.suppress(OSError):
             os.unlink(self._meta_path(bucket, key))
         _prune(os.path.dirname(path), top)
@@ -624,6 +649,15 @@ def _remove_temporaries(directory: str) -> int:
                     os.unlink(os.path.join(dirpath, name))
                     removed += 1
     return removed
+
+
+def _remove_files_on(directory: str, top: str) -> None:
+    """Removes the files standing where ``directory`` (below ``top``) needs folders."""
+    path = top
+    for segment in os.path.relpath(directory, top).split(os.sep):
+        path = os.path.join(path, segment)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            os.unlink(path)
 
 
 def _prune(directory: str, top: str) -> None:

@@ -278,8 +278,7 @@ async def append_object(svc: Service, call: Call) -> Response:
     assert call.bucket is not None and call.key is not None
     position = count_field(call.params.get("position"), "position", 0, svc.store.max_object_size)
     bucket, key = call.bucket, call.key
-    svc.store.object_path(bucket, key)
-    svc.store.require_bucket(bucket)
+    svc.store.check_storable(bucket, key)
     declared_length(call, svc.store.max_object_size)
     content_type = call.headers.get("content-type") or guess_type(key)
     meta = call.user_meta
