@@ -353,7 +353,7 @@ def unstorable_name(top: str, key: str, exc: OSError | None = None) -> str | Non
     """
     segments = key.split("/")
     final = os.path.join(top, *segments)
-    too_long = path_too_long(final) or path_too_long(
+    too_long = _path_too_long(final) or _path_too_long(
         os.path.join(os.path.dirname(final), "x" * _TEMP_NAME_BYTES)
     )
     if too_long or (exc is not None and exc.errno == errno.ENAMETOOLONG):
@@ -377,7 +377,7 @@ def unstorable_name(top: str, key: str, exc: OSError | None = None) -> str | Non
     return None
 
 
-def path_too_long(path: str) -> bool:
+def _path_too_long(path: str) -> bool:
     """Whether ``path`` (absolute) exceeds its file system's path or file-name limits."""
     existing = path
     while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
@@ -395,6 +395,8 @@ def _refuse_unstorable(top: str, key: str, exc: OSError | None = None) -> None:
     reason = unstorable_name(top, key, exc)
     if reason is not None:
         raise InvalidObjectName("o", reason)
+
+
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -588,9 +590,9 @@ class FsspecStore(Store):
         full = self._full(path)
         bucket, key = path.split("/", 1)
         named = self._local and not bucket.startswith(".")  # an object, not a record
+        if named:
+            _refuse_unstorable(self._full(bucket), key)  # before any folder is made
         try:
-            if named:
-                _refuse_unstorable(self._full(bucket), key)
             if self._local:
                 parent = full.rsplit("/", 1)[0]
                 self.fs.makedirs(parent, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -113,6 +114,28 @@ def v2_client(endpoint: str):
     cfg.region = REGION
     cfg.endpoint = endpoint
     return oss.Client(cfg)
+
+
+def task_state(endpoint: str, bucket: str, task_id: str) -> dict:
+    """A task's state as ``GET /<bucket>?taskId=`` shows it (through the V2 SDK)."""
+    import alibabacloud_oss_v2 as oss
+
+    result = v2_client(endpoint).invoke_operation(
+        oss.OperationInput(
+            op_name="GetTask", method="GET", bucket=bucket, parameters={"taskId": task_id}
+        )
+    )
+    return json.loads(result.http_response.content)
+
+
+def finished_task(endpoint: str, bucket: str, task_id: str, timeout: float = 60.0) -> dict:
+    """The state of a task once it has Succeeded or Failed."""
+
+    def finished() -> dict | None:
+        state = task_state(endpoint, bucket, task_id)
+        return state if state["State"] in ("Succeeded", "Failed") else None
+
+    return wait_for(finished, timeout, f"task {task_id}")
 
 
 def signed_head(method: str, bucket: str, key: str, extra: str = "") -> str:

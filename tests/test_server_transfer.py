@@ -24,6 +24,7 @@ from server_support import (  # noqa: E402
     AK,
     SK,
     error_of,
+    finished_task,
     padded_mp4,
     signed_head,
     start_server,
@@ -343,17 +344,7 @@ def test_task_state_and_notification_show_no_server_path(server, client, bucket)
     saveas = f"sys/saveas,b_{b64(BUCKET)},o_{b64('o/{index}.jpg')}"
     spec = f"video/snapshots,f_jpg|{saveas}/notify,topic_{b64('t')}"
     task = bucket.async_process_object("bad.mp4", spec)
-
-    def finished():
-        result = client.invoke_operation(
-            oss.OperationInput(
-                op_name="GetTask", method="GET", bucket=BUCKET, parameters={"taskId": task.task_id}
-            )
-        )
-        state = json.loads(result.http_response.content)
-        return state if state["State"] in ("Succeeded", "Failed") else None
-
-    state = wait_for(finished, 60, "the task")
+    state = finished_task(server.endpoint, BUCKET, task.task_id)
     assert state["State"] == "Failed"
     text = json.dumps(state)
     notified = (server.root / ".notify" / "t.jsonl").read_text()

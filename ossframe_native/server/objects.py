@@ -38,7 +38,6 @@ from ossframe_native.server.xml import ListedObject, OssError
 from ossframe_native.store import (
     TEMP_SUFFIX,
     atomic_write,
-    path_too_long,
     root_lock,
     unstorable_name,
     validate_bucket,

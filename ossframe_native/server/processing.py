@@ -16,10 +16,10 @@ import anyio
 from starlette.responses import Response
 
 from ossframe_native.errors import InvalidArgument
-from ossframe_native.store import LocalStore
 from ossframe_native.server.http import Call, small_body
 from ossframe_native.server.objects import Crc64, check_bucket_name
 from ossframe_native.server.xml import OssError
+from ossframe_native.store import LocalStore
 
 if TYPE_CHECKING:
     from ossframe_native.server.app import Service
