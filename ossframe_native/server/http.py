@@ -23,11 +23,11 @@ import anyio
 from ossframe_native.server import xml
 from ossframe_native.server.fields import ascii_int
 from ossframe_native.server.objects import ObjectInfo, Upload
+from ossframe_native.server.protocol import BODY_EXTENSION, BodyStream
 from ossframe_native.server.xml import OssError
 
 MIN_BODY_RATE = 1024  # bytes per second, averaged over the whole body
 MAX_SMALL_BODY = 1 << 20  # process bodies, delete lists, part lists, bucket configurations
-_UPLOAD_BATCH = 4 << 20  # bytes hashed and written per thread hand-off
 _READ_CHUNK = 4 << 20
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -130,29 +130,39 @@ async def small_body(call: Call, idle_timeout: float) -> bytes:
 
 
 async def receive_upload(call: Call, upload: Upload, idle_timeout: float) -> None:
-    """Receives an object body into ``upload`` while the previous batch is hashed and written
-    in a thread (MD5 and the disk write run in parallel with the HTTP parsing)."""
-    loop = asyncio.get_running_loop()
-    previous: asyncio.Future[None] | None = None
+    """Receives an object body into ``upload``: each chunk hashed and written as the parser
+    hands it over (the protocol's :class:`BodyStream`), or from ASGI messages under another
+    server; the progress rule of the module docstring applies either way."""
+    stream = call.scope.get("extensions", {}).get(BODY_EXTENSION)
+    if stream is None:
 
-    async def sink(chunk: bytes) -> None:
-        nonlocal previous
-        upload.append(chunk)
-        if upload.pending >= _UPLOAD_BATCH:
-            if previous is not None:
-                await asyncio.shield(previous)  # one batch in flight: bounded memory
-            previous = loop.run_in_executor(None, upload.consume, upload.take())
+        async def sink(chunk: bytes) -> None:
+            upload.write(chunk)
 
-    try:
         await receive_body(call, sink, idle_timeout)
-    finally:
-        if previous is not None:
-            await asyncio.wait([previous])
-    if previous is not None:
-        previous.result()
+    else:
+        await _receive_stream(call, stream, upload, idle_timeout)
     declared = call.headers.get("content-length")
     if declared is not None and ascii_int(declared) != upload.size:
         raise OssError(400, "IncompleteBody")
+
+
+async def _receive_stream(
+    call: Call, stream: BodyStream, upload: Upload, idle_timeout: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    done = stream.attach(upload.write)
+    try:
+        while not done.done():
+            credit = stream.received / MIN_BODY_RATE
+            deadline = min(stream.last + idle_timeout, stream.started + idle_timeout + credit)
+            if loop.time() >= deadline:
+                raise OssError(400, "RequestTimeout", "the request body stopped arriving")
+            await asyncio.wait([done], timeout=deadline - loop.time())
+    finally:
+        stream.detach()
+    done.result()
+    call.body_read = True
 
 
 def declared_length(call: Call, limit: int) -> None:

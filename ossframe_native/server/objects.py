@@ -105,7 +105,10 @@ class ObjectInfo:
 
 
 class Upload:
-    """Bytes being received: a temporary file plus running MD5, CRC-64 and size."""
+    """Bytes being received: a temporary file plus running MD5, CRC-64 and size.
+
+    Each received chunk is hashed and written at once, while it is still in the processor's
+    cache: one pass over it, no buffering and no copy (see docs/SERVICE.md, "Streaming")."""
 
     def __init__(self, tmp_dir: str, limit: int) -> None:
         self.path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
@@ -114,41 +117,21 @@ class Upload:
         self.crc = Crc64()
         self.size = 0
         self.limit = limit
-        self._pending = bytearray()  # small network chunks, hashed and written in batches
 
-    def append(self, chunk: bytes) -> None:
-        """Adds a received chunk; ``EntityTooLarge`` once the object would exceed the limit."""
+    def write(self, chunk: bytes | bytearray) -> None:
+        """Hashes and writes a received chunk; ``EntityTooLarge`` once the object would exceed
+        the limit."""
         self.size += len(chunk)
         if self.size > self.limit:
             raise OssError(400, "EntityTooLarge", MaxSizeAllowed=str(self.limit))
-        self._pending += chunk
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def take(self) -> bytes:
-        """The pending bytes, handed to :meth:`consume` (possibly in another thread)."""
-        data = bytes(self._pending)
-        self._pending.clear()
-        return data
-
-    def consume(self, data: bytes | memoryview) -> None:
-        """Hashes and writes one batch; batches must be consumed one at a time, in order."""
-        self.md5.update(data)
-        self.crc.update(data)
-        view = memoryview(data)
+        self.md5.update(chunk)
+        self.crc.update(chunk)
+        view = memoryview(chunk)
         while view:
             view = view[self.file.write(view) :]  # a raw file may write part of it
 
-    def flush(self) -> None:
-        """Consumes what is pending, in this thread."""
-        if self._pending:
-            self.consume(self.take())
-
     def finish(self) -> os.stat_result:
-        """Writes what is pending, makes the bytes durable and closes the file."""
-        self.flush()
+        """Makes the bytes durable and closes the file."""
         os.fsync(self.file.fileno())
         self.file.close()
         return os.stat(self.path)
