@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -26,7 +27,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -107,8 +108,11 @@ class ObjectInfo:
 class Upload:
     """Bytes being received: a temporary file plus running MD5, CRC-64 and size.
 
-    Each received chunk is hashed and written at once, while it is still in the processor's
-    cache: one pass over it, no buffering and no copy (see docs/SERVICE.md, "Streaming")."""
+    The receiving side counts each chunk with :meth:`add` (in the event loop: size and limit
+    only) and hands them to :meth:`write` in batches, one at a time and in order, in a thread:
+    there each chunk is hashed and written in one pass while it is in the processor's cache,
+    and a slow disk never holds up the event loop.
+    """
 
     def __init__(self, tmp_dir: str, limit: int) -> None:
         self.path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
@@ -117,44 +121,79 @@ class Upload:
         self.crc = Crc64()
         self.size = 0
         self.limit = limit
+        self._writing = threading.Lock()  # a batch being written, or the file being closed
 
-    def write(self, chunk: bytes | bytearray) -> None:
-        """Hashes and writes a received chunk; ``EntityTooLarge`` once the object would exceed
-        the limit."""
+    def add(self, chunk: bytes | bytearray) -> None:
+        """Counts a received chunk; ``EntityTooLarge`` once the object would exceed the limit."""
         self.size += len(chunk)
         if self.size > self.limit:
             raise OssError(400, "EntityTooLarge", MaxSizeAllowed=str(self.limit))
-        self.md5.update(chunk)
-        self.crc.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[self.file.write(view) :]  # a raw file may write part of it
+
+    def write(self, chunks: Iterable[bytes | bytearray]) -> None:
+        """Hashes and writes counted chunks, in order, and starts writing them to the disk (so
+        that :meth:`finish` has little left to wait for)."""
+        with self._writing:
+            start = self.file.tell()
+            for chunk in chunks:
+                self.md5.update(chunk)
+                self.crc.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[self.file.write(view) :]  # a raw file may write part of it
+            start_writeback(self.file.fileno(), start, self.file.tell() - start)
 
     def finish(self) -> os.stat_result:
         """Makes the bytes durable and closes the file."""
-        os.fsync(self.file.fileno())
-        self.file.close()
+        with self._writing:
+            os.fsync(self.file.fileno())
+            self.file.close()
         return os.stat(self.path)
 
     def abort(self) -> None:
-        """Closes and removes the temporary file (idempotent)."""
-        if not self.file.closed:
-            self.file.close()
+        """Closes and removes the temporary file (idempotent; waits for a batch being
+        written)."""
+        with self._writing:
+            if not self.file.closed:
+                self.file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+def _sync_file_range() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):  # not Linux
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Starts writing a range of a file to the disk without waiting (Linux's
+    ``sync_file_range``), so that a later ``fsync`` finds it done or under way: the write to
+    the disk overlaps the receiving instead of following it. Elsewhere nothing happens."""
+    if _SYNC_FILE_RANGE is not None and length > 0:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def copy_bytes(
     src: BinaryIO, dst: BinaryIO, length: int, md5: Any = None, crc: Crc64 | None = None
 ) -> None:
     """Copies ``length`` bytes from ``src`` (at its position) to ``dst``, hashing them when
-    ``md5``/``crc`` are given; in the kernel (``copy_file_range``) when nothing is hashed."""
+    ``md5``/``crc`` are given; in the kernel (``copy_file_range``) when nothing is hashed, each
+    64 MiB sent on to the disk at once (:func:`start_writeback`)."""
     if md5 is None and crc is None and hasattr(os, "copy_file_range"):
         with contextlib.suppress(OSError):
             while length > 0:
-                copied = os.copy_file_range(src.fileno(), dst.fileno(), min(length, 1 << 30))
+                offset = os.lseek(dst.fileno(), 0, os.SEEK_CUR)
+                copied = os.copy_file_range(src.fileno(), dst.fileno(), min(length, 64 << 20))
                 if copied == 0:
                     raise OssError(409, "InvalidArgument", "the source object changed while copied")
+                start_writeback(dst.fileno(), offset, copied)
                 length -= copied
             return
     while length > 0:

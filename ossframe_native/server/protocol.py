@@ -107,6 +107,10 @@ class BodyStream:
     def lost(self) -> None:
         self._finish(OssError(400, "IncompleteBody", "the client went away mid-body"))
 
+    def fail(self, error: Exception) -> None:
+        """Ends the body with ``error`` (the consumer's own work failed)."""
+        self._finish(error)
+
     def _finish(self, error: Exception | None) -> None:
         self.detach()
         if not self.done.done():
