@@ -114,9 +114,17 @@ class Upload:
     and a slow disk never holds up the event loop.
     """
 
-    def __init__(self, tmp_dir: str, limit: int) -> None:
-        self.path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
-        self.file = open(self.path, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
+    def __init__(self, path: str, limit: int, offset: int | None = None) -> None:
+        """A new file ``path`` (a temporary name), or with ``offset`` the bytes of a file from
+        ``offset`` on (a multipart upload's data file, kept by :meth:`abort`)."""
+        self.path = path
+        self.offset = offset
+        if offset is None:
+            self.file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            os.lseek(fd, offset, os.SEEK_SET)
+            self.file = open(fd, "wb", buffering=0)  # noqa: SIM115 - the descriptor, not truncated
         self.md5 = hashlib.md5()
         self.crc = Crc64()
         self.size = 0
@@ -155,8 +163,9 @@ class Upload:
         with self._writing:
             if not self.file.closed:
                 self.file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self.offset is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
 
 def _sync_file_range() -> Any:
@@ -380,7 +389,9 @@ class ObjectStore:
         }
 
     def begin_upload(self, limit: int | None = None) -> Upload:
-        return Upload(self.tmp_dir, self.max_object_size if limit is None else limit)
+        """An upload into a new temporary file."""
+        path = os.path.join(self.tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
+        return Upload(path, self.max_object_size if limit is None else limit)
 
     def commit(
         self,
