@@ -62,7 +62,7 @@ class BodyStream:
         self._protocol = protocol
         self._cycle = protocol.cycle
         self._consume: Callable[[bytes | bytearray], None] | None = None
-        self.done: asyncio.Future[None] = protocol.loop.create_future()
+        self.done: asyncio.Future[None] | None = None  # made by attach
         self.received = 0
         self.started = self.last = 0.0
 
@@ -73,6 +73,7 @@ class BodyStream:
     def attach(self, consume: Callable[[bytes | bytearray], None]) -> asyncio.Future[None]:
         cycle, protocol = self._cycle, self._protocol
         assert cycle is not None and self._consume is None
+        self.done = protocol.loop.create_future()
         self._consume = consume
         self.started = self.last = protocol.loop.time()
         if cycle.waiting_for_100_continue and not protocol.transport.is_closing():
@@ -113,7 +114,7 @@ class BodyStream:
 
     def _finish(self, error: Exception | None) -> None:
         self.detach()
-        if not self.done.done():
+        if self.done is not None and not self.done.done():
             if error is None:
                 self.done.set_result(None)
             else:
