@@ -214,6 +214,7 @@ class BatchWriter:
             self.stream.fail(self._error)  # type: ignore[arg-type]
         if self._paused and self.stream is not None:
             self._paused = False
+            self.stream.last = self._loop.time()  # the wait was the disk's, not the client's
             self.stream.resume_reading()
         if self._error is None and self._pending_bytes >= _BATCH:
             self._start()
