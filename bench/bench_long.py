@@ -39,6 +39,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+from harness import Results, add_results_flags
+
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT / "bench" / "media"
 LONG = MEDIA / "long"
@@ -135,7 +137,7 @@ import io, json, sys
 from fractions import Fraction
 from ossframe_native.decode import VideoSource
 from ossframe_native.params import SnapshotRequest
-from ossframe_native.plan import plan_capture
+from ossframe_native.modes import mode_for
 
 class Counting(io.RawIOBase):
     def __init__(self, path):
@@ -151,7 +153,7 @@ path, ms = sys.argv[1], int(sys.argv[2])
 reader = Counting(path)
 request = SnapshotRequest.from_kwargs({"t": ms, "f": "jpg"})
 with VideoSource(reader, around=Fraction(ms, 1000)) as src:
-    frames = list(src.decode(plan_capture(request, src.index).runs))
+    frames = list(src.decode(mode_for(request).plan(src.index).runs))
 print(json.dumps({"bytes": reader.n, "index": src.index.number(frames[0][0])}))
 """
 
@@ -294,8 +296,6 @@ def mib(n: int) -> str:
 
 def report(rows: list[dict], intervals: list[dict], args) -> str:
     lines = [
-        "## Long files: snapshot cost against file length (bench/bench_long.py)",
-        "",
         f"Medians of {args.runs} alternating runs, whole processes (imports included), on "
         f"{os.cpu_count()} cores; the load average before→after each row is in its last "
         "column. 1080p H.264 (MKV, TS, MP4) and 480p VP9 (WebM) stream-copied to each "
@@ -357,10 +357,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--lengths", default="1,10,60")
     parser.add_argument("--before", type=Path, help="root holding an older ossframe_native")
+    add_results_flags(parser)
     args = parser.parse_args()
     args.lengths = [int(x) for x in args.lengths.split(",")]
     if shutil.which("ffmpeg") is None:
         sys.exit("needs the ffmpeg command line")
+    results = Results(
+        ROOT / "bench" / "RESULTS_LONG.md", allow_dirty=args.allow_dirty, uses=("ffmpeg",)
+    )
     bases = base_clips()
     compile_package(ROOT)
     if args.before:
@@ -369,8 +373,9 @@ def main() -> None:
         work = Path(tmp)
         rows = snapshot_rows(args, bases, work)
         intervals = [interval_row(args, bases, work, m) for m in args.lengths if m >= 10]
-    (ROOT / "bench" / "RESULTS_LONG.md").write_text(report(rows, intervals, args))
-    plot(rows, ROOT / "bench" / "long_files.png")
+    title = "Long files: snapshot cost against file length"
+    print(f"wrote {results.write(title, report(rows, intervals, args))}")
+    plot(rows, ROOT / "bench" / "long_files.png")  # after the write, which may refuse
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ the tables report medians over the runs.
     python bench/bench_ml.py                 # makes bench/media/ml/ on first use, then runs
     python bench/bench_ml.py --runs 7 --profile
     python bench/bench_ml.py --gpu --size 3840x2160 --clips 5   # GPU machine: + ours and
-                                             # torchcodec on CUDA -> bench/RESULTS_ML_GPU.md
+                                             # torchcodec on CUDA -> bench/out/RESULTS_ML_GPU.md
     python bench/bench_ml.py --gpu --ours-only --size 3840x2160 --clips 3 --runs 5
                                              # ours on CUDA vs ours on the CPU only
 
@@ -35,15 +35,14 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from harness import OUT, Results, add_results_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT / "bench" / "media" / "ml"
@@ -52,7 +51,6 @@ CLIPS, WIDTH, HEIGHT, FPS, SECONDS, GOP = 20, 1280, 720, 30, 10, 60
 NUM, SIZE = 16, 224
 
 sys.path.insert(0, str(ROOT))
-
 
 # ---------------------------------------------------------------------------------------------
 # Media
@@ -378,43 +376,18 @@ def profile_ours(paths: list[Path], fn: Callable = ours) -> str:
     return text.getvalue()
 
 
-def environment(load_before: float) -> list[str]:
-    import av
-    import cv2
+def environment() -> list[str]:
+    """What the stamp does not say: decord's version and the GPU torch sees."""
     import torch
 
     try:
         import decord
 
-        decord_version = f", decord {decord.__version__}"
+        decord_version = decord.__version__
     except ImportError:
-        decord_version = ""
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout
-
-    commit = git("rev-parse", "--short", "HEAD").strip()
-    dirty = git("status", "--porcelain", "--", "ossframe_native", "csrc").strip()
-    state = " with uncommitted changes in ossframe_native/ or csrc/" if dirty else ""
-    gpu = ""
-    if torch.cuda.is_available():
-        gpu = f"; GPU {torch.cuda.get_device_name()}"
-    return [
-        f"* machine: {cpu}, {os.cpu_count()} logical CPUs{gpu}, {platform.system()} "
-        f"{platform.release()}; 1-minute load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after (above ~0.5: other processes shared the CPUs)",
-        f"* Python {platform.python_version()}, torch {torch.__version__}, PyAV {av.__version__} "
-        f"(FFmpeg {av.ffmpeg_version_info}){decord_version}, "
-        f"OpenCV {cv2.__version__}, NumPy {np.__version__}",
-        f"* commit {commit}{state}",
-    ]
+        decord_version = "not installed"
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    return [f"* decord {decord_version}; CUDA device seen by torch: {gpu}"]
 
 
 def main() -> None:
@@ -430,9 +403,14 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="write the results here instead")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--media-only", action="store_true", help="make the clips, then stop")
+    add_results_flags(parser)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    load_before = os.getloadavg()[0]
+    # GPU runs go to bench/out (RESULTS_ML_GPU.md is bench/gpu_report.py's), not over the CPU ones.
+    target = args.results or (OUT / "RESULTS_ML_GPU.md" if args.gpu else RESULTS)
+    results = None
+    if not (args.no_write or args.media_only):
+        results = Results(target, allow_dirty=args.allow_dirty, uses=("decord", "torchcodec"))
     paths = make_media(args.gop, args.clips, (width, height))
     if args.media_only:
         print("\n".join(str(p) for p in paths))
@@ -446,10 +424,7 @@ def main() -> None:
         raw = dict(clips=len(paths), size=args.size, runs=args.runs, seconds=seconds)
         args.json.write_text(json.dumps({**raw, "lowest_psnr_vs_ours_cpu": lowest}, indent=1))
     report = table(seconds, len(paths))
-    command = "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     lines = [
-        "# ML loading benchmark",
-        "",
         f"{len(paths)} clips of {width}x{height} H.264 (libx264 preset fast, CRF 23, keyframe "
         f"every {args.gop} frames, 3 B-frames), {FPS} fps, {SECONDS} s -> one [16, 3, 224, 224] "
         "uint8 tensor per clip (`m_avg,num_16,w_224,h_224,scaletype_crop`)"
@@ -460,9 +435,7 @@ def main() -> None:
         "",
         report,
         "",
-        f"Command: `{command}`",
-        "",
-        *environment(load_before),
+        *environment(),
     ]
     text = "\n".join(lines) + "\n"
     print(text)
@@ -470,9 +443,8 @@ def main() -> None:
         print(profile_ours(paths[:5]))
         if args.gpu:
             print("ours on CUDA:\n" + profile_ours(paths[:5], ours_cuda))
-    if not args.no_write:  # GPU runs go beside the CPU results, not over them
-        default = RESULTS.with_name("RESULTS_ML_GPU.md") if args.gpu else RESULTS
-        (args.results or default).write_text(text)
+    if results is not None:
+        print(f"wrote {results.write('ML loading benchmark', text)}")
 
 
 if __name__ == "__main__":

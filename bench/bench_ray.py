@@ -38,11 +38,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 import make_media  # noqa: E402
 import ray  # noqa: E402
+from harness import Results, add_results_flags  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from ossframe_native.batch import Job, LocalExecutor, process_many  # noqa: E402
 from ossframe_native.ray import RayExecutor  # noqa: E402
 from ossframe_native.store import LocalStore  # noqa: E402
+from ossframe_native.task import prepare  # noqa: E402
 
 OUT = HERE / "out" / "ray"
 BATCH_SPEC = "video/snapshots,f_jpg,inter_500,w_320,h_180"
@@ -118,7 +120,7 @@ def batch_row(sources: list[str], runs: int) -> list[str]:
 def overhead_rows(tmp: Path) -> tuple[list[str], float]:
     """The cost of a Ray task around the work it runs."""
     store = LocalStore(tmp / "overhead")
-    jobs = [Job(str(tmp / f"missing_{i}.mp4"), SPEC, store, {}) for i in range(200)]
+    jobs = [Job(str(tmp / f"missing_{i}.mp4"), prepare(SPEC, store)) for i in range(200)]
     inline = wall(lambda: list(LocalExecutor(1).run(jobs))) / len(jobs)
     executor = RayExecutor()
     on_ray, driver_cpu = [], []
@@ -207,7 +209,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_RAY.md")
+    add_results_flags(parser)
     args = parser.parse_args()
+    results = Results(args.out, allow_dirty=args.allow_dirty, uses=("ray",))
     sources = clips()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -220,8 +224,6 @@ def main() -> int:
         ray.shutdown()
     scaling, cpu_s = cluster_rows(sources, max(2, args.runs // 2))
     lines = [
-        "## Ray executor (bench/bench_ray.py)",
-        "",
         f"Local Ray start (2 CPUs, no dashboard): {start_s:.1f} s, paid once per batch when "
         "no cluster is running (not included below).",
         "",
@@ -235,8 +237,8 @@ def main() -> int:
         "",
     ]
     text = "\n".join(lines)
-    args.out.write_text(text)
     print(text)
+    print(f"wrote {results.write('Ray executor', text)}")
     return 0
 
 

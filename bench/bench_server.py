@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -50,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import oss2  # noqa: E402
+from harness import Results, add_results_flags  # noqa: E402
 from server_support import AK, SK, start_server  # noqa: E402
 
 import ossframe_native as ofn  # noqa: E402
@@ -379,7 +378,13 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--only", nargs="*", default=["latency", "concurrency", "bulk", "async"])
     parser.add_argument("--output", default=str(BENCH / "RESULTS_SERVER.md"))
+    add_results_flags(parser)
     args = parser.parse_args()
+    results = Results(
+        Path(args.output),
+        allow_dirty=args.allow_dirty,
+        uses=("ffmpeg", "oss2", "starlette", "uvicorn"),
+    )
     needs_media = set(args.only) != {"bulk"}
     if needs_media and not MAIN.exists():
         print("run python bench/make_media.py first", file=sys.stderr)
@@ -388,7 +393,6 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="server-root-", dir=OUT))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     server = start_server(root, env, "--workers", "1", "--max-object-size", str(2 << 30))
-    load_before = os.getloadavg()
     lines: list[str] = []
     try:
         bucket = oss2.Bucket(oss2.Auth(AK, SK), server.endpoint, BUCKET, enable_crc=False)
@@ -406,22 +410,9 @@ def main() -> int:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
-    load_after = os.getloadavg()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
-    header = [
-        "## The service (`ossframe serve`) through oss2",
-        "",
-        f"`python bench/bench_server.py --runs {args.runs}` at commit {commit}, "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, oss2 {oss2.__version__}. Load average before/after: "
-        f"{load_before[0]:.1f} / {load_after[0]:.1f} (the machine is shared: figures are noisy).",
-        "",
-    ]
-    text = "\n".join(header + lines)
-    Path(args.output).write_text(text + "\n")
+    text = "\n".join(lines)
     print(text)
+    print(f"wrote {results.write('The service (`ossframe serve`) through oss2', text)}")
     return 0
 
 

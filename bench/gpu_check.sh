@@ -9,8 +9,9 @@
 #
 # OUTDIR receives pytest.xml, probe.json, bench_gpu.json and RESULTS_ML_GPU.md; the rest is
 # printed. Variables: REQUIRE_CUDA (default 1 on a GPU run, 0 with --cpu) makes a skipped CUDA
-# test a failure; OSSFRAME_COMMIT (else .whl/COMMIT, else git) is the commit stamped on the
-# results; FORCE=1 writes them from a tree with uncommitted changes (marked so); KERNELS=1 adds
+# test a failure; the commit stamped on the results is git's where the tree has it, else
+# OSSFRAME_COMMIT (else .whl/COMMIT); FORCE=1 writes them from a tree with uncommitted changes
+# (marked so; the report is otherwise refused, checked before the GPU time); KERNELS=1 adds
 # the kernel benchmark; PREBUILT=path/to/_native*.so is used where the build fails.
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUTDIR [--cpu]}
@@ -26,7 +27,7 @@ if [ "$mode" = --cpu ]; then
     bench=(--device cpu --size 320x180 --clips 4 --seconds 2 --runs 1 --cpu-decoders 1,2
            --device-decoders 1,default,3)
     media=(--size 320x180 --clips 4 --seconds 2)
-    require=${REQUIRE_CUDA:-0} report=(--results "$out/RESULTS_ML_GPU.md" --force)
+    require=${REQUIRE_CUDA:-0} report=(--results "$out/RESULTS_ML_GPU.md" --allow-dirty)
     kernel=(--device cpu --reps 2 --size 640x360)
 else
     bench=(--device cuda --size 3840x2160 --clips 16 --seconds 4 --runs 2 --cpu-runs 1
@@ -35,11 +36,17 @@ else
     require=${REQUIRE_CUDA:-1} report=()
     kernel=(--device cuda --reps 30 --size 3840x2160)
 fi
-[ "${FORCE:-0}" = 1 ] && report+=(--force)
+[ "${FORCE:-0}" = 1 ] && report+=(--allow-dirty)
 if [ -z "${OSSFRAME_COMMIT:-}" ] && [ -f .whl/COMMIT ]; then
     OSSFRAME_COMMIT=$(cat .whl/COMMIT)
 fi
 export OSSFRAME_COMMIT=${OSSFRAME_COMMIT:-}
+# The report would refuse this tree (uncommitted changes, or no git and no commit given):
+# stop now, not after the GPU time.
+if [ "$mode" != --cpu ] && [ "${FORCE:-0}" != 1 ] && ! $py bench/harness.py; then
+    echo "gpu_check.sh: commit first (or FORCE=1, or --cpu for a dry run)" >&2
+    exit 1
+fi
 
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader || true

@@ -1,20 +1,19 @@
 """Writes bench/RESULTS_ML_GPU.md from what ``bench/gpu_check.sh`` left in its output folder.
 
-    python bench/gpu_report.py OUTDIR [--commit DESCRIBED] [--force]
+    python bench/gpu_report.py OUTDIR [--allow-dirty] [--results PATH]
 
 Reads OUTDIR/pytest.xml (the CUDA-marked tests), probe.json (which decoder opened on each
 clip), bench_gpu.json (throughput, ``bench/bench_gpu.py``) and, where it was run,
 kernels.json; writes bench/RESULTS_ML_GPU.md (and a copy in OUTDIR) through the harness's
-stamped writer. The commit is ``git describe`` of the checkout, or ``--commit`` / the
-``OSSFRAME_COMMIT`` variable where the tree travelled without git. Each target is stated beside
-its figure; a missing input (a step that failed or was cut off) is reported as missing.
+results writer. The commit is ``git describe`` of the checkout, or the ``OSSFRAME_COMMIT``
+variable where the tree travelled without git. Each target is stated beside its figure; a
+missing input (a step that failed or was cut off) is reported as missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -219,19 +218,24 @@ def versions(figures: Any) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--commit", default=os.environ.get("OSSFRAME_COMMIT"))
-    parser.add_argument("--force", action="store_true", help="write even from a dirty tree")
     parser.add_argument("--results", type=Path, default=BENCH / "RESULTS_ML_GPU.md")
-    args = parser.parse_args(argv)
     import harness
 
+    harness.add_results_flags(parser)
+    args = parser.parse_args(argv)
+    results = harness.Results(
+        args.results, allow_dirty=args.allow_dirty, command="bash bench/gpu_check.sh OUTDIR"
+    )
     figures = load(args.out / "bench_gpu.json")
     test_lines, test_figure, tests_ok = tests(args.out)
     tables, summary = throughput(figures)
     targets = [("every CUDA-marked test passes, none skips", test_figure, tests_ok)]
+    measured = ", ".join(f"{name} {version}" for name, version in versions(figures).items())
     body = [
         "Everything below is one run of `bench/gpu_check.sh`; the figures are copied from its "
         "output files by `bench/gpu_report.py`.",
+        "",
+        f"* measured with: {measured}",
         "",
         "## Commands",
         "",
@@ -258,15 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---|---|",
         *(f"| {t} | {f} | {'yes' if m else 'no'} |" for t, f, m in [*targets, *summary]),
     ]
-    harness.write_stamped(
-        args.results,
-        "The GPU path on a real GPU",
-        body,
-        command="bash bench/gpu_check.sh OUTDIR",
-        versions=versions(figures),
-        commit=args.commit,
-        force=args.force,
-    )
+    results.write("The GPU path on a real GPU", "\n".join(body))
     if args.results.resolve() != (args.out / args.results.name).resolve():
         shutil.copy(args.results, args.out / args.results.name)
     print(args.results.read_text())

@@ -1,4 +1,33 @@
-"""The benchmark harness: timing, verification, floors, competitors and ``RESULTS.md``.
+"""The benchmark harness: timing, verification, floors, competitors and the results writer.
+
+Results files (every ``bench/RESULTS*.md``) are written by their script, through
+:class:`Results` and nothing else; no one edits them by hand. What the figures mean (targets
+met or not, explanations) goes in ``bench/SUMMARY.md``, which cites each file's stamp. A script::
+
+    parser = argparse.ArgumentParser(...)
+    add_results_flags(parser)                    # --allow-dirty
+    args = parser.parse_args()
+    results = Results(BENCH / "RESULTS_X.md", allow_dirty=args.allow_dirty, uses=("ffmpeg",))
+    ...                                          # measure
+    results.write("Title", markdown_body)        # "# Title", the stamp, the body
+
+``Results(...)``, made before measuring, refuses (:class:`DirtyTree`: the script exits with
+the list of changes) a checkout with uncommitted changes unless ``--allow-dirty`` was given;
+``write`` checks again, then writes in one atomic replace. The stamp under the title::
+
+    Written by `python bench/bench_x.py --runs 5` through `bench/harness.py`; do not edit: ...
+
+    * commit: `46a7092`     (git describe --always; -dirty added where --allow-dirty let it write)
+    * date: 2026-12-04T17:10:46Z to 2026-12-04T17:19:02Z (8.3 min)
+    * machine: CPU model, logical CPUs (usable here), RAM, system; GPU: nvidia-smi's list
+    * load average (1, 5, 15 min): ... at the start; ... at the end
+    * versions: Python, ossframe_native, PyAV (FFmpeg), NumPy, OpenCV, torch, then ``uses``
+      (distribution names; ``ffmpeg`` is the FFmpeg command line's version)
+
+Changes to the results files themselves, ``bench/SUMMARY.md`` and ``bench/*.png`` do not make a
+checkout dirty (:data:`OUTPUTS`); untracked files do. Without git (a copy on a GPU machine)
+the commit is ``OSSFRAME_COMMIT``, recorded where the tree was copied (``bench/GPU_RUN.md``).
+:func:`read_stamp` reads a stamp back.
 
 Each question is one script beside this file (``bench_snapshot.py``, ``bench_cli.py``,
 ``bench_interval.py``, ``bench_key.py``, ``bench_dhash.py``, ``bench_kernels.py``,
@@ -40,20 +69,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import cv2
@@ -472,8 +503,8 @@ class Checks:
 
 def frames_decoded(fn: Callable[[], Any]) -> tuple[Any, int | None]:
     """Runs ``fn``; returns its result and the frames the engine's decoders returned meanwhile,
-    from the engine's public statistic (``pipeline.collect_stats``, untimed runs only)."""
-    from ossframe_native.pipeline import collect_stats
+    from the engine's public statistic (``ossframe_native.collect_stats``, untimed runs only)."""
+    from ossframe_native import collect_stats
 
     with collect_stats() as stats:
         result = fn()
@@ -684,16 +715,234 @@ def prepare(ctx: Context, needed: set[str]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# RESULTS.md
+# Results files: the one writer of bench/RESULTS*.md (how to use it: this module's docstring)
+
+# What benchmark scripts and their commentary write: a change there is not a change of the code
+# measured, so it does not make a checkout dirty (git pathspecs, relative to the root).
+OUTPUTS = ("bench/RESULTS*.md", "bench/SUMMARY.md", "bench/*.png")
 
 
-def git(*args: str) -> str:
+class DirtyTree(SystemExit):
+    """Refusal to write results from a checkout with uncommitted changes (a ``SystemExit``: the
+    script stops with the message and exit status 1)."""
+
+
+class TreeState(NamedTuple):
+    """Which code a run measures: ``commit`` as ``git describe --always --dirty`` writes it."""
+
+    commit: str
+    changes: list[str]  # git status lines that make it dirty
+
+    @property
+    def clean(self) -> bool:
+        """Results may be written without ``--allow-dirty``: a known commit, no changes."""
+        return not self.commit.endswith("-dirty") and self.commit != "unknown"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """The output of a git command run in ``root``, or None where git or the checkout is absent."""
     try:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.rstrip() if done.returncode == 0 else None
+
+
+def tree_state(root: Path = ROOT) -> TreeState:
+    """The checkout's commit (``git describe --always``) and ``-dirty`` if ``git status`` shows any
+    change but the :data:`OUTPUTS` (untracked files count). A copy without git (a GPU machine) is
+    described by ``OSSFRAME_COMMIT``, which ``bench/gpu_check.sh`` takes from ``.whl/COMMIT``
+    (written by ``bench/gpu_prepare.sh`` before the copy); with neither, the commit is
+    ``unknown``."""
+    describe = _git(root, "describe", "--always")
+    if describe is None:
+        commit = os.environ.get("OSSFRAME_COMMIT", "").strip()
+        if commit:
+            return TreeState(
+                commit, [f"OSSFRAME_COMMIT={commit}"] if commit.endswith("-dirty") else []
+            )
+        return TreeState("unknown", ["no git checkout and no OSSFRAME_COMMIT"])
+    excluded = [f":(exclude,glob){pattern}" for pattern in OUTPUTS]
+    status = _git(root, "status", "--porcelain", "--", ".", *excluded) or ""
+    changes = status.splitlines()
+    return TreeState(describe + ("-dirty" if changes else ""), changes)
+
+
+def add_results_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--allow-dirty`` to the command line of a script that writes a results file."""
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="write the results although the checkout has uncommitted changes (the stamp's "
+        "commit then ends in -dirty)",
+    )
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _gpus() -> str:
+    if shutil.which("nvidia-smi") is None:
+        return "none"
+    names = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return "; ".join(names.splitlines()) or "nvidia-smi lists none"
+
+
+def machine_text() -> str:
+    """CPU model, cores (all, and those this process may use), memory, system and GPUs."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{_cpu_model()}, {os.cpu_count()} logical CPUs ({len(os.sched_getaffinity(0))} usable "
+        f"here), {memory:.0f} GiB RAM, {platform.platform()}; GPU: {_gpus()}"
+    )
+
+
+def _load() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def ffmpeg_cli_version() -> str:
+    """The version the ``ffmpeg`` command line reports (``ffmpeg -version``), or why none."""
+    if shutil.which("ffmpeg") is None:
+        return "not installed"
+    first = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
+    words = first.split()  # "ffmpeg version 5.1.9-0+deb12u1 Copyright ..."
+    return words[2] if len(words) > 2 else "?"
+
+
+def _installed(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def versions_text(uses: Iterable[str] = ()) -> str:
+    """Python, the engine and the libraries every script loads (torch where installed), then
+    ``uses``: distribution names, and ``ffmpeg`` for the FFmpeg command line."""
+    import ossframe_native
+
+    torch = sys.modules.get("torch")
+    torch_version = getattr(torch, "__version__", None) or _installed("torch")
+    parts = [
+        f"Python {platform.python_version()}",
+        f"ossframe_native {ossframe_native.__version__}",
+        f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})",
+        f"NumPy {np.__version__}",
+        f"OpenCV {cv2.__version__}",
+        f"torch {torch_version or 'not installed'}",
+    ]
+    for name in uses:
+        if name == "ffmpeg":
+            parts.append(f"ffmpeg CLI {ffmpeg_cli_version()}")
+        else:
+            parts.append(f"{name} {_installed(name) or 'not installed'}")
+    return ", ".join(parts)
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def _iso(moment: datetime.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class Results:
+    """The one writer of a results file (``bench/RESULTS*.md``): every file starts with a stamp.
+
+    Made when the run starts: the checkout is checked then (a :class:`DirtyTree` unless
+    ``allow_dirty``: no minutes spent on figures that could not be kept) and the date and load
+    average are noted. :meth:`write` checks the checkout again and writes ``# title``, the stamp
+    (command, commit, start and end dates, machine, load average at the start and at the end,
+    versions) and ``body`` in one atomic replace. ``uses``: see :func:`versions_text`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        allow_dirty: bool = False,
+        uses: Iterable[str] = (),
+        command: str | None = None,
+        root: Path = ROOT,
+    ) -> None:
+        self.path = Path(path)
+        self.allow_dirty = allow_dirty
+        self.uses = tuple(uses)
+        self.root = Path(root)
+        self.command = command or shlex.join(
+            ["python", os.path.relpath(Path(sys.argv[0]).resolve(), self.root), *sys.argv[1:]]
+        )
+        self.state = self._checked("at the start")
+        self.started = _utc_now()
+        self.load_at_start = _load()
+
+    def _checked(self, when: str) -> TreeState:
+        state = tree_state(self.root)
+        if not state.clean and not self.allow_dirty:
+            shown = "\n  ".join(state.changes[:10]) + ("\n  ..." if len(state.changes) > 10 else "")
+            raise DirtyTree(
+                f"{self.path.name} not written: the checkout has uncommitted changes {when} "
+                f"({state.commit}):\n  {shown}\nCommit first (results must name the code they "
+                "measured), or run again with --allow-dirty to write them marked -dirty."
+            )
+        return state
+
+    def stamp(self) -> str:
+        """The stamp as it would be written now (the end date and load are those of now)."""
+        state = self._checked("at the end")
+        commit = f"`{state.commit}`"
+        if state.commit != self.state.commit:  # committed or changed during the run
+            commit += f" (`{self.state.commit}` when the run started)"
+        ended = _utc_now()
+        minutes = (ended - self.started).total_seconds() / 60
+        return "\n".join(
+            [
+                f"Written by `{self.command}` through `bench/harness.py`; do not edit: run the "
+                "command again. What the figures mean: `bench/SUMMARY.md`.",
+                "",
+                f"* commit: {commit}",
+                f"* date: {_iso(self.started)} to {_iso(ended)} ({minutes:.1f} min)",
+                f"* machine: {machine_text()}",
+                f"* load average (1, 5, 15 min): {self.load_at_start} at the start; "
+                f"{_load()} at the end",
+                f"* versions: {versions_text(self.uses)}",
+            ]
+        )
+
+    def write(self, title: str, body: str) -> Path:
+        """Writes ``# title``, the stamp and ``body`` (Markdown) to the file; returns its path."""
+        text = f"# {title}\n\n{self.stamp()}\n\n{body.strip()}\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_name(f".{self.path.name}.partial")
+        scratch.write_text(text, encoding="utf-8")
+        os.replace(scratch, self.path)
+        return self.path
+
+
+def read_stamp(path: Path) -> dict[str, str] | None:
+    """The stamp of a results file (``command`` and each ``* key: value`` line), or None."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    written = next((i for i, line in enumerate(lines[:5]) if line.startswith("Written by `")), None)
+    if written is None:
+        return None
+    stamp = {"command": lines[written].split("`")[1]}
+    for line in lines[written + 2 :]:
+        if not line.startswith("* "):
+            break
+        key, _, value = line[2:].partition(": ")
+        stamp[key] = value
+    return stamp
 
 
 def env_torchcodec() -> str:
@@ -703,42 +952,6 @@ def env_torchcodec() -> str:
         return "imports here (not benchmarked yet)"
     except Exception as exc:  # noqa: BLE001 - any import failure is the finding
         return f"not usable here ({type(exc).__name__}: {str(exc)[:100]})"
-
-
-def environment() -> dict[str, str]:
-    import ossframe_native as ofn
-
-    model = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        model = next(
-            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?"
-        )
-    ffmpeg_version = subprocess.run(
-        ["ffmpeg", "-version"], capture_output=True, text=True
-    ).stdout.splitlines()[0]
-    try:
-        import scenedetect
-
-        sd = scenedetect.__version__
-    except ImportError:
-        sd = "not installed"
-    dirty = git("status", "--porcelain", "--", "ossframe_native", "csrc", "setup.py")
-    libav = av.library_versions.get("libavcodec", ("?",))
-    return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs (`nproc` {len(os.sched_getaffinity(0))}), {model}, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, "
-        f"{platform.platform()}",
-        "python": platform.python_version(),
-        "pyav": f"{av.__version__} (its libavcodec {'.'.join(map(str, libav))})",
-        "ffmpeg cli": ffmpeg_version,
-        "opencv": cv2.__version__,
-        "numpy": np.__version__,
-        "scenedetect": sd,
-        "ossframe_native": f"{ofn.__version__}",
-        "commit": git("rev-parse", "--short=12", "HEAD")
-        + (" + uncommitted engine changes" if dirty and dirty != "?" else ""),
-    }
 
 
 def fmt_row(row: Row) -> str:
@@ -772,21 +985,13 @@ def fmt_row(row: Row) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def write_results(
-    ctx: Context, env: dict[str, str], command: str, path: Path, elapsed: float
-) -> None:
+def write_results(ctx: Context, results: Results) -> None:
+    """The rows so far, through the one writer (after each task: a stopped run keeps them)."""
     lines = [
-        "# Benchmark results",
+        "One script per question (`bench/bench_*.py`, `bench/run.py` runs them all); "
+        "`python bench/make_media.py` makes the media first (the scripts run it if needed). "
+        f"{ctx.runs} timed runs per side, sides alternated.",
         "",
-        "Generated by `bench/run.py` (one script per question, `bench/bench_*.py`); do not edit "
-        "by hand. Re-run with the command below.",
-        "",
-        f"* command: `{command}` (after `python bench/make_media.py`, which it runs if needed)",
-        f"* harness wall time: {elapsed / 60:.1f} min, {ctx.runs} timed runs per side, "
-        "sides alternated",
-    ]
-    lines += [f"* {k}: {v}" for k, v in env.items()]
-    lines += [
         f"* torchcodec: {env_torchcodec()}. {TORCHCODEC_NOTE}",
         "",
         "Times are wall-clock medians [min–max]. **ratio** = ours / theirs (below 1: we are "
@@ -848,13 +1053,13 @@ def write_results(
         "the cost is the same.",
         "* Frames our decoder returned: the engine's public statistic `DecodeStats.frames_decoded` "
         "(frames skipped by `skip_frame` are not returned, so not counted), summed over the "
-        "captures a call opens (`pipeline.collect_stats`), read during the untimed verification "
-        "run.",
+        "captures a call opens (`ossframe_native.collect_stats`), read during the untimed "
+        "verification run.",
         "* The machine is shared with other engineers' test runs while this runs: the load "
         "average before→after each task is in its notes; treat rows with a high load as noisy. "
         "Both sides of a row are measured under the same conditions (alternated).",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    results.write("Benchmark results", "\n".join(lines))
 
 
 Task = Callable[[Context], None]
@@ -878,91 +1083,37 @@ def main(
     parser.add_argument("--runs", type=int, default=5, help="timed runs per side (default 5)")
     parser.add_argument("--quick", action="store_true", help="1 run, slowest competitors left out")
     parser.add_argument("--only", nargs="+", choices=list(tasks), help="run only these tasks")
+    add_results_flags(parser)
     args = parser.parse_args(argv)
+    partial = args.quick or bool(args.only) or not complete
+    target = OUT / "RESULTS-partial.md" if partial else BENCH / "RESULTS.md"
+    command = shlex.join(
+        ["python", f"bench/{Path(script).name}", *(sys.argv[1:] if argv is None else argv)]
+    )
+    results = Results(
+        target, allow_dirty=args.allow_dirty, uses=("ffmpeg", "scenedetect"), command=command
+    )
     if make_media.main(quiet=True) != 0:
         return 1
-    started = time.perf_counter()
     runs = 1 if args.quick else args.runs
     ctx = Context(runs=runs, quick=args.quick, truth=json.loads(make_media.CUTS.read_text()))
     names = args.only or list(tasks)
-    env = environment()
     prepare(ctx, set().union(*(tasks[name][1] for name in names)))
-    partial = args.quick or bool(args.only) or not complete
-    target = OUT / "RESULTS-partial.md" if partial else BENCH / "RESULTS.md"
-    command = f"python bench/{Path(script).name} " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
     for name in names:
         print(f"[task] {name} ...", flush=True)
         task_started = time.perf_counter()
         tasks[name][0](ctx)
         print(f"[task] {name} done in {time.perf_counter() - task_started:.0f} s", flush=True)
-        OUT.mkdir(exist_ok=True)
-        write_results(ctx, env, command.strip(), target, time.perf_counter() - started)
+        write_results(ctx, results)
     print(f"wrote {target}")
     for row in ctx.rows:
         print(fmt_row(row))
     return 0
 
 
-# ----------------------------------------------------------------------------------------------
-# Stamped results files (any bench script)
-
-
-def commit_stamp(commit: str | None = None) -> str:
-    """``git describe --always --dirty --abbrev=12`` of the checkout, or ``commit`` where the
-    tree travelled without its git folder (a GPU machine: the stamp made before it left)."""
-    if commit:
-        return commit
-    described = git("describe", "--always", "--dirty", "--abbrev=12")
-    return "unknown (no git here and no commit given)" if described == "?" else described
-
-
-def stamp(commit: str, versions: dict[str, str]) -> list[str]:
-    """The lines every results file starts with: commit, date, machine (CPUs, load), versions."""
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    cpus = len(os.sched_getaffinity(0))
-    return [
-        f"* commit: {commit}",
-        f"* date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"* machine: {cpus} CPUs ({platform.processor() or platform.machine()}), load {load} "
-        f"(1, 5, 15 min) when written; {platform.platform()}",
-        "* versions: Python "
-        + platform.python_version()
-        + "".join(f", {name} {version}" for name, version in versions.items()),
-    ]
-
-
-def write_stamped(
-    path: Path,
-    title: str,
-    body: list[str],
-    *,
-    command: str,
-    versions: dict[str, str],
-    commit: str | None = None,
-    force: bool = False,
-) -> None:
-    """Writes a results file: ``title``, the stamp, the command that made it, then ``body``.
-
-    A commit with uncommitted changes (``-dirty``) is refused unless ``force``: then it is
-    written, marked so in the stamp.
-    """
-    described = commit_stamp(commit)
-    if described.endswith("-dirty") and not force:
-        raise SystemExit(
-            f"{path.name}: the tree has uncommitted changes ({described}); commit first, or "
-            "force (the file is then marked dirty)"
-        )
-    if described.endswith("-dirty"):
-        described += " (uncommitted changes: forced)"
-    lines = [
-        f"# {title}",
-        "",
-        f"Generated by `{command}`; do not edit by hand.",
-        "",
-        *stamp(described, versions),
-        "",
-        *body,
-    ]
-    path.write_text("\n".join(lines) + "\n")
+if __name__ == "__main__":
+    # `python bench/harness.py`: the commit a results file written now would carry; exit status 1
+    # where it would be refused without --allow-dirty (a GPU run checks this before it starts).
+    state = tree_state()
+    print("\n  ".join([state.commit, *state.changes]))
+    sys.exit(0 if state.clean else 1)

@@ -283,6 +283,67 @@ def truth() -> dict:
     }
 
 
+# -- joined recordings for bench/bench_remote.py (made on demand, not by main) ------------------
+
+REMOTE_DIR = MEDIA / "remote"
+REMOTE_FORMATS = {"mkv": "matroska", "ts": "mpegts"}
+
+
+def remote_base(seconds: int, size: str) -> Path:
+    """The clip the joined recordings are copied from: ``main_1080p_h264.mp4`` where it exists
+    (60 s, 1080p), else testsrc2 with temporal noise, x264 veryfast, ``-g 60``, 2 B-frames."""
+    if (seconds, size) == (60, "1920x1080") and MAIN.exists():
+        return MAIN
+    path = REMOTE_DIR / f"base_{size}_{seconds}s.mp4"
+
+    def build(tmp: Path) -> None:
+        ffmpeg(
+            "-f", "lavfi", "-i", f"testsrc2=s={size}:r={FPS},{NOISE}", "-t", str(seconds),
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-bf", "2",
+            "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp),
+        )  # fmt: skip
+
+    _atomic(path, build, quiet=True)
+    return path
+
+
+def remote_vfr_base(seconds: int, size: str) -> Path:
+    """A variable-frame-rate clip, as phones record: the base's frames with an irregular
+    pattern of them dropped (every 5th and every 7th), timestamps kept (Matroska)."""
+    path = REMOTE_DIR / f"vfr_{size}_{seconds}s.mkv"
+
+    def build(tmp: Path) -> None:
+        ffmpeg(
+            "-i", str(remote_base(seconds, size)), "-vf",
+            "select='not(eq(mod(n\\,5)\\,2))*not(eq(mod(n\\,7)\\,3))'",
+            "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-g", "60",
+            "-bf", "2", "-f", "matroska", str(tmp),
+        )  # fmt: skip
+
+    _atomic(path, build, quiet=True)
+    return path
+
+
+def joined(base: Path, copies: int, ext: str) -> Path:
+    """``base`` stream-copied ``copies`` times into one file (the concat demuxer, ``-c copy``):
+    a long recording joined the way recordings commonly are."""
+    path = REMOTE_DIR / f"{base.stem}_x{copies}.{ext}"
+
+    def build(tmp: Path) -> None:
+        listing = tmp.with_suffix(".txt")
+        listing.write_text(f"file '{base.resolve()}'\n" * copies)
+        try:
+            ffmpeg(
+                "-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:v", "-c", "copy",
+                "-f", REMOTE_FORMATS[ext], str(tmp),
+            )  # fmt: skip
+        finally:
+            listing.unlink()
+
+    _atomic(path, build, quiet=True)
+    return path
+
+
 def main(quiet: bool = False) -> int:
     """Makes every missing clip; ``quiet`` leaves out the lines for clips that exist."""
     if shutil.which("ffmpeg") is None:

@@ -1,7 +1,10 @@
 """ossframe_native: exact, fast video frame capture with the OSS ``video/snapshot(s)`` interface.
 
-Names are imported on first use (PEP 562), so the command line and light users load only the
-modules they need: start-up time counts when a whole process captures one frame.
+The public names are ``__all__``: what users call, the results and stores they get back, the
+errors they catch and ``collect_stats`` (frames decoded, for benchmarks). The engine's own
+interfaces (``pipeline.open_capture``, ``decode.VideoSource``, ...) live in their modules and may
+change. Names are imported on first use (PEP 562), so the command line and light users load only
+the modules they need: start-up time counts when a whole process captures one frame.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ _LAZY = {
     "probe": "pipeline",
     "snapshot": "api",
     "snapshots": "api",
+    "Sprite": "sprites",
+    "sprite": "sprites",
     "process_many": "batch",
     "DecodeStats": "index",
-    "Capture": "pipeline",
-    "open_capture": "pipeline",
+    "collect_stats": "pipeline",
     "Batch": "ml",
     "Frame": "ml",
     "FrameDataset": "ml",  # subclasses a torch class: defined on first use
@@ -40,7 +44,6 @@ _LAZY = {
 
 __all__ = [
     "Batch",
-    "Capture",
     "DecodeStats",
     "Frame",
     "FrameDataset",
@@ -51,19 +54,21 @@ __all__ = [
     "LocalStore",
     "MediaError",
     "ProcessRequest",
+    "Sprite",
     "Store",
     "StoreError",
     "TaskResult",
     "capture",
+    "collect_stats",
     "frames",
     "frames_batch",
-    "open_capture",
     "parse_process",
     "probe",
     "process",
     "process_many",
     "snapshot",
     "snapshots",
+    "sprite",
 ]
 
 
@@ -87,6 +92,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .index import DecodeStats
     from .ml import Batch, Frame, FrameDataset, frames, frames_batch
     from .params import ProcessRequest, parse_process
-    from .pipeline import Capture, open_capture, probe
+    from .pipeline import collect_stats, probe
+    from .sprites import Sprite, sprite
     from .store import FsspecStore, LocalStore, Store, StoreError
     from .task import TaskResult, process

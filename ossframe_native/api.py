@@ -6,10 +6,11 @@ as jpg/png on the pipeline's worker thread, while the decoder goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import encode
+from . import encode, sources
 from .decode import Source
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
 from .pipeline import Capture, Output, open_capture, probe
@@ -30,7 +31,7 @@ class Image:
     height: int
     time_ms: int  # the frame's time from the first frame, rounded up to whole ms
     keyframe: bool
-    index: int  # the frame's number in presentation order, from 0
+    index: int | None  # the frame's stream number, presentation order, from 0; None: not known
     score: float | None = None  # dhash mode: percent of hash bits changed from the previous
 
 
@@ -42,11 +43,17 @@ def snapshot(
     m: str | None = None,
     f: str = "jpg",
     ar: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Image:
-    """Captures the frame shown at ``t`` ms (``m="fast"``: the keyframe at or before it)."""
-    params = {name: value for name, value in locals().items() if name != "source"}
+    """Captures the frame shown at ``t`` ms (``m="fast"``: the keyframe at or before it).
+
+    ``source``: a path, a URL (``s3://``, ``oss://``, ``gs://``, ``http(s)://``), bytes or a
+    seekable binary file object; ``storage_options`` go to the URL's storage library
+    (docs/BEHAVIOUR.md, "Sources").
+    """
+    params = {name: value for name, value in locals().items() if name not in _NOT_PARAMS}
     request = SnapshotRequest.from_kwargs(params)
-    return next(capture(source, request))
+    return next(capture(source, request, storage_options=storage_options))
 
 
 def snapshots(
@@ -62,22 +69,33 @@ def snapshots(
     pw: int | None = None,
     ph: int | None = None,
     scaletype: str = "stretch",
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Image]:
     """Captures many frames (modes ``default``/``avg``/``dhash``/``key``), in time order.
 
     Every parameter is checked against the source (``ss`` against its duration) before the
-    iterator is returned; decoding happens as it is consumed.
+    iterator is returned; decoding happens as it is consumed. Sources and ``storage_options``
+    as for :func:`snapshot`.
     """
-    params = {name: value for name, value in locals().items() if name != "source"}
+    params = {name: value for name, value in locals().items() if name not in _NOT_PARAMS}
     request = SnapshotsRequest.from_kwargs(params)
-    return capture(source, request)
+    return capture(source, request, storage_options=storage_options)
 
 
-def capture(source: Source, request: CaptureRequest, threads: int | None = None) -> Iterator[Image]:
+_NOT_PARAMS = ("source", "storage_options")
+
+
+def capture(
+    source: Source,
+    request: CaptureRequest,
+    threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Iterator[Image]:
     """Runs a validated request on a source and yields its encoded images in time order.
 
     The source is opened and the request resolved against it now, so errors surface here.
     """
+    source = sources.bind(source, storage_options)
     return images(open_capture(source, request, threads=threads))
 
 

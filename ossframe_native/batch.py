@@ -1,21 +1,31 @@
 """``process_many()``: one process string over many sources, on an executor, resumable.
 
-* Sources: paths, glob patterns (``*``, ``?``, ``[``; ``**`` recurses) and manifest files
-  (``@list`` or any ``*.txt``: one path per line, blank lines and ``#`` comments ignored,
-  relative paths taken from the manifest's folder). Duplicates are dropped, the first kept.
+* Sources: paths, URLs (``s3://``, ``oss://``, ``gs://``, ``http(s)://``), glob patterns
+  (``*``, ``?``, ``[``; ``**`` recurses) over folders and over buckets
+  (``s3://bucket/videos/**/*.mp4``) and manifest files (``@list`` or any ``*.txt``: one path or
+  URL per line, blank lines and ``#`` comments ignored, relative paths taken from the
+  manifest's folder). Duplicates are dropped, the first kept.
 * Executors: ``"local"`` (default) is a pool of ``workers`` processes (default: one per core),
   each decoding with ``cores // workers`` threads, so the machine is not oversubscribed;
   ``workers=1`` runs in this process. ``"ray"`` runs the same per-source function as Ray tasks
   on a cluster (``ossframe_native.ray``, ``pip install 'ossframe_native[ray]'``; see
-  docs/RAY.md). Both call :func:`run_source`, so the outputs, report lines and records are the
-  same whichever runs a batch, and a batch started on one can be resumed on the other.
+  docs/RAY.md). Both call :func:`ossframe_native.jobs.run_source` (the executor interface lives
+  in :mod:`ossframe_native.jobs`), so the outputs, report lines and records are the same
+  whichever runs a batch, and a batch started on one can be resumed on the other. The process
+  string is parsed and checked once per batch (a :class:`~ossframe_native.task.TaskPlan`
+  carried by every job).
 * Every source's result is recorded in the store (``.tasks/<key>.json``) by the task itself;
   a re-run skips sources whose record says ``Succeeded`` for the same file (same size and
   modification time), so an interrupted batch resumes where it stopped.
 * A failing source is reported (``Failed``, with its error) and the others go on; a worker
   process that dies is replaced, and the sources it might have been working on are retried
   one at a time so the one that kills its worker is found and reported ``WorkerCrashed``
-  (on Ray: retried ``max_retries`` times, then reported ``WorkerCrashed``).
+  (on Ray: retried ``max_retries`` times, then reported ``WorkerCrashed``). A record that
+  cannot be read (a directory, a symbolic link, a FIFO) does not stop its source or the batch.
+* Ctrl-C (SIGINT): the batch stops handing out sources, the sources being run finish and are
+  reported, then ``KeyboardInterrupt`` is raised; a second Ctrl-C stops at once. Pool workers
+  watch the batch process: if it is killed they exit at once (within about a second) instead
+  of running the sources queued for them.
 * One JSON line per source goes to ``report`` (a path or a text file object): the task result
   plus ``"skipped": true|false``. A progress bar on stderr counts sources, frames written and
   frames per second.
@@ -23,24 +33,34 @@
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the pool modules are imported when a pool starts (CLI start-up time)
     import concurrent.futures as cf
+    from multiprocessing.connection import Connection
 
 from ossframe_native import notify as _notify
+from ossframe_native import sources as _sources
 from ossframe_native import task as _task
-from ossframe_native.errors import InvalidArgument, error_code
+from ossframe_native.errors import InvalidArgument
+from ossframe_native.jobs import (
+    Executor,
+    Job,
+    done_line,
+    expand_sources,
+    failed_line,
+    run_source,
+)
 from ossframe_native.store import Store
 
 __all__ = [
@@ -54,8 +74,8 @@ __all__ = [
 ]
 
 EXECUTORS = ("local", "ray")
-WORKER_CRASHED = "WorkerCrashed"
-_GLOB_CHARS = frozenset("*?[")
+# How often the pool loop looks at Ctrl-C while it waits for sources to finish (s).
+_POLL_S = 0.2
 
 
 @dataclass
@@ -92,92 +112,12 @@ class BatchSummary:
         }
 
 
-def expand_sources(items: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Paths, globs and manifests → the list of source paths, in order, without duplicates.
-
-    A glob that matches nothing, or a manifest that cannot be read, is ``InvalidArgument``; a
-    plain path is passed on as it is (a missing file fails as that source's ``MediaError``).
-    """
-    if isinstance(items, (str, os.PathLike)):
-        items = [items]
-    out: list[str] = []
-    seen: set[str] = set()
-
-    def add(path: str) -> None:
-        key = os.path.abspath(path)
-        if key not in seen:
-            seen.add(key)
-            out.append(path)
-
-    for item in items:
-        text = os.fspath(item)
-        if not isinstance(text, str) or not text:
-            raise InvalidArgument("sources", f"{item!r} is not a path")
-        if text.startswith("@"):
-            for path in _read_manifest(text[1:]):
-                add(path)
-        elif text.lower().endswith(".txt") and os.path.isfile(text):
-            for path in _read_manifest(text):
-                add(path)
-        elif _GLOB_CHARS & set(text) and not os.path.exists(text):
-            matches = sorted(glob.glob(text, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
-            if not files:
-                raise InvalidArgument("sources", f"the pattern {text!r} matches no file")
-            for path in files:
-                add(path)
-        else:
-            add(text)
-    return out
-
-
-def _read_manifest(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgument("sources", f"cannot read the manifest {path!r}: {exc}") from exc
-    base = os.path.dirname(path)
-    paths = []
-    for line in lines:
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        paths.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
-    return paths
-
-
 def cpu_count() -> int:
     """Cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-class Job(NamedTuple):
-    """One source of a batch: everything :func:`run_source` needs (small and picklable: a
-    source name, not its bytes; the task writes its outputs itself)."""
-
-    source: str
-    spec: str
-    store: Store
-    topics: Mapping[str, _notify.Webhook]
-    threads: int | None = None  # decoder threads; None: the decoder's default
-    resume: bool = False  # skip the source when the store records it done
-
-
-class Executor(Protocol):
-    """Where a batch's jobs run. ``run`` yields ``(job, result line)`` as each job finishes, in
-    completion order, one per job: a job that cannot run is a ``Failed`` line, never dropped.
-
-    ``workers`` and ``threads`` describe the run for the summary once ``run`` has started.
-    """
-
-    workers: int
-    threads: int | None
-
-    def run(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, dict[str, Any]]]: ...
 
 
 def process_many(
@@ -193,6 +133,7 @@ def process_many(
     executor: str | Executor = "local",
     address: str | None = None,
     max_retries: int = 3,
+    storage_options: Mapping[str, Any] | None = None,
     device: str = "cpu",
     decoders: int | None = None,
 ) -> BatchSummary:
@@ -204,19 +145,15 @@ def process_many(
     for, and a task whose worker dies is retried ``max_retries`` times), or an object with the
     :class:`Executor` protocol. ``device="cuda"`` (or ``decoders``) runs the sources in this
     process instead, ``decoders`` at once on that device (``loader.DeviceExecutor``).
+    ``storage_options`` open URL sources and list bucket globs (see ``ofn.snapshot``); they
+    travel with each job to the workers.
 
     Raises ``InvalidArgument`` before any work when the spec, store, topics, sources, worker
     counts or executor are not valid; per-source failures are reported, not raised.
     """
-    from ossframe_native.params import parse_process
-
-    request = parse_process(spec)
-    if request.saveas is None:
-        raise InvalidArgument(
-            "spec", "a batch needs '|sys/saveas,b_..,o_..' in the process string to keep outputs"
-        )
-    plan = _task.prepare(spec, request, store, topics)
-    paths = expand_sources(sources)
+    plan = _task.prepare(spec, store, topics)  # the one parse of the process string
+    _sources.check_options(storage_options)  # InvalidArgument now, not per source
+    paths = expand_sources(sources, storage_options)
     _check_count("workers", workers)
     _check_count("threads", threads)
     if plan.store.in_process and (executor != "local" or (workers is not None and workers > 1)):
@@ -235,7 +172,7 @@ def process_many(
     summary = BatchSummary(total=len(paths))
     started = time.perf_counter()
     with _Reporter(summary, report, progress, started) as reporter:
-        jobs = [Job(path, spec, plan.store, plan.topics, resume=resume) for path in paths]
+        jobs = [Job(path, plan, resume=resume, storage_options=storage_options) for path in paths]
         if resume and isinstance(runner, LocalExecutor):
             # Here the records are as near as the sources: skip done sources before a pool
             # starts, and size the pool to what is left. Elsewhere each task checks its own
@@ -251,10 +188,15 @@ def process_many(
 
 
 def _drop_done(jobs: list[Job], reporter: _Reporter) -> list[Job]:
-    """The jobs still to run; a skipped line is reported for each done one."""
+    """The jobs still to run; a skipped line is reported for each done one. A job whose record
+    cannot be read stays to be resumed, so that the worker running it reports why."""
     pending = []
     for job in jobs:
-        line = done_line(job)
+        try:
+            line = done_line(job)
+        except Exception:  # noqa: BLE001 - a record never stops the batch
+            pending.append(job)
+            continue
         if line is None:
             pending.append(job._replace(resume=False))
         else:
@@ -383,83 +325,16 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="src", desc="ossframe", file=sys.stderr, dynamic_ncols=True)
 
 
-# -- the per-source function both executors run ----------------------------------------------------
-
-
-def run_source(job: Job) -> dict[str, Any]:
-    """Runs one job and returns its report line, whatever happens (never raises).
-
-    With ``job.resume`` a source the store records as done is not run again (its recorded
-    line comes back with ``"skipped": true``). The task saves its outputs and records its
-    result in the store itself; this is the only function an executor calls, so every executor
-    produces the same objects, lines and records.
-    """
-    task_id = uuid.uuid4().hex
-    try:
-        from ossframe_native.params import parse_process
-
-        done = done_line(job) if job.resume else None
-        if done is not None:
-            return done
-
-        plan = _task.prepare(job.spec, parse_process(job.spec), job.store, job.topics)
-        result = _task.run_task(
-            plan, job.source, task_id=task_id, raise_invalid=False, threads=job.threads
-        )
-        return dict(result.to_dict(), skipped=False)
-    except Exception as exc:  # noqa: BLE001 - reported as this source's failure
-        return failed_line(job, exc, task_id=task_id)
-
-
-def done_line(job: Job) -> dict[str, Any] | None:
-    """The recorded line of a source the store records as done (same file), else ``None``."""
-    record = _task.load_record(job.store, job.source, job.spec)
-    if record is None or not _task.is_complete(record, job.source):
-        return None
-    record.pop("source_stat", None)
-    return dict(record, skipped=True)
-
-
-def failed_line(
-    job: Job, exc: BaseException | None, message: str | None = None, task_id: str | None = None
-) -> dict[str, Any]:
-    """The result line of a job that did not finish: ``exc`` raised outside the task, or (with
-    ``exc=None``) its worker died (``WorkerCrashed``, ``message`` saying how)."""
-    if exc is None:
-        code = WORKER_CRASHED
-        message = message or (
-            "the worker process died while working on this source (a crash in a native "
-            "library, or it was killed)"
-        )
-    else:
-        code = error_code(exc)
-        message = str(exc) if code != "InternalError" else f"{type(exc).__name__}: {exc}"
-    return {
-        "task_id": task_id or uuid.uuid4().hex,
-        "state": _task.FAILED,
-        "source": job.source,
-        "spec": job.spec,
-        "store": job.store.location,
-        "bucket": None,
-        "objects": [],
-        "outputs": 0,
-        "overwritten": 0,
-        "bytes_written": 0,
-        "error_code": code,
-        "error_message": message,
-        "timings": {},
-        "notes": [],
-        "notify": None,
-        "skipped": False,
-    }
-
-
 # -- the local executor: this process, or a process pool -------------------------------------------
 
 
 class LocalExecutor:
     """Runs jobs in this process (``workers=1``) or in a pool of ``workers`` processes, each
-    job decoding with ``threads`` threads (passed with the job, not through the environment)."""
+    job decoding with ``threads`` threads (passed with the job, not through the environment).
+
+    Ctrl-C while it runs: no more jobs start, those running finish and are yielded, then
+    ``KeyboardInterrupt`` is raised (a second Ctrl-C raises it at once).
+    """
 
     def __init__(self, workers: int = 1, threads: int | None = None) -> None:
         self.workers = workers
@@ -467,20 +342,69 @@ class LocalExecutor:
 
     def run(self, jobs: Sequence[Job]) -> Iterator[tuple[Job, dict[str, Any]]]:
         jobs = [job._replace(threads=self.threads) for job in jobs]
-        if self.workers == 1:
-            for job in jobs:
-                yield job, run_source(job)
-        else:
-            yield from _run_pool(jobs, run_source, self.workers)
+        with _first_interrupt_stops() as stop:
+            if self.workers == 1:
+                for job in jobs:
+                    if stop.is_set():
+                        break
+                    yield job, run_source(job)
+            else:
+                yield from _run_pool(jobs, run_source, self.workers, stop)
+        if stop.is_set():
+            raise KeyboardInterrupt
 
 
-def _init_worker() -> None:
+@contextlib.contextmanager
+def _first_interrupt_stops() -> Iterator[threading.Event]:
+    """While in the block, a first SIGINT only sets the event it gives (the batch then stops
+    handing out sources and reports those in flight); a second raises ``KeyboardInterrupt``.
+
+    Ctrl-C reaches the whole process group: pool workers ignore it and finish their source.
+    Signal handlers belong to the main thread; elsewhere (or where SIGINT is ignored) nothing
+    changes.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        yield stop
+        return
+
+    def first_stops(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, first_stops)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _init_worker(batch_alive: Connection) -> None:
     # Ctrl-C goes to the whole process group: the parent stops handing out work and the
     # workers finish (and record) the source they are on instead of dying mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_with_batch, args=(batch_alive,), name="watch-batch", daemon=True
+    ).start()
 
 
-def _new_pool(workers: int) -> cf.ProcessPoolExecutor:
+def _exit_with_batch(batch_alive: Connection) -> None:
+    """Waits for the batch process to end (its end of the pipe closes: killed or not) and ends
+    this worker at once. Without it a worker of a killed batch would run the sources queued for
+    it, racing a resumed batch, and then wait forever for more. Leaving mid-source is safe: an
+    object being written stays a hidden temporary file, and nothing is recorded."""
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            batch_alive.recv_bytes()  # nothing is ever sent: this returns at EOF
+    os._exit(1)
+
+
+def _new_pool(workers: int, batch_alive: Connection) -> cf.ProcessPoolExecutor:
     import concurrent.futures as cf
     import multiprocessing
 
@@ -494,28 +418,43 @@ def _new_pool(workers: int) -> cf.ProcessPoolExecutor:
         context = forkserver
     else:
         context = multiprocessing.get_context("spawn")
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+    return cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(batch_alive,),
+    )
 
 
 Runner = Callable[[Job], dict[str, Any]]
 
 
 def _run_pool(
-    jobs: Sequence[Job], runner: Runner, workers: int
+    jobs: Sequence[Job], runner: Runner, workers: int, stop: threading.Event | None = None
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
     """``(job, runner(job))`` for every job, in completion order, surviving worker deaths.
 
     At most ``2 * workers`` jobs are in flight. When a worker dies every job in flight is a
     suspect; suspects are run again afterwards one at a time in a one-worker pool, where a
-    death can only be that job's.
+    death can only be that job's. Once ``stop`` is set no job starts; those already running
+    are waited for and yielded. Workers get the read end of a pipe whose write end only this
+    process holds: they exit when it closes (:func:`_exit_with_batch`).
     """
-    queue: deque[Job] = deque(jobs)
-    suspects: list[Job] = []
-    yield from _drain(queue, runner, workers, suspects, isolate=False)
-    while suspects:
-        queue = deque(suspects)
-        suspects = []
-        yield from _drain(queue, runner, 1, suspects, isolate=True)
+    import multiprocessing
+
+    stop = stop or threading.Event()
+    batch_alive, alive = multiprocessing.Pipe(duplex=False)
+    try:
+        queue: deque[Job] = deque(jobs)
+        suspects: list[Job] = []
+        yield from _drain(queue, runner, workers, suspects, False, stop, batch_alive)
+        while suspects and not stop.is_set():
+            queue = deque(suspects)
+            suspects = []
+            yield from _drain(queue, runner, 1, suspects, True, stop, batch_alive)
+    finally:
+        alive.close()
+        batch_alive.close()
 
 
 def _drain(
@@ -524,31 +463,40 @@ def _drain(
     workers: int,
     suspects: list[Job],
     isolate: bool,
+    stop: threading.Event,
+    batch_alive: Connection,
 ) -> Iterator[tuple[Job, dict[str, Any]]]:
     import concurrent.futures as cf
     from concurrent.futures.process import BrokenProcessPool
 
     limit = 1 if isolate else 2 * workers
-    while queue:
-        pool = _new_pool(workers)
+    while queue and not stop.is_set():
+        pool = _new_pool(workers, batch_alive)
         inflight: dict[cf.Future[dict[str, Any]], Job] = {}
         broken = False
         try:
-            while (queue or inflight) and not broken:
-                while queue and len(inflight) < limit:
+            while inflight or (queue and not stop.is_set()):
+                while queue and len(inflight) < limit and not stop.is_set():
                     job = queue.popleft()
                     inflight[pool.submit(runner, job)] = job
-                done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
-                for future in done:
+                done, _ = cf.wait(inflight, timeout=_POLL_S, return_when=cf.FIRST_COMPLETED)
+                if stop.is_set():
+                    for future in inflight:
+                        future.cancel()  # only those no worker has taken yet
+                for future in done | {f for f in inflight if f.cancelled()}:
                     job = inflight.pop(future)
+                    if future.cancelled():
+                        continue
                     try:
                         yield job, future.result()
                     except BrokenProcessPool:
                         broken = True
                         if isolate:
-                            yield job, failed_line(job, None)
+                            yield job, failed_line(job)
                         else:
                             suspects.append(job)
+                if broken:
+                    break
             if broken:
                 # A broken pool fails every pending future at once; collect them all.
                 cf.wait(inflight)

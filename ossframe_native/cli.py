@@ -14,7 +14,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from .errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     process = commands.add_parser("process", help="run a process string on one source")
-    process.add_argument("source", help="video or audio file")
+    process.add_argument(
+        "source", help="video or audio file: a path or a URL (s3://, oss://, gs://, http(s)://)"
+    )
     process.add_argument("spec", help="e.g. 'video/snapshot,t_7000,f_jpg'")
     process.add_argument(
         "-o",
@@ -51,9 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shown.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     add_store_arguments(process)
+    add_storage_options_argument(process)
 
     probe = commands.add_parser("probe", help="print what a source holds, as JSON")
-    probe.add_argument("source")
+    probe.add_argument("source", help="a path or a URL (s3://, oss://, gs://, http(s)://)")
+    add_storage_options_argument(probe)
 
     _add_batch_arguments(
         commands.add_parser(
@@ -87,6 +91,39 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_storage_options_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--storage-options JSON|@FILE`` (how URL sources are opened)."""
+    parser.add_argument(
+        "--storage-options",
+        metavar="JSON|@FILE",
+        help="options for URL sources as a JSON object (or @file holding one), passed to the "
+        'URL\'s storage library, e.g. \'{"endpoint_url": "http://127.0.0.1:9000"}\' for s3:// '
+        'or \'{"endpoint": "https://oss-cn-hangzhou.aliyuncs.com"}\' for oss://; credentials '
+        "are better left to the environment",
+    )
+
+
+def storage_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The parsed ``--storage-options`` (None when not given)."""
+    text = getattr(args, "storage_options", None)
+    if text is None:
+        return None
+    where = "--storage-options"
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise InvalidArgument(where, f"cannot read {text[1:]}: {exc.strerror}") from exc
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(where, f"is not valid JSON ({exc.msg})") from None
+    if not isinstance(options, dict):
+        raise InvalidArgument(where, "must be a JSON object of option names to values")
+    return options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     try:
@@ -104,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "probe":
             from .pipeline import probe
 
-            print(json.dumps(probe(args.source)))
+            print(json.dumps(probe(args.source, storage_options(args))))
             return 0
         return _process(args)
     except FrameError as exc:
@@ -121,41 +158,79 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from .params import parse_process
+    from .params import SpriteRequest, parse_process
 
     request = parse_process(args.spec)  # the one parse of the process string
     if request.saveas is not None:
         return _saveas(args, request)
     if not args.output:
         raise InvalidArgument("-o", "give an output file with -o OUT (or -o - for stdout)")
+    if isinstance(request.action, SpriteRequest):
+        return _sprite(args, request.action)
     from .api import capture
 
-    images = capture(args.source, request.action)
-    # Peek at two outputs to know how to name them; then write each as it comes.
-    head = list(itertools.islice(images, 2))
+    images = capture(args.source, request.action, storage_options=storage_options(args))
+    written = _write_numbered(
+        args.output, images, lambda image: {"time_ms": image.time_ms, "index": image.index}
+    )
+    _print_written(args, written)
+    return 0
+
+
+def _sprite(args: argparse.Namespace, action: Any) -> int:
+    """``video/sprite`` with ``-o OUT``: the sheets as OUT (several: OUT_1, OUT_2, ...) and,
+    with ``vtt_1``, the storyboard beside them as OUT with the extension ``.vtt``."""
+    from .sprites import open_sprite, sheet_url, storyboard_name
+
+    vtt_path = storyboard_name(args.output) if action.vtt else None
+    if vtt_path is not None and (args.output == STDOUT or vtt_path == args.output):
+        raise InvalidArgument(
+            "-o", "vtt_1 writes OUT.vtt beside the sheets: give an image file name with -o"
+        )
+    with open_sprite(args.source, action, bgr=True, storage_options=storage_options(args)) as run:
+        written = _write_numbered(
+            args.output, run.encoded(), lambda s: {"time_ms": s.time_ms, "tiles": len(s.tiles)}
+        )
+    if vtt_path is not None and run.tiles:
+        text = run.storyboard([sheet_url(entry["path"], vtt_path) for entry in written]).encode()
+        write_output(vtt_path, text)
+        written.append({"path": vtt_path, "bytes": len(text), "cues": len(run.tiles)})
+    _print_written(args, written)
+    return 0
+
+
+def _write_numbered(
+    output: str, items: Iterator[Any], describe: Callable[[Any], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Writes each item's ``data`` as it comes, to ``output`` when there is one item, else to
+    ``output`` with ``_1``, ``_2``, ... (a peek at two items tells which); returns what was
+    written (path, bytes and ``describe(item)``)."""
+    head = list(itertools.islice(items, 2))
     several = len(head) > 1
-    if several and args.output == STDOUT:
+    if several and output == STDOUT:
         raise InvalidArgument("-o", "-o - takes one output; this process string gives several")
     written: list[dict[str, Any]] = []
-    for path, image in zip(
-        output_paths(args.output, several), itertools.chain(head, images), strict=False
+    for path, item in zip(
+        output_paths(output, several), itertools.chain(head, items), strict=False
     ):
-        write_output(path, image.data)
-        written.append(
-            {"path": path, "bytes": len(image.data), "time_ms": image.time_ms, "index": image.index}
-        )
+        write_output(path, item.data)
+        written.append({"path": path, "bytes": len(item.data), **describe(item)})
+    return written
+
+
+def _print_written(args: argparse.Namespace, written: list[dict[str, Any]]) -> None:
     if args.output != STDOUT and not args.quiet:
         if args.json:
             print(json.dumps(written))
         else:
             print("\n".join(entry["path"] for entry in written))
-    return 0
 
 
 def _saveas(args: argparse.Namespace, request: Any) -> int:
     """A process string with sys/saveas: prints the task result as JSON (on failure also one
     line on stderr)."""
     from .notify import parse_topic_args
+    from .sources import bind
     from .task import exit_status, run_request
 
     if args.output:
@@ -167,7 +242,8 @@ def _saveas(args: argparse.Namespace, request: Any) -> int:
             "--root", "sys/saveas needs a store: give --root DIR (or an fsspec URL)"
         )
     topics = parse_topic_args(args.topic)
-    result = run_request(args.source, args.spec, request, store=args.root, topics=topics)
+    source = bind(args.source, storage_options(args))
+    result = run_request(source, args.spec, request, store=args.root, topics=topics)
     if not args.quiet:
         print(result.to_json(indent=None if args.json else 2))
     if not result.ok:
@@ -184,11 +260,13 @@ def _add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         "sources",
         nargs="+",
         metavar="SOURCE",
-        help="paths, quoted globs such as 'videos/**/*.mp4', @manifest or a .txt manifest with "
-        "one path per line",
+        help="paths or URLs, quoted globs such as 'videos/**/*.mp4' or "
+        "'s3://bucket/videos/**/*.mp4', @manifest or a .txt manifest with one path or URL per "
+        "line",
     )
     parser.add_argument("spec", metavar="SPEC", help="the process string; it needs sys/saveas")
     add_store_arguments(parser)  # --root DIR|URL, --topic NAME=URL
+    add_storage_options_argument(parser)
     parser.add_argument(
         "--executor",
         choices=("local", "ray"),
@@ -267,6 +345,7 @@ def _batch(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         executor=args.executor,
         address=args.address,
+        storage_options=storage_options(args),
         device=args.device,
         decoders=args.decoders,
     )

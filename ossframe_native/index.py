@@ -3,14 +3,17 @@
 * :class:`FrameIndex`: every frame of the video stream, from demuxed packets (no decoding).
 * :class:`DecodeRun`: one stretch of packets to decode and the frames to keep from it.
 * :class:`StreamInfo` / :class:`MediaInfo`: what the demuxer says about the streams.
-* :class:`DecodeStats`: what a source's decoders did (frames decoded, packets fed, seeks).
+* :class:`DecodeStats`: what a source's decoders did (frames decoded, packets fed, seeks) and
+  what reading it cost (bytes, requests).
+* :class:`Output`: one output of a capture, the decoded frame and what is reported about it.
 
-The index is built by ``decode.py`` (``build_index`` / ``build_window``); the rules on times
+The index is built by ``windows.py`` for ``timeline.py``; the rules on times
 are in ``docs/ARCHITECTURE.md`` ("Time rules") and ``docs/BEHAVIOUR.md`` ("Which frame").
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -21,6 +24,10 @@ import numpy as np
 # in a time base of 1/10**9 s is about 2**73 ticks) is clamped to this: it still lies after the
 # last frame of any real stream, and it neither overflows NumPy nor av's seek.
 PTS_LIMIT = 2**62
+
+# A time (seconds) past every frame: a source opened around END indexes the stream's last GOP
+# (its duration and last frame come from the end of the file).
+END = Fraction(2**62)
 
 
 def clamp_pts(pts: int) -> int:
@@ -46,11 +53,18 @@ class FrameIndex:
     time_base: Fraction
     end_pts: int  # presentation end of the last frame
     first_pts: int  # the stream's first frame (a window of the stream may start later)
-    first_number: int = 0  # the stream's frame number of this index's frame 0
+    # The stream's frame number of this index's frame 0; None where it is not known without
+    # reading the stream from its start (a window outside MP4/MOV).
+    first_number: int | None = 0
+    # Per decode position: a packet flagged keyframe that is a recovery point, not an IDR
+    # picture (H.264 periodic intra refresh). Decoding may start there only a refresh period
+    # early (plan.decode_runs starts one keyframe before it); it is not reported as a keyframe.
+    packet_recovery: np.ndarray | None = None
 
-    def number(self, i: int) -> int:
-        """Frame i's number in the whole stream, in presentation order from 0."""
-        return self.first_number + i
+    def number(self, i: int) -> int | None:
+        """Frame i's number in the whole stream, in presentation order from 0 (None: not
+        known, see ``first_number``)."""
+        return None if self.first_number is None else self.first_number + i
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -76,8 +90,21 @@ class FrameIndex:
         return max(i, 0)
 
     def is_keyframe(self, i: int) -> bool:
-        """Whether frame i's packet is a keyframe."""
-        return bool(self.packet_key[self.decode_pos[i]])
+        """Whether frame i's packet is a keyframe (not a recovery point)."""
+        return bool(self.keyframe_packets[self.decode_pos[i]])
+
+    @property
+    def keyframe_packets(self) -> np.ndarray:
+        """Per decode position: a keyframe that is not a recovery point."""
+        if self.packet_recovery is None:
+            return self.packet_key
+        keys: np.ndarray = self.packet_key & ~self.packet_recovery
+        return keys
+
+    def keyframe_numbers(self) -> np.ndarray:
+        """Frame numbers of the keyframes (recovery points excluded), in time order."""
+        numbers: np.ndarray = np.flatnonzero(self.keyframe_packets[self.decode_pos])
+        return numbers
 
 
 def single_picture_index() -> FrameIndex:
@@ -156,6 +183,11 @@ class DecodeStats:
     decoders; ``seeks`` the demuxer seeks (a rewind to the start counts as one, and so does
     each GOP a sampled capture reads by seeking, however many seeks found it); ``runs`` the
     decode runs executed; ``parallel_runs`` those that went to parallel decoders.
+
+    ``bytes_read``: bytes read from the source by the demuxers (a local file, bytes or a file
+    object: what was read from it; a URL: what was fetched, including read-ahead that was not
+    used); ``requests``: requests sent to a remote source (a URL's ranged GETs, and the
+    metadata request of s3:// and gs://; 0 for local sources).
     """
 
     frames_decoded: int = 0
@@ -163,6 +195,8 @@ class DecodeStats:
     seeks: int = 0
     runs: int = 0
     parallel_runs: int = 0
+    bytes_read: int = 0
+    requests: int = 0
 
     def add(self, other: DecodeStats) -> None:
         """Adds another decoder's counts to these."""
@@ -171,3 +205,22 @@ class DecodeStats:
         self.seeks += other.seeks
         self.runs += other.runs
         self.parallel_runs += other.parallel_runs
+        self.bytes_read += other.bytes_read
+        self.requests += other.requests
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a capture: the decoded frame and what every front end reports about it."""
+
+    frame: Any = None  # av.VideoFrame
+    # The frame's number in the whole stream, presentation order, from 0; None where it is not
+    # known without reading the stream from its start (docs/BEHAVIOUR.md, "Which frame").
+    index: int | None = 0
+    time_ms: int = 0  # the frame's time from the first frame, rounded up to whole ms
+    keyframe: bool = False
+    score: float | None = None  # dhash mode: percent of hash bits changed from the previous
+
+    def scored(self, score: float) -> Output:
+        """This output with ``score``."""
+        return dataclasses.replace(self, score=score)

@@ -176,7 +176,7 @@ def _put(
 
 
 class DeviceExecutor:
-    """A batch executor (``process_many``'s ``Executor``) that runs every job in this process,
+    """A batch executor (the ``jobs.Executor`` protocol) that runs every job in this process,
     ``decoders`` sources at once (:func:`ordered`), their captures decoding on ``device``
     (``"cuda"``, ``"cuda:N"``; NVDEC where ``hwdecode`` allows, rendered on that GPU, encoded
     on the CPU). CUDA cannot run in forked worker processes: a pool of threads shares the GPU.
@@ -191,7 +191,7 @@ class DeviceExecutor:
 
     def run(self, jobs: Sequence[Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
         """``(job, report line)`` for every job, in the order of ``jobs``."""
-        from .batch import run_source
+        from .jobs import run_source
         from .pipeline import decoding_on
 
         hw = None if self.device == "cpu" else self.device

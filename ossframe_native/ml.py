@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import geometry, loader, transform
+from . import sources as _sources
 from .decode import Source
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
@@ -59,7 +60,7 @@ class Frame:
     array: Any
     time_ms: int  # the frame's time from the first frame, rounded up to whole ms
     keyframe: bool
-    index: int  # the frame's number in presentation order, from 0
+    index: int | None  # the frame's stream number, presentation order, from 0; None: not known
     score: float | None = None  # dhash mode: percent of hash bits changed from the previous
 
 
@@ -70,7 +71,7 @@ class Batch:
 
     data: Any
     times_ms: tuple[int, ...]
-    indices: tuple[int, ...]
+    indices: tuple[int | None, ...]  # as Frame.index
     keyframes: tuple[bool, ...]
     scores: tuple[float | None, ...]
 
@@ -84,7 +85,7 @@ class FrameSample(NamedTuple):
     data: Any  # (3, H, W) tensor (CHW) or (H, W, 3)
     source: int  # position of the source in the dataset's list
     time_ms: int
-    index: int  # type: ignore[assignment]  # as Frame.index (shadows tuple.index)
+    index: int  # type: ignore[assignment]  # as Frame.index, -1 where None (shadows tuple.index)
     keyframe: bool
     score: float  # dhash mode's score, NaN in other modes
 
@@ -95,7 +96,7 @@ class ClipSample(NamedTuple):
     data: Any  # (N, 3, H, W) tensor (CHW) or (N, H, W, 3)
     source: int
     times_ms: Any  # (N,) int64 tensor
-    indices: Any  # (N,) int64 tensor
+    indices: Any  # (N,) int64 tensor, -1 where Frame.index is None
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def frames(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Frame]:
     """Like :func:`snapshots`, but yields decoded RGB frames as arrays or tensors.
 
@@ -152,13 +154,14 @@ def frames(
     ``"cuda"`` / ``"cuda:<index>"`` (torch output only; an error where CUDA is unavailable) or
     ``"auto"`` (CUDA when torch sees a GPU, else the CPU). ``layout``: ``"HWC"`` (the NumPy
     default) or ``"CHW"`` (the torch default). ``threads``: decoder threads (default
-    ``OSSFRAME_DECODE_THREADS``, else one per core).
+    ``OSSFRAME_DECODE_THREADS``, else one per core). ``source`` and ``storage_options`` as for
+    :func:`~ossframe_native.api.snapshot` (paths, URLs, bytes, file objects).
 
     Every argument is checked, the source opened and the request resolved against it (``ss``
     against the duration) before this returns; decoding happens as the iterator is consumed.
     """
     request, out = _validate(locals())
-    run = _open(source, request, out, threads)
+    run = _open(_sources.bind(source, storage_options), request, out, threads)
     return _frames(run, out)
 
 
@@ -178,6 +181,7 @@ def frames_batch(
     device: str = "cpu",
     layout: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Batch:
     """All frames :func:`frames` yields for these arguments, stacked into one :class:`Batch`.
 
@@ -187,7 +191,7 @@ def frames_batch(
     :class:`MediaError`.
     """
     request, out = _validate(locals())
-    return _batch(source, request, out, threads)
+    return _batch(_sources.bind(source, storage_options), request, out, threads)
 
 
 def frames_batches(
@@ -207,10 +211,12 @@ def frames_batches(
     layout: str | None = None,
     threads: int | None = None,
     decoders: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Batch]:
     """:func:`frames_batch` of each source, in the order of ``sources``, with ``decoders``
     sources decoding at once (:mod:`loader`): on a GPU, one per NVDEC engine by default, so
-    that every engine has work; on the CPU 1 (one source at a time on every core).
+    that every engine has work; on the CPU 1 (one source at a time on every core). URL sources
+    are opened with ``storage_options``.
 
     Every argument is checked here; each source is opened when its turn to decode comes (its
     ``MediaError`` is raised when the iterator reaches it). With ``decoders`` > 1 each source
@@ -218,7 +224,7 @@ def frames_batches(
     args = dict(locals())
     request, out = _validate(args)
     count = decoders_of(decoders, out.device)
-    items = list(sources)
+    items = [_sources.bind(source, storage_options) for source in sources]
     if count == 1:
         return (_batch(source, request, out, threads) for source in items)
     per_source = threads if threads is not None else loader.threads_per_source(count)
@@ -427,12 +433,14 @@ def _define_dataset() -> type:
     torch = _import_torch("FrameDataset")
     from torch.utils.data import IterableDataset, get_worker_info
 
-    class FrameDataset(IterableDataset):  # type: ignore[type-arg]
+    # misc: where torch is not installed, type checkers see IterableDataset as Any.
+    class FrameDataset(IterableDataset[Any]):  # type: ignore[misc, unused-ignore]
         """The frames of many sources for a ``torch.utils.data.DataLoader``.
 
-        ``sources`` are paths or ``bytes`` (file objects do not cross process boundaries). The
-        remaining keywords are those of :func:`frames` (validated here, before any worker
-        starts). Each source is read by exactly one worker: worker ``k`` of ``n`` takes sources
+        ``sources`` are paths, URLs or ``bytes`` (file objects do not cross process boundaries);
+        ``storage_options`` open the URLs. The remaining keywords are those of :func:`frames`
+        (validated here, before any worker starts). Each source is read by exactly one worker:
+        worker ``k`` of ``n`` takes sources
         ``k, k + n, k + 2n, ...``, in order, so every frame is produced exactly once.
 
         Items are :class:`FrameSample` (one per frame) or, with ``clips=True``,
@@ -454,17 +462,19 @@ def _define_dataset() -> type:
             device: str = "cpu",
             layout: str | None = None,
             threads: int | None = None,
+            storage_options: Mapping[str, Any] | None = None,
             decoders: int | None = None,
             **params: Any,
         ) -> None:
             super().__init__()
             if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence):
-                raise InvalidArgument("sources", "must be a list of paths or bytes objects")
+                raise InvalidArgument("sources", "must be a list of paths, URLs or bytes objects")
             self.sources = list(sources)
             self.clips = bool(clips)
             self.params = dict(params)
             self.threads = threads
             self.options: dict[str, Any] = dict(output=output, device=device, layout=layout)
+            self.options["storage_options"] = storage_options
             _request(self.params)  # unknown or bad parameters fail here, not in a worker
             out = _resolve_output(output, device, layout)
             _check_threads(threads)
@@ -500,12 +510,15 @@ def _define_dataset() -> type:
                         batch.data,
                         position,
                         torch.tensor(batch.times_ms, dtype=torch.int64),
-                        torch.tensor(batch.indices, dtype=torch.int64),
+                        torch.tensor(
+                            [-1 if i is None else i for i in batch.indices], dtype=torch.int64
+                        ),
                     )
                 return
             for at, fr in self._frames(sources, options):
                 score = float("nan") if fr.score is None else fr.score
-                yield FrameSample(fr.array, positions[at], fr.time_ms, fr.index, fr.keyframe, score)
+                index = -1 if fr.index is None else fr.index
+                yield FrameSample(fr.array, positions[at], fr.time_ms, index, fr.keyframe, score)
 
         def _frames(
             self, sources: list[Source], options: dict[str, Any]

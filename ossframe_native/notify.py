@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ossframe_native.errors import InvalidArgument
+from ossframe_native.names import validate_topic
 from ossframe_native.store import Store, StoreError, dump_json_line
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "validate_topic",
 ]
 
-_TOPIC_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,255}")
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 USER_AGENT = "ossframe_native-notify/1"
 
@@ -63,24 +63,13 @@ class Webhook:
             raise InvalidArgument("topics", "webhook backoff times must be >= 0 s")
 
 
-def validate_topic(topic: str, param: str = "topic") -> str:
-    """Return ``topic`` if it is a valid topic name, else raise ``InvalidArgument``.
-
-    1 to 256 characters: letters, digits, hyphens and underscores, starting with a letter or
-    a digit (the topic names of Alibaba Cloud MNS, plus ``_``).
-    """
-    if not isinstance(topic, str) or not _TOPIC_RE.fullmatch(topic):
-        raise InvalidArgument(
-            param,
-            f"invalid topic name {topic!r}; a topic has 1 to 256 letters, digits, hyphens or "
-            "underscores and starts with a letter or digit",
-        )
-    return topic
-
-
 def topic_file(topic: str, dead: bool = False) -> str:
-    """The store record name of a topic's message stream or of its dead letters."""
-    return f".notify/{validate_topic(topic)}{'.dead' if dead else ''}.jsonl"
+    """The store record name of a topic's message stream or of its dead letters.
+
+    ``topic`` is a valid topic name (``Notify.topic`` of a parsed process string, checked by
+    :func:`validate_topic` then); the store refuses any other record name.
+    """
+    return f".notify/{topic}{'.dead' if dead else ''}.jsonl"
 
 
 def normalize_topics(topics: Mapping[str, str | Webhook] | None) -> dict[str, Webhook]:
@@ -126,13 +115,13 @@ def deliver(
     store: Store,
     topics: Mapping[str, Webhook] | None = None,
 ) -> dict[str, Any]:
-    """Deliver ``message`` to ``topic``; never raises for a delivery failure.
+    """Deliver ``message`` to ``topic`` (a valid topic name, as ``parse_process`` gives it);
+    never raises for a delivery failure.
 
     Returns the delivery record put in the task result: ``topic``, ``target`` (``"file"`` or
     the URL), ``delivered``, ``attempts``, ``location`` (where the line or dead letter went),
     ``error`` (``None`` when delivered).
     """
-    validate_topic(topic)
     line = dump_json_line(message)
     webhook = (topics or {}).get(topic)
     if webhook is None:

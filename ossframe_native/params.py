@@ -13,15 +13,25 @@ import binascii
 import contextlib
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import InvalidArgument
+from .names import (
+    NameTemplate,
+    compile_template,
+    storyboard_key,
+    validate_bucket,
+    validate_topic,
+)
 
 MAX_INT = 2**53 - 1  # the largest integer a JSON consumer can hold exactly
 FORMATS = ("jpg", "png")
-SNAPSHOTS_MODES = ("default", "avg", "dhash", "key")
+# The video/snapshots modes (m): modes.register adds each mode's name.
+SNAPSHOTS_MODES: list[str] = ["default", "avg", "dhash", "key"]
+SPRITE_MODES = ("inter", "avg", "dhash", "key")  # video/sprite names the default mode "inter"
+MAX_SHEET = 16384  # px: the longest side of a video/sprite sheet
 SCALETYPES = ("stretch", "crop", "fill", "fit")
 ROTATIONS = ("auto", "w", "h")
 
@@ -63,9 +73,9 @@ class IntRange:
 
 @dataclass(frozen=True)
 class Choice:
-    """A parameter taking one of a few words."""
+    """A parameter taking one of a few words (a list may grow: registered modes)."""
 
-    values: tuple[str, ...]
+    values: Sequence[str]
 
     def describe(self) -> str:
         return "one of " + ", ".join(self.values)
@@ -143,25 +153,112 @@ CaptureRequest = SnapshotRequest | SnapshotsRequest
 
 
 @dataclass(frozen=True)
+class SpriteRequest(_Validated):
+    """``video/sprite``: the frames ``video/snapshots`` would output, tiled into sheets.
+
+    Tiles are ``sw`` x ``sh`` px (else ``psw``/``psh`` % of the source; the source size by
+    default), ``tw`` per row and ``th`` per column, ``pad`` px apart and ``margin`` px from the
+    sheet's edge. ``vtt=1`` (beyond OSS) also writes a WebVTT storyboard of the tiles.
+    """
+
+    ss: int = _param(IntRange(0, MAX_INT, "ms"), 0)
+    f: str = _param(Choice(FORMATS), "jpg")
+    m: str = _param(Choice(SPRITE_MODES), "inter")
+    thr: int = _param(IntRange(0, 100), 0)
+    num: int = _param(IntRange(0, MAX_INT), 0)
+    inter: int = _param(IntRange(0, MAX_INT, "ms"), 0)
+    sw: int | None = _param(IntRange(32, 4096))
+    sh: int | None = _param(IntRange(32, 4096))
+    psw: int | None = _param(IntRange(1, 200))
+    psh: int | None = _param(IntRange(1, 200))
+    scaletype: str = _param(Choice(SCALETYPES), "stretch")
+    tw: int = _param(IntRange(1, MAX_SHEET), 6)
+    th: int = _param(IntRange(1, MAX_SHEET), 6)
+    pad: int = _param(IntRange(0, MAX_SHEET), 2)
+    margin: int = _param(IntRange(0, MAX_SHEET), 2)
+    vtt: int = _param(IntRange(0, 1), 0)
+
+    action = "video/sprite"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.snapshots_request()  # the sampling rules of video/snapshots (avg needs num)
+        if self.sw is not None and self.sh is not None:  # the tile size is known: so is a sheet's
+            self.sheet_size(self.sw, self.sh)
+
+    def snapshots_request(self) -> SnapshotsRequest:
+        """The ``video/snapshots`` request whose outputs are this sprite's tiles."""
+        return SnapshotsRequest(
+            ss=self.ss,
+            f=self.f,
+            m="default" if self.m == "inter" else self.m,
+            thr=self.thr,
+            num=self.num,
+            inter=self.inter,
+            w=self.sw,
+            h=self.sh,
+            pw=self.psw,
+            ph=self.psh,
+            scaletype=self.scaletype,
+        )
+
+    def sheet_size(self, tile_w: int, tile_h: int) -> tuple[int, int]:
+        """(width, height) of a sheet of ``tile_w`` x ``tile_h`` tiles; ``InvalidArgument``
+        (``tw`` or ``th``) where a side would pass :data:`MAX_SHEET`."""
+        size = []
+        for param, count, tile, side in (
+            ("tw", self.tw, tile_w, "wide"),
+            ("th", self.th, tile_h, "high"),
+        ):
+            extent = 2 * self.margin + count * tile + (count - 1) * self.pad
+            if extent > MAX_SHEET:
+                across = "sw" if param == "tw" else "sh"
+                raise InvalidArgument(
+                    param,
+                    f"a sheet would be {extent} px {side} (2*margin + {param}*{across} + "
+                    f"({param}-1)*pad = 2*{self.margin} + {count}*{tile} + "
+                    f"{count - 1}*{self.pad}); at most {MAX_SHEET} px: lower {param}, the tile "
+                    "size, pad or margin",
+                )
+            size.append(extent)
+        return size[0], size[1]
+
+
+ActionRequest = CaptureRequest | SpriteRequest
+
+
+@dataclass(frozen=True)
 class SaveAs:
-    """``sys/saveas``: store each output as ``object`` in ``bucket`` (both base64-decoded)."""
+    """``sys/saveas``: store each output as ``object`` in ``bucket`` (both base64-decoded).
+
+    Made only with a valid bucket name and object-name template; ``template`` is the compiled
+    template, which every later step uses (nothing parses the name again).
+    """
 
     bucket: str
     object: str
+    template: NameTemplate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        validate_bucket(self.bucket)
+        object.__setattr__(self, "template", compile_template(self.object))
 
 
 @dataclass(frozen=True)
 class Notify:
-    """``notify``: deliver the task result to ``topic`` (base64-decoded)."""
+    """``notify``: deliver the task result to ``topic`` (base64-decoded; a valid topic name)."""
 
     topic: str
+
+    def __post_init__(self) -> None:
+        validate_topic(self.topic)
 
 
 @dataclass(frozen=True)
 class ProcessRequest:
     """A whole process string: the capture action and what to do with its outputs."""
 
-    action: CaptureRequest
+    action: ActionRequest
     saveas: SaveAs | None = None
     notify: Notify | None = None
 
@@ -169,6 +266,7 @@ class ProcessRequest:
 _ACTIONS: dict[str, type[_Validated]] = {
     SnapshotRequest.action: SnapshotRequest,
     SnapshotsRequest.action: SnapshotsRequest,
+    SpriteRequest.action: SpriteRequest,
 }
 
 
@@ -190,7 +288,7 @@ def parse_process(spec: str) -> ProcessRequest:
         name, params = _split_step(step)
         if name == "sys/saveas" and saveas is None and notify is None:
             values = _key_values(name, params, allowed=("b", "o"), required=("b", "o"))
-            saveas = _saveas(_b64("b", values["b"]), _b64("o", values["o"]), action.f)
+            saveas = _saveas(_b64("b", values["b"]), _b64("o", values["o"]), action)
         elif name == "notify" and notify is None:
             values = _key_values(name, params, allowed=("topic",), required=("topic",))
             notify = _notify(_b64("topic", values["topic"]), saveas)
@@ -203,31 +301,28 @@ def parse_process(spec: str) -> ProcessRequest:
     return ProcessRequest(action=action, saveas=saveas, notify=notify)
 
 
-def _saveas(bucket: str, template: str, f: str) -> SaveAs:
-    """The saveas step, checked by the same functions a task uses before it decodes."""
-    from .naming import compile_template
-    from .store import validate_bucket
-
-    validate_bucket(bucket)
-    # The object name template: variables, braces, and the name it gives (a neutral {barename};
-    # the source's own is checked when the task starts) must stay inside the bucket.
-    compile_template(template).render(index=1, ms=0, autoext=f, barename="x")
-    return SaveAs(bucket=bucket, object=template)
+def _saveas(bucket: str, template: str, action: ActionRequest) -> SaveAs:
+    """The saveas step: the bucket, the template's variables and braces, and the name it gives
+    (a neutral ``{barename}``; a task checks the source's own only where the name uses it)
+    must stay inside the bucket; so must a ``video/sprite`` storyboard's name (``vtt_1``)."""
+    saveas = SaveAs(bucket=bucket, object=template)
+    saveas.template.render(index=1, ms=0, autoext=action.f, barename="x")
+    if getattr(action, "vtt", 0):
+        storyboard_key(saveas.template, ms=0, autoext=action.f, barename="x")
+    return saveas
 
 
 def _notify(topic: str, saveas: SaveAs | None) -> Notify:
-    from .notify import validate_topic
-
     if saveas is None:
         raise InvalidArgument(
             "notify",
             "notify needs sys/saveas: the message reports the saved objects; add "
             "'|sys/saveas,b_..,o_..' before notify",
         )
-    return Notify(topic=validate_topic(topic))
+    return Notify(topic=topic)
 
 
-def _parse_action(segment: str) -> CaptureRequest:
+def _parse_action(segment: str) -> ActionRequest:
     name, params = _split_step(segment)
     cls = _ACTIONS.get(name)
     if cls is None:

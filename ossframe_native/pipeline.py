@@ -7,8 +7,8 @@ surfaces at the call; nothing after that raises ``InvalidArgument``::
     source ─▶ open (decode.VideoSource: stream choice, FrameIndex)
            ─▶ resolve (ss against the duration, w/h against the size after rotation, output
               geometry)
-           ─▶ plan (plan.py: one selector per mode, decode runs)
-           ─▶ Capture.outputs(): decode + dhash ranking ─▶ Output (frame + its metadata)
+           ─▶ plan (modes.py: the request's mode, one object; plan.py: decode runs)
+           ─▶ Capture.outputs(): decode, and what the mode decides ─▶ Output (frame + metadata)
            ─▶ front end: api.py renders + encodes (Image), ml.py hands over arrays (Frame),
               task.py saves (TaskResult)
 
@@ -20,31 +20,21 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, TypeVar
 
 import numpy as np
 
-from . import decode, geometry, kernels, transform
+from . import geometry, sources, timeline, transform
 from .decode import Source, VideoSource
 from .errors import InvalidArgument, MediaError
 from .geometry import Geometry
-from .index import DecodeStats, FrameIndex, MediaInfo
+from .index import END, DecodeStats, FrameIndex, MediaInfo, Output
+from .modes import Mode, mode_for
 from .params import CaptureRequest, SnapshotRequest, SnapshotsRequest
-from .plan import (
-    CapturePlan,
-    DhashRanking,
-    decode_runs,
-    keyframe_numbers,
-    may_sample_by_time,
-    mode_of,
-    plan_capture,
-    sample_times,
-)
+from .plan import CapturePlan, decode_runs, keyframe_numbers
 
 __all__ = [
     "Capture",
@@ -56,25 +46,10 @@ __all__ = [
     "resolve",
 ]
 
-# dhash with num > 0 holds its best candidates' decoded frames while it hashes the rest when
-# they fit in this many pixels; otherwise it keeps scores only and decodes the winners again.
-_DHASH_HOLD_PIXELS = 64 * 1024 * 1024
-
 T = TypeVar("T")
 
 _collecting = threading.local()  # .stats: the list collect_stats() fills, in this thread
 _device = threading.local()  # .hw: the decode device decoding_on() set, in this thread
-
-
-@dataclass(frozen=True)
-class Output:
-    """One output of a capture: the decoded frame and what every front end reports about it."""
-
-    frame: Any = None  # av.VideoFrame
-    index: int = 0  # the frame's number in the whole stream, presentation order, from 0
-    time_ms: int = 0  # the frame's time from the first frame, rounded up to whole ms
-    keyframe: bool = False
-    score: float | None = None  # dhash mode: percent of hash bits changed from the previous
 
 
 def open_capture(
@@ -85,21 +60,18 @@ def open_capture(
     ``threads``: decoder threads (0: one per core; None: ``OSSFRAME_DECODE_THREADS`` or one per
     core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (else the
     device :func:`decoding_on` set for this thread); frames it decodes are hashed and rendered
-    there (``Capture.backend``). One snapshot indexes only the GOP around its time; samples
-    10 s or more apart (``avg``, ``key`` with ``num``) are planned by time, from the last GOP,
-    and read GOP by GOP where that reads less than the whole stream (see :func:`_plan`).
+    there (``Capture.backend``). The mode (:func:`modes.mode_for`) says where the source is
+    opened: one snapshot indexes only the GOP around its time; samples 10 s or more apart
+    (``avg``, ``key`` with ``num``) are planned by time, from the last GOP, and read GOP by GOP
+    where that reads less than the whole stream (see :func:`_plan`).
     """
-    around = None
-    if isinstance(request, SnapshotRequest):
-        around = Fraction(request.t, 1000)
-    elif may_sample_by_time(request):
-        around = decode.END  # the last GOP tells the duration; _plan decides what else is read
-    src = VideoSource(source, threads=threads, around=around, hw=hw or _device_default())
+    mode = mode_for(request)
+    src = VideoSource(source, threads=threads, around=mode.around(), hw=hw or _device_default())
     collected: list[DecodeStats] | None = getattr(_collecting, "stats", None)
     if collected is not None:
         collected.append(src.stats)
     try:
-        return resolve(src, request)
+        return resolve(src, request, mode)
     except BaseException:
         src.close()
         raise
@@ -137,7 +109,7 @@ def collect_stats() -> Iterator[list[DecodeStats]]:
         _collecting.stats = previous
 
 
-def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
+def resolve(src: VideoSource, request: CaptureRequest, mode: Mode | None = None) -> Capture:
     """Checks what depends on the media and plans the capture; raises before any output.
 
     * ``ss`` of ``video/snapshots`` must be before the end of the stream (a cover picture has
@@ -147,9 +119,10 @@ def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
       only when ``ar`` is given.
     """
     info = src.info
+    mode = mode or mode_for(request)
     # A cover picture is output once whatever the mode (its plan decodes nothing: see outputs).
-    cover = CapturePlan(mode_of(request), (0,), ())
-    plan = cover if info.cover_art else _plan(src, request)  # may index the whole stream
+    cover = CapturePlan(mode.name, (0,), ())
+    plan = cover if info.cover_art else _plan(src, mode)  # may index the whole stream
     if isinstance(request, SnapshotsRequest) and not info.cover_art:
         duration_ms = float(src.index.duration * 1000)
         if request.ss >= duration_ms:
@@ -159,37 +132,26 @@ def resolve(src: VideoSource, request: CaptureRequest) -> Capture:
             )
     rotation = src.rotation() if getattr(request, "ar", None) is not None else 0
     shape = output_geometry(request, info.width, info.height, rotation)
-    return Capture(src, request, plan, shape, rotation)
+    return Capture(src, request, plan, shape, rotation, mode)
 
 
-def _plan(src: VideoSource, request: CaptureRequest) -> CapturePlan:
+def _plan(src: VideoSource, mode: Mode) -> CapturePlan:
     """Plans on the loaded index; a source opened around its end is planned by time where the
     samples lie far apart (each GOP read when the capture gets there), else its whole stream
     is indexed first."""
-    if isinstance(request, SnapshotsRequest) and src.windowed:
-        # The last GOP stands for the stream (its end, its frame count) where it numbers its
-        # frames (a sample table, or a constant rate it follows); else the whole index decides.
-        samples = None
-        if src.frame_count:
-            samples = sample_times(request, src.index, src.frame_count)
-        # dhash with num decodes its winners again unless it can hold them: a whole index then.
+    timeline = src.timeline
+    if mode.by_time and timeline.windowed:
+        # The last GOP tells the stream's end; its frame count comes from the container where
+        # it has one (MP4/MOV), else from the last GOP's frame rate.
+        samples = mode.sample_times(src.index, timeline.frames_estimate())
         if (
             samples is not None
-            and _windows_read_less(src, _windows(request, samples))
-            and (request.m != "dhash" or _dhash_holds(request, src.info))
+            and _windows_read_less(src, mode.windows(samples))
+            and mode.plans_by_time(src.info)
         ):
-            return CapturePlan(request.m, (), (), samples=samples)
-        src.load_whole_index()
-    return plan_capture(request, src.index)
-
-
-def _windows(request: SnapshotsRequest, samples: tuple[Fraction, ...]) -> int:
-    """How many GOPs a capture planned by time reads at most."""
-    if request.m in ("key", "avg"):
-        return request.num
-    if request.m == "default" and request.num:
-        return min(request.num, len(samples))
-    return len(samples)
+            return CapturePlan(mode.name, (), (), samples=samples)
+        timeline.load_whole_index()
+    return mode.plan(src.index)
 
 
 # What reading one sample's GOP costs, estimated: this much of the file's time (the GOP, and
@@ -205,11 +167,6 @@ def _windows_read_less(src: VideoSource, windows: int) -> bool:
     if size is None or duration <= 0:
         return True
     return windows * (size / duration * _WINDOW_SECONDS + _WINDOW_BYTES) < size / 2
-
-
-def _dhash_holds(request: SnapshotsRequest, info: MediaInfo) -> bool:
-    """Whether dhash keeps its best candidates' frames while it hashes the rest."""
-    return request.num * info.width * info.height <= _DHASH_HOLD_PIXELS
 
 
 def output_geometry(
@@ -235,9 +192,11 @@ class Capture:
         plan: CapturePlan,
         shape: Geometry,
         rotation: int,
+        mode: Mode | None = None,
     ) -> None:
         self.source = src
         self.request = request
+        self.mode = mode or mode_for(request)
         self.plan = plan
         self.geometry = shape  # at the stream's size; frames of another size get their own
         self.rotation = rotation
@@ -288,93 +247,75 @@ class Capture:
         return self.backend.host(transform.render(output.frame, shape, bgr, self.backend))
 
     def outputs(self) -> Generator[Output, None, None]:
-        """The outputs in time order; closes the source when exhausted or closed.
+        """The outputs in time order, as the mode decides them; closes the source when
+        exhausted or closed.
 
         Where the plan repeats a frame (``avg``), the same :class:`Output` object is yielded
         again, lazily (``num`` may be far larger than the frames), so that :meth:`mapped`
         renders it once."""
         with self:
             if self.info.cover_art:  # a cover picture: once, in every mode
-                score = 100.0 if self.plan.mode == "dhash" else None
+                score = 100.0 if self.mode.scores else None
                 yield Output(self.source.cover_frame(), 0, 0, True, score)
-            elif self.plan.mode == "dhash":
-                yield from self._dhash_outputs()
             else:
-                for output, count in self._decoded():
-                    for _ in range(count):
-                        yield output
+                yield from self.mode.decide(self._decoded(), self._again, self)
 
-    def _decoded(self) -> Iterator[tuple[Output, int]]:
-        """Each planned frame, decoded, once, in time order, with how many outputs it gives."""
+    def _decoded(self) -> Iterator[tuple[int, Output, int]]:
+        """Each planned frame, decoded, once, in time order: its number in the loaded index,
+        its output and how many outputs it gives."""
         if self.plan.samples:
             yield from self._decoded_by_time()
             return
         for number, frame in self.source.decode(self.plan.runs):
-            yield self._output(number, frame, None), self.plan.outputs(number)
+            yield number, self._output(number, frame, None), self.plan.outputs(number)
 
-    def _decoded_by_time(self) -> Iterator[tuple[Output, int]]:
-        """The frames shown at the plan's sample times, found GOP by GOP (:meth:`_windows`).
-        Several windows decode at once on parallel decoders. A frame that samples in two
-        windows show is output once (``avg``: once per sample, decoded once)."""
-        src = self.source
-        request = self.request
-        assert isinstance(request, SnapshotsRequest)
-        decoded: Iterator[tuple[Output, int]]
-        keyframes_only = request.m == "key"
-        if src.parallel and (len(self.plan.samples) > 1 or keyframes_only):
+    def frame_hash(self, frame: Any) -> int:
+        """The dhash of a decoded frame's luma, computed where it was decoded (the backend)."""
+        return self.backend.dhash(frame)
+
+    def _again(self, scores: dict[int, float]) -> Iterator[Output]:
+        """Frames of the whole stream's index decoded again, with their scores."""
+        runs = decode_runs(self.source.index, list(scores))
+        for number, frame in self.source.decode(runs):
+            yield self._output(number, frame, scores[number])
+
+    def _decoded_by_time(self) -> Iterator[tuple[int, Output, int]]:
+        """The frames shown at the plan's sample times, found GOP by GOP
+        (:meth:`Timeline.sampled`). Several windows decode at once on parallel decoders. A
+        frame that samples in two windows show is output once (a mode that repeats: once per
+        sample, decoded once)."""
+        src, mode = self.source, self.mode
+        keyframes_only = mode.keyframes_only
+        windows = src.timeline.sampled(self.plan.samples, onward=mode.reads_onward)
+        decoded: Iterator[tuple[int, Output, int]]
+        if src.parallel and (len(self.plan.samples) > 1 or mode.reads_onward):
             jobs = (
-                src.job(run, {n: (self._output(n, None, None), counts[n]) for n in run.frames})
-                for counts in self._windows()
+                src.job(run, {n: (n, self._output(n, None, None), counts[n]) for n in run.frames})
+                for counts in windows
                 for run in decode_runs(src.index, list(counts), keyframes_only)
             )
-            most = request.num if request.m in ("default", "key") else 0
             decoded = (
-                (dataclasses.replace(output, frame=frame), count)
-                for (output, count), frame in src.decode_jobs(jobs, most)
+                (number, dataclasses.replace(output, frame=frame), count)
+                for (number, output, count), frame in src.decode_jobs(jobs, mode.limit)
             )
         else:
             decoded = (
-                (self._output(n, frame, None), counts[n])
-                for counts in self._windows()
+                (n, self._output(n, frame, None), counts[n])
+                for counts in windows
                 for n, frame in src.decode(decode_runs(src.index, list(counts), keyframes_only))
             )
-        limit = request.num if request.m in ("default", "key") else 0
         previous: Output | None = None
         given = 0
-        for output, count in decoded:
+        for number, output, count in decoded:
             if previous is not None and output.frame.pts == previous.frame.pts:
-                if request.m == "avg":
-                    yield previous, count
+                if mode.repeats:
+                    yield number, previous, count
                 continue
-            yield output, count if request.m == "avg" else 1
+            yield number, output, count if mode.repeats else 1
             previous = output
             given += 1
-            if given == limit:
+            if given == mode.limit:
                 return
-
-    def _windows(self) -> Iterator[dict[int, int]]:
-        """Loads, in turn, the window of each sample not yet covered (where none can be read,
-        the whole stream's index) and yields the frames the samples it covers show (numbers in
-        the loaded index), each with how many of them show it, in time order (one frame
-        may end a window and start the next: the caller outputs it once). ``key``: from
-        its one sample (ss) on, the keyframes of each window, then the window after it."""
-        src = self.source
-        samples = deque(self.plan.samples)
-        while samples:
-            if not src.covers(samples[0]) and not src.load_window(samples[0]):
-                src.load_whole_index()
-            if self.plan.mode == "key":
-                start = samples.popleft()
-                yield dict.fromkeys(src.covered_keyframes(start), 1)
-                after = src.after_window()
-                if after is not None:
-                    samples.append(after)
-                continue
-            counts: dict[int, int] = {}
-            while samples and src.covers(samples[0]):
-                shown = src.index.frame_at(samples.popleft())
-                counts[shown] = counts.get(shown, 0) + 1
-            yield counts
 
     def mapped(self, fn: Callable[[Output], T], ahead: int = 2) -> Iterator[T]:
         """``fn`` of every output, in order, computed on a worker thread up to ``ahead`` outputs
@@ -414,33 +355,6 @@ class Capture:
             frame, index.number(number), index.time_ms(number), index.is_keyframe(number), score
         )
 
-    def _dhash_outputs(self) -> Iterator[Output]:
-        """Hashes each candidate's luma as it is decoded; the ranking is plan.DhashRanking."""
-        request = self.request
-        assert isinstance(request, SnapshotsRequest)
-        ranking = DhashRanking(request.thr, request.num, kernels.hash_distance)
-        hold = _dhash_holds(request, self.info)
-        # Ranked by their place among the candidates (time order), which ties go by: a frame's
-        # number could repeat where a capture planned by time changes how it numbers frames.
-        for place, (output, _) in enumerate(self._decoded()):
-            score = ranking.score(self.backend.dhash(output.frame))
-            if not ranking.passes(score):
-                continue
-            scored = dataclasses.replace(output, score=score)
-            if not request.num:
-                yield scored
-            else:
-                ranking.rank(place, score, scored if hold else output.index)
-        winners = ranking.winners()
-        if hold:
-            yield from (scored for _, _, scored in winners)
-            return
-        # Not held: planned on the whole stream's index (see _plan), numbered from 0.
-        scores = {number: score for _, score, number in winners}
-        runs = decode_runs(self.source.index, list(scores))
-        for number, frame in self.source.decode(runs):
-            yield self._output(number, frame, scores[number])
-
 
 def _backend(src: VideoSource) -> transform.Backend:
     """Where a capture's frames are hashed and rendered: on the GPU that decodes them (frames
@@ -461,11 +375,21 @@ def _computed_once(fn: Callable[[Output], T], outputs: Iterator[Output]) -> Iter
         yield last[1]
 
 
-def probe(source: Source) -> dict[str, Any]:
+def probe(source: Source, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Describes a source from its packets (and its first keyframe, for the rotation): the
-    picture stream captured from, and every stream of the file."""
-    with VideoSource(source) as src:
+    picture stream captured from, and every stream of the file; ``bytes_read`` and
+    ``requests`` say what describing it cost (as in :class:`DecodeStats`).
+
+    Where the container counts the frames (an MP4/MOV sample table) only the last GOP (the
+    duration) and each keyframe's packet (its time) are read; elsewhere every packet."""
+    source = sources.bind(source, storage_options)
+    with VideoSource(source, around=END) as src:
+        keyframes = src.timeline.keyframe_times_ms()  # None: not from the sample table
+        if keyframes is None:
+            src.timeline.load_whole_index()
         index = src.index
+        if keyframes is None:
+            keyframes = [index.time_ms(i) for i in keyframe_numbers(index)]
         info = src.info
         described = {
             "codec": info.codec,
@@ -473,10 +397,10 @@ def probe(source: Source) -> dict[str, Any]:
             "height": info.height,
             "rotation": src.rotation(),
             "fps": round(info.fps, 6),
-            "frames": len(index),
+            "frames": src.timeline.frame_count,
             "duration_ms": float(index.duration * 1000),
             "start_ms": float(index.first_pts * index.time_base * 1000),
-            "keyframes_ms": [index.time_ms(i) for i in keyframe_numbers(index)],
+            "keyframes_ms": keyframes,
             "cover_art": info.cover_art,
             "stream": info.stream,
             "streams": [
@@ -484,16 +408,19 @@ def probe(source: Source) -> dict[str, Any]:
             ],
         }
     # After the source is closed: a file object serves one container at a time.
-    described["snapshot_reads"] = _snapshot_reads(source, index, info.cover_art)
+    read = dataclasses.replace(src.stats)
+    described["snapshot_reads"] = _snapshot_reads(source, index, info.cover_art, read)
+    described["bytes_read"], described["requests"] = read.bytes_read, read.requests
     return described
 
 
-def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool) -> str:
+def _snapshot_reads(source: Source, index: FrameIndex, cover_art: bool, read: DecodeStats) -> str:
     """How a snapshot reaches its frame in this source, found by a trial in the middle of the
-    stream: ``seek`` (only the GOP around t is read), ``seek_and_count`` (and the packets
-    before it are counted: variable frame rate outside MP4/MOV), ``from_start`` (no usable
-    seek: read up to t) or ``whole_stream`` (every packet, e.g. missing timestamps)."""
+    stream: ``seek`` (only the GOP around t is read), ``from_start`` (no usable seek: read up
+    to t) or ``whole_stream`` (every packet, e.g. missing timestamps). What the trial read is
+    added to ``read``."""
     if cover_art:
-        return decode.SEEK  # the one picture
+        return timeline.SEEK  # the one picture
     with VideoSource(source, around=index.duration / 2) as trial:
-        return trial.reach or decode.WHOLE_STREAM
+        read.add(trial.stats)
+        return trial.reach or timeline.WHOLE_STREAM

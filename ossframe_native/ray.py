@@ -4,7 +4,7 @@ Needs the ``ray`` extra (``pip install 'ossframe_native[ray]'``); ``import ossfr
 never imports this module. See docs/RAY.md.
 
 * :class:`RayExecutor` runs a batch's jobs as Ray tasks. Each task runs the same per-source
-  function as the local process pool (:func:`ossframe_native.batch.run_source`), so the objects,
+  function as the local process pool (:func:`ossframe_native.jobs.run_source`), so the objects,
   report lines and resume records are the same. At most a few tasks per cluster CPU are in
   flight; a task whose worker or node dies is retried ``max_retries`` times, then reported
   ``WorkerCrashed``.
@@ -25,8 +25,8 @@ import numpy as np
 import ray
 import ray.exceptions
 
-from ossframe_native.batch import Job, expand_sources, failed_line, run_source
 from ossframe_native.errors import InvalidArgument
+from ossframe_native.jobs import Job, expand_sources, failed_line, run_source
 
 __all__ = ["RayExecutor", "read_frames"]
 
@@ -71,7 +71,8 @@ def assigned_cpus() -> int:
     return max(1, int(resources.get("CPU", 1)))
 
 
-@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
+# untyped-decorator: where ray is not installed, type checkers see ray.remote as Any.
+@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)  # type: ignore[untyped-decorator, unused-ignore]
 def _run_task(job: Job) -> tuple[dict[str, Any], str]:
     """One job as a Ray task: decoding on the CPUs Ray assigned; returns (line, node id)."""
     line = run_source(job._replace(threads=assigned_cpus()))
@@ -144,7 +145,7 @@ class RayExecutor:
                 f"the Ray worker running this source died or was lost, {self.max_retries + 1} "
                 f"time(s) with retries ({type(exc).__name__}: {why})"
             )
-            return failed_line(job, None, message=message)
+            return failed_line(job, message=message)
         self.nodes[job.source] = node
         result: dict[str, Any] = line
         return result
@@ -153,6 +154,7 @@ class RayExecutor:
 def _finished(refs: list[ray.ObjectRef[Any]]) -> list[ray.ObjectRef[Any]]:
     """Waits for one of ``refs`` to finish; returns it and all others finished by then (one
     pass over the window per wake-up, not one per task)."""
+    done: list[ray.ObjectRef[Any]]
     done, rest = ray.wait(refs, num_returns=1)
     if rest:
         more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
@@ -191,8 +193,9 @@ def read_frames(
 ) -> Any:
     """A ``ray.data.Dataset`` of the frames ``ofn.frames`` captures from each source.
 
-    ``paths``: paths, globs, manifests (as ``ossframe batch`` takes them) or fsspec URLs
-    (``s3://...``, opened with ``storage_options``) that every node can read. The capture
+    ``paths``: paths, URLs (``s3://``, ``oss://``, ``gs://``, ``http(s)://``, opened with
+    ``storage_options``), globs over folders or buckets and manifests, as ``ossframe batch``
+    takes them, that every node can read. The capture
     arguments are those of ``ofn.frames`` (OSS ``video/snapshots`` parameters). Rows:
 
     * default: one per frame, ``{"source", "time_ms", "index", "keyframe", "score", "frame"}``,
@@ -219,9 +222,7 @@ def read_frames(
         raise InvalidArgument("device", f"must be one of {', '.join(_DEVICES)}, got {device!r}")
     if decoders is not None:
         check_decoders(decoders)
-    urls = [p for p in _as_list(paths) if _is_url(p)]
-    local = expand_sources([p for p in _as_list(paths) if not _is_url(p)])
-    sources = local + urls
+    sources = expand_sources(_as_list(paths), storage_options)
     if not sources:
         raise InvalidArgument("paths", "give at least one source")
     connect()
@@ -249,19 +250,6 @@ def _as_list(paths: Any) -> list[str]:
     return [os.fspath(p) for p in paths]
 
 
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
-def _opened(source: str, storage_options: Mapping[str, Any]) -> Any:
-    """The source as ``ofn.frames`` takes it: a path, or a seekable file for a URL."""
-    if not _is_url(source):
-        return None
-    import fsspec
-
-    return fsspec.open(source, "rb", **storage_options)
-
-
 def _source_rows(
     source: str,
     options: Mapping[str, Any],
@@ -277,27 +265,26 @@ def _source_rows(
     on_device: dict[str, Any] = {}
     if device != "cpu":  # tensors on the GPU, handed over as NumPy arrays
         on_device = {"output": "torch", "device": device, "layout": "HWC"}
-    opener = _opened(source, storage_options)
-    with opener if opener is not None else _nothing() as handle:
-        if clips:
-            batch = frames_batch(handle or source, threads=threads, **options, **on_device)
-            yield {
-                "source": source,
-                "times_ms": list(batch.times_ms),
-                "indices": list(batch.indices),
-                "keyframes": list(batch.keyframes),
-                "frames": _host(batch.data),
-            }
-            return
-        for frame in frames(handle or source, threads=threads, **options, **on_device):
-            yield {
-                "source": source,
-                "time_ms": frame.time_ms,
-                "index": frame.index,
-                "keyframe": frame.keyframe,
-                "score": frame.score,
-                "frame": _host(frame.array),
-            }
+    opened = {"threads": threads, "storage_options": storage_options, **options, **on_device}
+    if clips:
+        batch = frames_batch(source, **opened)
+        yield {
+            "source": source,
+            "times_ms": list(batch.times_ms),
+            "indices": list(batch.indices),
+            "keyframes": list(batch.keyframes),
+            "frames": _host(batch.data),
+        }
+        return
+    for frame in frames(source, **opened):
+        yield {
+            "source": source,
+            "time_ms": frame.time_ms,
+            "index": frame.index,
+            "keyframe": frame.keyframe,
+            "score": frame.score,
+            "frame": _host(frame.array),
+        }
 
 
 def _host(array: Any) -> Any:
@@ -346,9 +333,3 @@ def _grouped_rows(
 
 _FRAME_KEYS = ("source", "time_ms", "index", "keyframe", "score", "frame")
 _CLIP_KEYS = ("source", "times_ms", "indices", "keyframes", "frames")
-
-
-def _nothing() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext(None)

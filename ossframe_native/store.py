@@ -1,8 +1,9 @@
 """Where saved objects go: the ``Store`` interface, ``LocalStore`` and ``FsspecStore``.
 
-A store holds buckets; a bucket holds objects named by keys that may contain ``/``. Every name
-is validated here, before anything runs, so that nothing can be written outside the store:
-see :func:`validate_bucket` and :func:`validate_key` (docs/TASKS.md).
+A store holds buckets; a bucket holds objects named by keys that may contain ``/``. Every
+public method checks its bucket and key with :func:`validate_bucket` and :func:`validate_key`
+(defined in :mod:`ossframe_native.names`, re-exported here), so that nothing can be written
+outside the store (docs/TASKS.md).
 
 Besides user objects, a store keeps the project's own records under *system names* that start
 with a dot and so can never clash with a bucket (``.tasks/<key>.json`` for task results,
@@ -17,6 +18,7 @@ import errno
 import json
 import os
 import re
+import stat
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -24,25 +26,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from ossframe_native.errors import FrameError, InvalidArgument, InvalidObjectName
+from ossframe_native.names import TEMP_SUFFIX, validate_bucket, validate_key
 
 __all__ = [
     "FsspecStore",
     "LocalStore",
     "Store",
     "StoreError",
+    "TEMP_SUFFIX",
     "open_store",
     "validate_bucket",
     "validate_key",
 ]
 
-MAX_KEY_BYTES = 1023
-# Bytes of one '/'-separated segment of a key: the file-name limit (NAME_MAX) of ext4, XFS,
-# Btrfs, APFS and NTFS, so a key that validates can be written to any local store.
-MAX_SEGMENT_BYTES = 255
-TEMP_SUFFIX = ".ossframe-tmp"
 
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _SYSTEM_RE = re.compile(r"\.(?:tasks|notify)/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -50,75 +47,6 @@ class StoreError(FrameError):
     """Reading or writing the store failed (disk full, permissions, network, ...)."""
 
     code = "StoreError"
-
-
-def validate_bucket(bucket: str, param: str = "b") -> str:
-    """Return ``bucket`` if it is a valid OSS bucket name, else raise ``InvalidArgument``.
-
-    OSS rules: 3 to 63 characters, lower-case letters, digits and hyphens, starting and ending
-    with a letter or digit.
-    """
-    if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
-        raise InvalidArgument(
-            param,
-            f"invalid bucket name {bucket!r}; a bucket name has 3 to 63 characters, only "
-            "lower-case letters, digits and hyphens, and starts and ends with a letter or digit",
-        )
-    return bucket
-
-
-def validate_key(key: str, param: str = "o") -> str:
-    """Return ``key`` if it is an object key that stays inside its bucket, else raise.
-
-    Refused: empty keys, keys over 1023 bytes of UTF-8, absolute keys (leading ``/``),
-    backslashes, NUL and other control characters, empty, ``.`` or ``..`` segments, segments
-    over 255 bytes (the file-name limit of local file systems) and segments ending in
-    ``.ossframe-tmp`` (the store's temporary files: never listed, read or deleted).
-    """
-    if not isinstance(key, str) or not key:
-        raise InvalidArgument(param, "the object name is empty; give a name of 1 to 1023 bytes")
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidArgument(param, f"object name {key!r} is not valid UTF-8 text") from None
-    if size > MAX_KEY_BYTES:
-        raise InvalidArgument(
-            param, f"object name is {size} bytes of UTF-8; at most {MAX_KEY_BYTES} are allowed"
-        )
-    if "\\" in key:
-        raise InvalidArgument(
-            param, f"object name {key!r} contains a backslash; separate folders with '/'"
-        )
-    if _CONTROL_RE.search(key):
-        raise InvalidArgument(
-            param, f"object name {key!r} contains NUL or a control character; these are refused"
-        )
-    if key.startswith("/"):
-        raise InvalidArgument(
-            param, f"object name {key!r} is absolute; names are relative to their bucket"
-        )
-    for segment in key.split("/"):
-        if segment.endswith(TEMP_SUFFIX):
-            raise InvalidArgument(
-                param,
-                f"object name {key!r} ends a segment with {TEMP_SUFFIX!r}, which the store "
-                "reserves for its writes in progress",
-            )
-        if segment in ("", ".", ".."):
-            raise InvalidArgument(
-                param,
-                f"object name {key!r} has an empty, '.' or '..' path segment; a name may not "
-                "leave its bucket or contain '//'",
-            )
-        segment_size = len(segment.encode("utf-8"))
-        if segment_size > MAX_SEGMENT_BYTES:
-            raise InvalidArgument(
-                param,
-                f"object name has a segment (between '/') of {segment_size} bytes of UTF-8; file "
-                f"systems allow at most {MAX_SEGMENT_BYTES} bytes per name, so each segment may "
-                f"have at most {MAX_SEGMENT_BYTES} (split the name with '/')",
-            )
-    return key
 
 
 def _check_system_name(name: str) -> str:
@@ -295,7 +223,15 @@ class LocalStore(Store):
         path = self._path(_check_system_name(name))
         try:
             with self._record_dir(name, create=False) as dir_fd:
-                fd = os.open(name.split("/")[1], os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+                # Non-blocking: opening a FIFO planted here must not wait for a writer.
+                flags = os.O_RDONLY | _NOFOLLOW | _NONBLOCK
+                fd = os.open(name.split("/")[1], flags, dir_fd=dir_fd)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise StoreError(
+                        f"cannot read {path}: a directory, FIFO or other special file stands "
+                        "where the store keeps this record; records are only read from files"
+                    )
                 with open(fd, "rb") as f:
                     return f.read()
         except FileNotFoundError:
@@ -338,6 +274,8 @@ class LocalStore(Store):
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
 # What a store's own write adds to an object's folder: ".<32 hex digits>.ossframe-tmp".
 _TEMP_NAME_BYTES = 1 + 32 + len(TEMP_SUFFIX)
 

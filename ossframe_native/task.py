@@ -2,8 +2,11 @@
 
 A front end over :mod:`ossframe_native.pipeline` (through ``api.capture``). Every process string
 gives a :class:`TaskResult`: without ``sys/saveas`` it carries the captured images
-(``result.images``) and nothing is stored. The order of a task with ``sys/saveas``
-(docs/TASKS.md, docs/BEHAVIOUR.md "Saving and naming" and "Notify"):
+(``result.images``) and nothing is stored. A task with ``sys/saveas`` is a :class:`TaskPlan`
+(made once by :func:`prepare`) run on one source by :func:`run_task`, the one task runner of the
+command line, batches (local pool and Ray) and the service; a task that could not run to its
+end anywhere is :meth:`TaskResult.failed`. The order (docs/TASKS.md, docs/BEHAVIOUR.md "Saving
+and naming" and "Notify"):
 
 1. Everything that can be checked without the media is checked first: the process string
    (``parse_process`` checks the bucket name, the object-name template and the topic name), the
@@ -25,17 +28,29 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from ossframe_native import notify as _notify
+from ossframe_native import sources as _sources
 from ossframe_native.errors import EXIT_STATUS, FrameError, InvalidArgument, error_code
-from ossframe_native.naming import NameTemplate, barename_of, compile_template
+from ossframe_native.names import NameTemplate
+from ossframe_native.params import ProcessRequest, SpriteRequest, parse_process
 from ossframe_native.store import Store, open_store
 
-__all__ = ["SavedObject", "TaskResult", "exit_status", "process", "run_request", "task_key"]
+__all__ = [
+    "SavedObject",
+    "TaskPlan",
+    "TaskResult",
+    "exit_status",
+    "prepare",
+    "process",
+    "run_request",
+    "run_task",
+    "task_key",
+]
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -120,6 +135,40 @@ class TaskResult:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
     @classmethod
+    def failed(
+        cls,
+        source: Any,
+        spec: str,
+        error: BaseException | None = None,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        store: str = "",
+        bucket: str = "",
+        task_id: str | None = None,
+    ) -> TaskResult:
+        """The one failure record of a task that did not run to its end: ``error`` raised
+        around it (its code and message as :func:`run_task` reports them), or ``code`` and
+        ``message`` for what stopped it from outside (a worker that died, a time limit).
+        Nothing is listed as saved; objects it wrote before that stay in the store."""
+        if error is not None:
+            code, message = error_code(error), _error_message(error)
+        return cls(
+            task_id=task_id or uuid.uuid4().hex,
+            state=FAILED,
+            source=_source_label(source),
+            spec=spec,
+            store=store,
+            bucket=bucket,
+            objects=(),
+            outputs=0,
+            overwritten=0,
+            bytes_written=0,
+            error_code=code or "InternalError",
+            error_message=message or "",
+        )
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskResult:
         return cls(
             task_id=data["task_id"],
@@ -141,16 +190,49 @@ class TaskResult:
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """The spec-level part of a task, checked once (a batch checks it before any source)."""
+class TaskPlan:
+    """A process string with ``sys/saveas``, parsed and checked once, with where it saves: what
+    :func:`run_task` runs on each source (small and picklable: batch workers receive it)."""
 
     spec: str
-    request: Any  # ProcessRequest
+    request: ProcessRequest  # with saveas
     store: Store
-    bucket: str
-    template: NameTemplate
-    topic: str | None
     topics: Mapping[str, _notify.Webhook]
+
+    @property
+    def bucket(self) -> str:
+        assert self.request.saveas is not None  # prepare() made sure
+        return self.request.saveas.bucket
+
+    @property
+    def template(self) -> NameTemplate:
+        assert self.request.saveas is not None
+        return self.request.saveas.template
+
+    @property
+    def topic(self) -> str | None:
+        return None if self.request.notify is None else self.request.notify.topic
+
+    def failed(
+        self,
+        source: Any,
+        error: BaseException | None = None,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        task_id: str | None = None,
+    ) -> TaskResult:
+        """:meth:`TaskResult.failed` for a task of this plan."""
+        return TaskResult.failed(
+            source,
+            self.spec,
+            error,
+            code=code,
+            message=message,
+            store=self.store.location,
+            bucket=self.bucket,
+            task_id=task_id,
+        )
 
 
 def process(
@@ -160,6 +242,7 @@ def process(
     topics: Mapping[str, str | _notify.Webhook] | None = None,
     task_id: str | None = None,
     threads: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> TaskResult:
     """Runs a process string on ``source`` and returns a :class:`TaskResult`.
 
@@ -169,19 +252,19 @@ def process(
     ``Failed`` rather than raised when the media or the store fails midway. ``topics`` maps topic
     names to http(s) webhook URLs (or :class:`Webhook`); unmapped topics are appended to
     ``.notify/<topic>.jsonl`` in the store. ``threads``: decoder threads (see ``frames``).
+    ``source`` and ``storage_options`` as for ``snapshot`` (paths, URLs, bytes, file objects).
 
     Raises ``InvalidArgument`` before decoding anything when the process string, a parameter
     checked against the media, the store, the bucket, the object name or the topic is not valid.
     """
-    from ossframe_native.params import parse_process
-
+    source = _sources.bind(source, storage_options)
     return run_request(source, spec, parse_process(spec), store, topics, task_id, threads)
 
 
 def run_request(
     source: Any,
     spec: str,
-    request: Any,
+    request: ProcessRequest,
     store: Store | str | os.PathLike[str] | None = None,
     topics: Mapping[str, str | _notify.Webhook] | None = None,
     task_id: str | None = None,
@@ -191,18 +274,22 @@ def run_request(
     ``ProcessRequest``), so that callers holding one do not parse it again."""
     if request.saveas is None:  # parse_process refuses notify without it
         return _capture_only(source, spec, request, task_id, threads)
-    plan = prepare(spec, request, store, topics)
+    plan = prepare(spec, store, topics, request=request)
     return run_task(plan, source, task_id=task_id, raise_invalid=True, threads=threads)
 
 
 def _capture_only(
-    source: Any, spec: str, request: Any, task_id: str | None, threads: int | None
+    source: Any, spec: str, request: ProcessRequest, task_id: str | None, threads: int | None
 ) -> TaskResult:
     from ossframe_native import api
 
     started_at = _now()
     t0 = time.perf_counter()
-    images = tuple(api.capture(source, request.action, threads=threads))
+    images: tuple[Any, ...]
+    if isinstance(request.action, SpriteRequest):  # the encoded sheets (sprites.EncodedSheet)
+        images = _sprite_sheets(source, request.action, threads)
+    else:
+        images = tuple(api.capture(source, request.action, threads=threads))
     total_ms = round((time.perf_counter() - t0) * 1000, 3)
     return TaskResult(
         task_id=task_id or uuid.uuid4().hex,
@@ -220,17 +307,36 @@ def _capture_only(
     )
 
 
+def _sprite_sheets(source: Any, action: SpriteRequest, threads: int | None) -> tuple[Any, ...]:
+    from ossframe_native import sprites
+
+    if action.vtt:
+        raise InvalidArgument(
+            "vtt",
+            "the storyboard points at the sheets by name: vtt_1 needs '|sys/saveas,b_..,o_..' "
+            "(or ossframe process -o FILE); sprites.Sprite.storyboard(urls) builds one for "
+            "sheets you name yourself",
+        )
+    return tuple(sprites.open_sprite(source, action, threads=threads, bgr=True).encoded())
+
+
 def prepare(
     spec: str,
-    request: Any,
     store: Store | str | os.PathLike[str] | None,
-    topics: Mapping[str, str | _notify.Webhook] | None,
-) -> _Plan:
-    """Opens the store, compiles the object name and checks the webhooks of a saveas task
-    (``request`` comes from ``parse_process``, which checked the bucket, name and topic)."""
+    topics: Mapping[str, str | _notify.Webhook] | None = None,
+    *,
+    request: ProcessRequest | None = None,
+) -> TaskPlan:
+    """The :class:`TaskPlan` of a process string with ``sys/saveas``: parses ``spec`` (unless
+    ``request``, its parse, is given; ``parse_process`` checks the bucket, object name and
+    topic), opens the store and checks the webhooks. Raises ``InvalidArgument``."""
+    if request is None:
+        request = parse_process(spec)
     if request.saveas is None:
         raise InvalidArgument(
-            "spec", "this needs a process string with '|sys/saveas,b_..,o_..' to store outputs"
+            "spec",
+            "this needs '|sys/saveas,b_..,o_..' in the process string: a batch or a queued "
+            "task keeps its outputs only in the store",
         )
     if store is None:
         raise InvalidArgument(
@@ -238,34 +344,24 @@ def prepare(
             "sys/saveas needs a store: pass store=LocalStore(root), a directory path or an fsspec "
             "URL (--root DIR on the command line)",
         )
-    store = open_store(store)
     # parse_process checked the bucket, the object name (with a neutral {barename}) and the
-    # topic with the same validators; what depends on the source is checked in run_task.
-    bucket = request.saveas.bucket
-    template = compile_template(request.saveas.object)
-    topic = request.notify.topic if request.notify is not None else None
-    webhooks = _notify.normalize_topics(topics)
-    return _Plan(spec, request, store, bucket, template, topic, webhooks)
+    # topic; what depends on the source is checked in run_task.
+    return TaskPlan(spec, request, open_store(store), _notify.normalize_topics(topics))
 
 
 def task_key(source: Any, spec: str) -> str | None:
-    """The key under which a path source's result is recorded (``None`` for other sources)."""
-    if not isinstance(source, (str, os.PathLike)):
+    """The key under which a path or URL source's result is recorded (``None`` for other
+    sources): its absolute path, or its URL without signing parameters."""
+    name = _sources.identity(source)
+    if name is None:
         return None
-    path = os.path.abspath(os.fsdecode(source))
-    return hashlib.sha256(f"{path}\n{spec}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return hashlib.sha256(f"{name}\n{spec}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def source_stat(source: Any) -> dict[str, Any] | None:
-    """Path, size and modification time of a path source, as recorded with its result."""
-    if not isinstance(source, (str, os.PathLike)):
-        return None
-    path = os.path.abspath(os.fsdecode(source))
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """What is recorded with a result to tell the source unchanged: a path's size and
+    modification time, a URL's size and ETag."""
+    return _sources.stat(source)
 
 
 def record_name(key: str) -> str:
@@ -273,12 +369,7 @@ def record_name(key: str) -> str:
 
 
 def _source_label(source: Any) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fsdecode(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<bytes: {len(source)}>"
-    name = getattr(source, "name", None)
-    return name if isinstance(name, str) else "<file object>"
+    return _sources.display(source)
 
 
 def _now() -> str:
@@ -289,35 +380,67 @@ def _error_message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
 
 
+#: Makes the notify message from a task's result (default: ``TaskResult.to_dict``).
+Message = Callable[[TaskResult], Mapping[str, Any]]
+
+
 def run_task(
-    plan: _Plan,
+    plan: TaskPlan,
     source: Any,
     task_id: str | None = None,
     raise_invalid: bool = True,
     threads: int | None = None,
+    message: Message | None = None,
 ) -> TaskResult:
-    """Runs one saveas task on ``source`` (see the module docstring for the order).
+    """The task runner: runs ``plan`` on ``source`` (the order is in the module docstring).
 
-    ``threads``: decoder threads for this task (a batch worker passes its share of the cores).
+    Every failure ends in a ``Failed`` result (:meth:`TaskResult.failed` for an error around
+    the task itself, e.g. in recording it), never an exception, except ``InvalidArgument``
+    found before anything is decoded or written when ``raise_invalid`` (what ``process()``
+    promises; a batch and the service pass False). ``threads``: decoder threads (a batch
+    worker passes its share of the cores). ``message``: makes what the notify step delivers
+    from the result (the service delivers an IMM-shaped message).
     """
+    task_id = task_id or uuid.uuid4().hex
+    try:
+        result = _save_outputs(plan, source, task_id, raise_invalid, threads)
+        if plan.topic is not None:
+            result = _notified(result, plan, message or TaskResult.to_dict)
+        return _record(result, source, plan)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed result
+        if raise_invalid and isinstance(exc, InvalidArgument):
+            raise
+        return plan.failed(source, exc, task_id=task_id)
+
+
+def _save_outputs(
+    plan: TaskPlan, source: Any, task_id: str, raise_invalid: bool, threads: int | None
+) -> TaskResult:
+    """Captures and saves every output; the result before notify and recording."""
     from ossframe_native import api
 
-    task_id = task_id or uuid.uuid4().hex
     started_at = _now()
     t0 = time.perf_counter()
-    barename = barename_of(source)
+    barename = _sources.barename_of(source)
     action = plan.request.action
     objects: dict[str, SavedObject] = {}
     outputs = overwritten = written = 0
     write_s = 0.0
     error: BaseException | None = None
     last_key = ""
-    images = None
+    images: Iterator[Any] | None = None
     try:
-        # The one check that needs the source's name, still before any decode; then the source
-        # is opened and the request resolved against it (parameter errors surface here).
-        plan.template.render(index=1, ms=0, autoext=action.f, barename=barename)
-        images = api.capture(source, action, threads=threads)
+        # The one check that needs the source's name (parse_process checked the name with a
+        # neutral one), still before any decode; then the source is opened and the request
+        # resolved against it (parameter errors surface here).
+        if "barename" in plan.template.variables:
+            plan.template.render(index=1, ms=0, autoext=action.f, barename=barename)
+        if isinstance(action, SpriteRequest):  # sheets (+ storyboard), each with its own key
+            from ossframe_native import sprites
+
+            images = sprites.task_outputs(source, action, plan.template, barename, threads)
+        else:
+            images = api.capture(source, action, threads=threads)
     except InvalidArgument as exc:
         if raise_invalid:
             raise
@@ -328,7 +451,7 @@ def run_task(
         try:
             for image in images:
                 outputs += 1
-                key = plan.template.render(
+                key = getattr(image, "key", None) or plan.template.render(
                     index=outputs, ms=image.time_ms, autoext=image.format, barename=barename
                 )
                 tw = time.perf_counter()
@@ -353,7 +476,7 @@ def run_task(
         notes.append(_overwrite_note(plan.template, outputs, overwritten, objects, last_key))
     if error is None and outputs == 0:
         notes.append("the action returned no output; nothing was saved")
-    result = TaskResult(
+    return TaskResult(
         task_id=task_id,
         state=SUCCEEDED if error is None else FAILED,
         source=_source_label(source),
@@ -375,12 +498,15 @@ def run_task(
         },
         notes=tuple(notes),
     )
-    if plan.topic is not None:
-        tn = time.perf_counter()
-        delivery = _notify.deliver(plan.topic, result.to_dict(), plan.store, plan.topics)
-        timings = dict(result.timings, notify_ms=round((time.perf_counter() - tn) * 1000, 3))
-        result = replace(result, notify=delivery, timings=timings)
-    return _record(result, source, plan)
+
+
+def _notified(result: TaskResult, plan: TaskPlan, message: Message) -> TaskResult:
+    """``result`` with the delivery of ``message(result)`` to the plan's topic."""
+    assert plan.topic is not None
+    tn = time.perf_counter()
+    delivery = _notify.deliver(plan.topic, message(result), plan.store, plan.topics)
+    timings = dict(result.timings, notify_ms=round((time.perf_counter() - tn) * 1000, 3))
+    return replace(result, notify=delivery, timings=timings)
 
 
 def _overwrite_note(
@@ -404,7 +530,7 @@ def _overwrite_note(
     )
 
 
-def _record(result: TaskResult, source: Any, plan: _Plan) -> TaskResult:
+def _record(result: TaskResult, source: Any, plan: TaskPlan) -> TaskResult:
     key = task_key(source, plan.spec)
     if key is None:
         return result

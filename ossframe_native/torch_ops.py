@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import decode, kernels
+from . import kernels, pictures
 from .errors import MediaError
 
 __all__ = [
@@ -353,14 +353,14 @@ def frame_planes(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(Y, U, V) uint8 tensors on ``device`` for an 8-bit 4:2:0 frame, else None.
 
-    Planar frames in system memory are uploaded plane by plane (``decode.yuv420_planes``
+    Planar frames in system memory are uploaded plane by plane (``pictures.yuv420_planes``
     views). NV12 frames (what NVDEC returns: format ``cuda`` when they stay in GPU memory,
     ``nv12`` when a cuvid decoder copied them back) are taken through DLPack, without a copy
     where they already are on the device.
     """
     fmt = frame.format.name
     if fmt not in ("cuda", "nv12"):
-        planes = decode.yuv420_planes(frame)
+        planes = pictures.yuv420_planes(frame)
         if planes is None:
             return None
         y, u, v = (torch.from_numpy(p).to(device) for p in planes)
@@ -419,7 +419,7 @@ class RenderBackend:
 
     def rgb(self, frame: Any, bgr: bool) -> torch.Tensor:
         """FFmpeg's RGB (or BGR) conversion of a frame in system memory, uploaded."""
-        return torch.from_numpy(decode.to_rgb(frame, bgr)).to(self.device)
+        return torch.from_numpy(pictures.to_rgb(frame, bgr)).to(self.device)
 
     def canvas(self, height: int, width: int, zeroed: bool) -> torch.Tensor:
         """An (H, W, 3) uint8 canvas (black when ``zeroed``)."""
@@ -455,7 +455,7 @@ class RenderBackend:
         native kernel (identical hashes either way)."""
         if frame.format.name in ("cuda", "nv12"):
             return dhash(_luma(frame, self.device))
-        return kernels.dhash(decode.luma_plane(frame))
+        return kernels.dhash(pictures.luma_plane(frame))
 
     def host(self, image: torch.Tensor) -> np.ndarray:
         """The image as a C-contiguous NumPy array."""

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import decode, kernels
+from . import kernels, pictures
 from .geometry import Geometry
 
 __all__ = ["NUMPY", "Backend", "NumpyBackend", "render"]
@@ -63,11 +63,11 @@ class NumpyBackend:
 
     def planes(self, frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Zero-copy views of a planar 8-bit 4:2:0 frame's planes."""
-        return decode.yuv420_planes(frame)
+        return pictures.yuv420_planes(frame)
 
     def rgb(self, frame: Any, bgr: bool) -> np.ndarray:
         """FFmpeg's conversion."""
-        return decode.to_rgb(frame, bgr)
+        return pictures.to_rgb(frame, bgr)
 
     def canvas(self, height: int, width: int, zeroed: bool) -> np.ndarray:
         """An (H, W, 3) uint8 array."""
@@ -97,7 +97,7 @@ class NumpyBackend:
 
     def dhash(self, frame: Any) -> int:
         """``kernels.dhash`` of the luma plane."""
-        return kernels.dhash(decode.luma_plane(frame))
+        return kernels.dhash(pictures.luma_plane(frame))
 
     def host(self, image: np.ndarray) -> np.ndarray:
         """The array itself."""
@@ -121,12 +121,12 @@ def render(frame: Any, geometry: Geometry, bgr: bool = False, backend: Backend =
     planes = None if exact else backend.planes(frame)
     if planes is not None and not geometry.rotate:
         canvas, target = _canvas(geometry, backend)
-        backend.yuv420_to_rgb_into(planes, geometry.crop, target, *decode.colour(frame), bgr)
+        backend.yuv420_to_rgb_into(planes, geometry.crop, target, *pictures.colour(frame), bgr)
         return canvas
     if planes is not None:  # rotated: the whole frame by the fused pass, then turned
         image = backend.canvas(frame.height, frame.width, zeroed=False)
         whole = (0.0, 0.0, float(frame.width), float(frame.height))
-        backend.yuv420_to_rgb_into(planes, whole, image, *decode.colour(frame), bgr)
+        backend.yuv420_to_rgb_into(planes, whole, image, *pictures.colour(frame), bgr)
     else:
         image = backend.rgb(frame, bgr)
     if geometry.rotate:

@@ -8,6 +8,7 @@ in a few minutes on two cores.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -465,10 +466,30 @@ def _cuda_missing() -> str | None:
     return None
 
 
+# The modules of the package's optional extras, for ``pytest.mark.needs("server")`` and the like.
+EXTRA_MODULES = {
+    "server": ("starlette", "anyio", "uvicorn", "httptools", "anycrc"),
+    "ray": ("ray",),
+    "torch": ("torch",),
+}
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A test marked ``cuda`` (``@pytest.mark.cuda`` or a ``pytest.param(..., marks=...)``)
+    """A test marked ``needs(name, ...)`` (an extra of :data:`EXTRA_MODULES`, or a module) skips,
+    with the reason, where one of those optional modules is not installed: each such test is
+    one skip (a module-level ``importorskip`` would count a whole file as one).
+
+    A test marked ``cuda`` (``@pytest.mark.cuda`` or a ``pytest.param(..., marks=...)``)
     skips where there is no CUDA device, and fails instead when ``OSSFRAME_REQUIRE_CUDA=1``, so
     a GPU run cannot pass by skipping its GPU tests."""
+    for mark in item.iter_markers("needs"):
+        modules = [m for name in mark.args for m in EXTRA_MODULES.get(name, (name,))]
+        missing = [name for name in modules if importlib.util.find_spec(name) is None]
+        if missing:
+            pytest.skip(
+                f"needs {', '.join(missing)}, not installed (the README's test command installs "
+                "every package the tests use)"
+            )
     if item.get_closest_marker("cuda") is None:
         return
     why = _cuda_missing()

@@ -1,7 +1,9 @@
 """Seeded media fuzzing: mutated small clips through every capture entry point.
 
-Small clips of several codecs and containers are generated, then mutated (byte flips,
-truncations, zeroed ranges, inserted or prepended garbage, duplicated chunks), and each mutant
+Small clips of several codecs and containers are generated (among them H.264 whose keyframes
+are not IDR pictures: periodic intra refresh, open GOPs), then mutated (byte flips,
+truncations, zeroed ranges, inserted or prepended garbage, duplicated chunks, keyframe flags
+moved by a remux: P-frames flagged as keyframes, keyframes unflagged), and each mutant
 is run through ``probe``, ``snapshot`` (exact and ``m=fast``), every ``snapshots`` mode and
 ``frames``. The only outcomes allowed are success, ``InvalidArgument`` and ``MediaError``; any
 other exception, a signal or a timeout is a failure.
@@ -46,7 +48,33 @@ SEEDS = (
     ("mpeg2.mpg", {"codec": "mpeg2video", "container": "mpeg", "gop": 4}),
     ("mjpeg.avi", {"codec": "mjpeg", "container": "avi", "pix_fmt": "yuvj420p"}),
     ("mpeg4.mov", {"codec": "mpeg4", "container": "mov", "gop": 4}),
+    # Keyframes that are not IDR pictures: recovery points of periodic intra refresh (one IDR
+    # at the start), and the I-frames of open GOPs.
+    (
+        "h264_refresh.mkv",
+        {"container": "matroska", "options": {"x264-params": "intra-refresh=1:keyint=4"}},
+    ),
+    (
+        "h264_refresh.ts",
+        {
+            "container": "mpegts",
+            "bframes": 2,
+            "options": {"x264-params": "intra-refresh=1:keyint=4:bframes=2"},
+        },
+    ),
+    ("h264_opengop.mp4", {"options": {"x264-params": "open-gop=1:keyint=4:bframes=2"}}),
 )
+
+# Seed suffix -> FFmpeg format, for mutants remuxed with moved keyframe flags.
+_FORMATS = {
+    ".mp4": "mp4",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".ts": "mpegts",
+    ".mpg": "mpeg",
+    ".avi": "avi",
+    ".mov": "mov",
+}
 
 
 def make_seeds(directory: Path) -> list[Path]:
@@ -63,11 +91,19 @@ def make_seeds(directory: Path) -> list[Path]:
     return paths
 
 
-def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
-    """One mutant of ``data`` and a short description of what was done."""
+def mutate(data: bytes, rng: random.Random, name: str = "") -> tuple[bytes, str]:
+    """One mutant of ``data`` (the seed file ``name``) and a short description of what was
+    done."""
     n = len(data)
-    kind = rng.choice(("flip", "truncate", "zero", "insert", "prepend", "duplicate", "multi"))
+    kinds = ("flip", "truncate", "zero", "insert", "prepend", "duplicate", "multi", "rekey")
+    kind = rng.choice(kinds)
     out = bytearray(data)
+    if kind == "rekey":
+        fmt = _FORMATS.get(Path(name).suffix)
+        rekeyed = _rekeyed(data, rng, fmt) if fmt else None
+        if rekeyed is not None:
+            return rekeyed, kind
+        kind = "flip"
     if kind == "flip":
         for _ in range(rng.randint(1, 16)):
             out[rng.randrange(n)] ^= 1 << rng.randrange(8)
@@ -90,6 +126,29 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         for _ in range(rng.randint(2, 64)):
             out[rng.randrange(len(out))] = rng.randrange(256)
     return bytes(out), kind
+
+
+def _rekeyed(data: bytes, rng: random.Random, fmt: str) -> bytes | None:
+    """``data``'s video remuxed into ``fmt`` with about a third of its packets' keyframe flags
+    flipped (None where PyAV cannot remux it)."""
+    import io
+
+    import av
+
+    out = io.BytesIO()
+    try:
+        with av.open(io.BytesIO(data)) as inp, av.open(out, "w", format=fmt) as dst:
+            src = inp.streams.video[0]
+            stream = dst.add_stream_from_template(src)
+            for packet in inp.demux(src):
+                if packet.size:
+                    if rng.random() < 0.3:
+                        packet.is_keyframe = not packet.is_keyframe
+                    packet.stream = stream
+                    dst.mux(packet)
+    except (av.FFmpegError, IndexError, ValueError):
+        return None
+    return out.getvalue()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,7 +288,7 @@ def replay(seed: int, case: int, directory: Path) -> Path:
     seeds = [(p.name, p.read_bytes()) for p in make_seeds(directory)]
     for number in range(case + 1):
         name, data = seeds[number % len(seeds)]
-        mutant, kind = mutate(data, rng)
+        mutant, kind = mutate(data, rng, name)
     path = directory / f"case{case}-{kind}{Path(name).suffix}"
     path.write_bytes(mutant)
     return path
@@ -249,7 +308,7 @@ def run_cases(
         try:
             for case in range(cases):
                 name, data = seeds[case % len(seeds)]
-                mutant, kind = mutate(data, rng)
+                mutant, kind = mutate(data, rng, name)
                 path = work / f"case{case}-{kind}{Path(name).suffix}"
                 path.write_bytes(mutant)
                 proc = proc or _Worker()

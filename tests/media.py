@@ -31,13 +31,14 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import math
 import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import av
 import numpy as np
@@ -281,6 +282,7 @@ def make_clip(
     noise: float = 20.0,
     container_options: dict[str, str] | None = None,
     label: bool = False,
+    first_number: int = 0,
 ) -> ClipTruth:
     """Writes a clip whose frame ``i`` shows the number ``i`` and returns its truth.
 
@@ -296,6 +298,7 @@ def make_clip(
     * ``container_options``: muxer options (e.g. ``{"movflags": "faststart"}``).
     * ``noise``: amplitude of the per-pixel noise (0 for smooth content that resizes cleanly).
     * ``label``: also print "frame N" in digits on every frame (for people looking at it).
+    * ``first_number``: frame ``i`` shows ``first_number + i`` (clips to be joined).
     """
     path = Path(path)
     fps = Fraction(fps)
@@ -332,7 +335,8 @@ def make_clip(
         for i in range(n_frames):
             scene = sum(1 for c in cuts if c <= i)
             style = SCENE_STYLES[scene % len(SCENE_STYLES)] if cuts else "waves"
-            rgb = render_frame(i, i, size, style=style, seed=seed, noise=noise, label=label)
+            number = first_number + i
+            rgb = render_frame(i, number, size, style=style, seed=seed, noise=noise, label=label)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = pts_list[i]
             frame.time_base = tb
@@ -349,6 +353,7 @@ def make_clip(
         pix_fmt=pix_fmt,
         expect_frames=n_frames,
         scene_cuts=tuple(cuts),
+        first_number=first_number,
     )
 
 
@@ -425,6 +430,7 @@ def clip_truth(
     pix_fmt: str,
     expect_frames: int | None = None,
     scene_cuts: tuple[int, ...] = (),
+    first_number: int = 0,
 ) -> ClipTruth:
     """Decodes ``path`` sequentially and records what is really in it.
 
@@ -434,7 +440,7 @@ def clip_truth(
     path = Path(path)
     refs = reference_frames(path)
     numbers = [r.number for r in refs]
-    if numbers != list(range(len(refs))):
+    if numbers != list(range(first_number, first_number + len(refs))):
         raise AssertionError(f"{path.name}: frames do not show their own index: {numbers}")
     if expect_frames is not None and len(refs) != expect_frames:
         raise AssertionError(f"{path.name}: wrote {expect_frames} frames, decoded {len(refs)}")
@@ -495,6 +501,113 @@ def repeat_clip(
                     copy.stream = dst
                     out.mux(copy)
     return Path(path)
+
+
+def join_clips(
+    sources: Sequence[str | os.PathLike[str]],
+    path: str | os.PathLike[str],
+    container: str,
+    *,
+    jumps: Sequence[Fraction] = (),
+    start: Fraction = Fraction(0),
+) -> Path:
+    """Remuxes the clips' video one after another (no re-encode) into one stream in
+    ``container``, as recordings are joined: clip k's timestamps start where clip k-1's last
+    frame ends, plus ``jumps[k-1]`` seconds (a gap where positive; a backward timestamp jump,
+    a discontinuity, where negative). The clips share a codec and its settings; each keeps
+    its own frame grid, so the joined timestamps are continuous but not on one grid.
+    ``start``: the first frame's time (seconds) in the output's timestamps."""
+    with av.open(str(sources[0])) as first:
+        template = first.streams.video[0]
+        with av.open(str(path), "w", format=container) as out:
+            dst = out.add_stream_from_template(template)
+            at = start  # seconds: where the next clip starts
+            for k, source in enumerate(sources):
+                with av.open(str(source)) as inp:
+                    src = inp.streams.video[0]
+                    tb = Fraction(src.time_base)
+                    packets = [p for p in inp.demux(src) if p.size]
+                    pts = sorted(p.pts for p in packets)
+                    step = min(b - a for a, b in zip(pts, pts[1:], strict=False))
+                    end = max(max(p.pts + (p.duration or 0) for p in packets), pts[-1] + step)
+                    # Decode times continue from the previous clip's (pictures reordered for
+                    # B-frames are presented a little after their clip starts).
+                    base = min(p.pts if p.dts is None else p.dts for p in packets)
+                    shift = round(at / tb) - base
+                    for p in packets:
+                        copy = av.Packet(bytes(p))
+                        copy.pts = p.pts + shift
+                        copy.dts = None if p.dts is None else p.dts + shift
+                        copy.duration = p.duration
+                        copy.is_keyframe = p.is_keyframe
+                        copy.time_base = src.time_base
+                        copy.stream = dst
+                        out.mux(copy)
+                    at += (end - base) * tb + (jumps[k] if k < len(jumps) else 0)
+    return Path(path)
+
+
+class CountingReader(io.RawIOBase):
+    """A seekable binary file that counts the bytes read through it."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._file.readinto(buffer)
+        self.bytes_read += n or 0
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a file holds: its frames (sequential decode) and its GOPs' sizes in bytes."""
+
+    refs: list
+    gop_bytes: list[int]
+    opening: int  # bytes FFmpeg reads to open the file (its probe)
+    size: int
+
+    def bound(self, ts: bool, searches: int = 2) -> int:
+        """Bytes a snapshot may read beyond opening: the GOP it needs and the one before
+        (a seek lands before t), one more for an open GOP's reach past t, and two 32 KiB
+        blocks. MPEG-TS has no keyframe index: each seek is a timestamp search, a bisection of
+        the file that reads a block per step (log2 of the file's blocks, and two more), and
+        ``searches`` searches (two: a time in a gap or past the end steps back)."""
+        block = 32 * 1024
+        search = (math.ceil(math.log2(self.size / block)) + 2) * block if ts else 0
+        return 3 * max(self.gop_bytes) + 2 * block + searches * search
+
+
+def file_layout(path: Path) -> Layout:
+    """A file's frames (sequential decode), GOP sizes, opening cost and size."""
+    gops: list[int] = []
+    with av.open(str(path)) as c:
+        for packet in c.demux(c.streams.video[0]):
+            if packet.size:
+                if packet.is_keyframe or not gops:
+                    gops.append(0)
+                gops[-1] += packet.size
+    with CountingReader(path) as reader, av.open(reader):
+        opening = reader.bytes_read
+    return Layout(reference_frames(path), gops, opening, path.stat().st_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -594,6 +707,18 @@ def keyframe_at_or_before(refs: Sequence[RefFrame], t_ms: int | Fraction) -> int
     while i > 0 and not refs[i].key:
         i -= 1
     return i
+
+
+def counted_index(image: Any, path: str | os.PathLike[str]) -> int:
+    """An output's frame number (``Image`` or ``Frame``) as a test compares it: its ``index``
+    where told, else the number drawn in its picture (test clips draw their frame numbers).
+    ``index`` may be None only where it is not known without reading from the start of the
+    stream: never in MP4/MOV, whose sample table numbers every frame."""
+    if image.index is not None:
+        return int(image.index)
+    assert Path(path).suffix.lower() not in (".mp4", ".mov", ".m4a"), f"{path}: index None"
+    rgb = decode_image(image.data) if hasattr(image, "data") else np.asarray(image.array)
+    return read_frame_number(rgb)
 
 
 def ceil_ms(t: Fraction) -> int:

@@ -27,6 +27,7 @@ from ray.cluster_utils import Cluster
 from ossframe_native.batch import Job, LocalExecutor
 from ossframe_native.ray import RayExecutor
 from ossframe_native.store import TEMP_SUFFIX, LocalStore, append_line_to_file
+from ossframe_native.task import prepare
 
 SPEC = saveas("out", "{barename}/{index}.{autoext}", "video/snapshots,f_jpg,inter_100")
 SOURCES = 8
@@ -94,7 +95,7 @@ def main(workdir: Path) -> dict:
         sources.append(str(path))
     reference = workdir / "reference"
     local = LocalExecutor(1)
-    for _ in local.run([Job(s, SPEC, LocalStore(reference), {}) for s in sources]):
+    for _ in local.run([Job(s, prepare(SPEC, LocalStore(reference))) for s in sources]):
         pass
     expected = files(reference)
 
@@ -109,7 +110,7 @@ def main(workdir: Path) -> dict:
         executor = RayExecutor()
         spread = {
             os.path.basename(job.source): executor.nodes.get(job.source, line["state"])
-            for job, line in executor.run([Job(s, SPEC, spread_store, {}) for s in sources])
+            for job, line in executor.run([Job(s, prepare(SPEC, spread_store)) for s in sources])
         }
 
         killed_store = AttemptLog(workdir / "killed")
@@ -119,7 +120,7 @@ def main(workdir: Path) -> dict:
         states: dict[str, str] = {}
         interrupted = None
         dead = worker.node_id
-        for job, line in executor.run([Job(s, SPEC, killed_store, {}) for s in sources]):
+        for job, line in executor.run([Job(s, prepare(SPEC, killed_store)) for s in sources]):
             states[os.path.basename(job.source)] = line["state"]
             if interrupted is None:
                 finished = {name.removesuffix(".mp4") for name in states}

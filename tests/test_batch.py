@@ -15,6 +15,7 @@ from ossframe_native import batch
 from ossframe_native.batch import BatchSummary, expand_sources, process_many
 from ossframe_native.errors import InvalidArgument
 from ossframe_native.store import FsspecStore, LocalStore
+from ossframe_native.task import prepare
 
 SPEC = saveas("my-bucket", "{barename}/{index}.{autoext}")  # m_key: 2 outputs per clip below
 
@@ -187,8 +188,8 @@ def env_runner(job: batch.Job) -> dict:
 
 
 def test_pool_passes_decode_threads_and_survives_a_dying_worker(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    jobs = [batch.Job(s, "spec", store, {}, 3) for s in ("one", "crash", "two", "three", "four")]
+    plan = prepare(SPEC, LocalStore(tmp_path))
+    jobs = [batch.Job(s, plan, 3) for s in ("one", "crash", "two", "three", "four")]
     results = [line for _job, line in batch._run_pool(jobs, env_runner, 2)]
     by_source = {r["source"]: r for r in results}
     assert sorted(by_source) == ["crash", "four", "one", "three", "two"]
@@ -202,7 +203,7 @@ def test_default_threads_split_the_cores(monkeypatch, videos: Path, tmp_path: Pa
     monkeypatch.setattr(batch, "cpu_count", lambda: 8)
     seen = {}
 
-    def fake_pool(jobs, runner, workers):
+    def fake_pool(jobs, runner, workers, stop=None):
         seen.update(workers=workers, threads={job.threads for job in jobs})
         return iter(())
 

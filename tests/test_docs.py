@@ -67,6 +67,23 @@ def test_readme_python_runs_as_written_on_the_sample(tmp_path, monkeypatch, caps
     assert printed[1] == "0 100.0"  # the first dhash candidate scores 100
 
 
+def test_behaviour_python_runs_and_prints_what_its_comments_say(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """Every python block of docs/BEHAVIOUR.md runs unchanged from a folder holding the sample,
+    and each ``print(...)  # text`` line prints its comment's text."""
+    (tmp_path / "examples").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "examples" / "sample.mp4")
+    monkeypatch.chdir(tmp_path)
+    code = blocks((ROOT / "docs" / "BEHAVIOUR.md").read_text(encoding="utf-8"), "python")
+    assert code, "docs/BEHAVIOUR.md has no python block"
+    promised = []
+    for block in code:
+        exec(compile(block, "docs/BEHAVIOUR.md", "exec"), {"__name__": "__behaviour__"})
+        promised += re.findall(r"^\s*print\(.*\)\s+# (.+)$", block, flags=re.M)
+    assert promised and capsys.readouterr().out.splitlines() == promised
+
+
 def test_readme_first_command_writes_outside_the_repository() -> None:
     """The install-and-capture command leaves no untracked file in a checkout."""
     first = blocks(README.read_text(encoding="utf-8"), "bash")[0]
@@ -77,9 +94,12 @@ def test_readme_first_command_writes_outside_the_repository() -> None:
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:
-    """CI (.ci/run) takes the README's second bash block as its test command."""
+    """CI (.ci/run) takes the README's second bash block as its test command; it installs every
+    extra whose packages the tests use, torch included, so a contributor runs what CI runs."""
     second = blocks(README.read_text(encoding="utf-8"), "bash")[1].strip()
     assert second.startswith("pip install -e '.[test") and second.endswith("&& pytest"), second
+    extras = set(re.search(r"\.\[([\w,-]+)\]", second).group(1).split(","))
+    assert {"test", "server", "ray", "torch"} <= extras, second
     ci = ROOT / ".ci" / "run"
     if ci.exists():  # not shipped in the sdist
         assert "README's test command" in ci.read_text(encoding="utf-8")

@@ -5,16 +5,13 @@ temporary file is left."""
 
 from __future__ import annotations
 
+import fuzz_http
 import pytest
+from server_support import start_server
 
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-pytest.importorskip("oss2")
+from ossframe_native.store import TEMP_SUFFIX
 
-import fuzz_http  # noqa: E402
-from server_support import start_server  # noqa: E402
-
-from ossframe_native.store import TEMP_SUFFIX  # noqa: E402
+pytestmark = pytest.mark.needs("server")
 
 
 def test_hostile_requests_get_oss_answers(tmp_path, child_env, clip_h264_b) -> None:

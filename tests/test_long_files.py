@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import io
-import os
 import random
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +20,7 @@ import av
 import numpy as np
 import pytest
 from conftest import VFR_STEPS_MS
-from media import ceil_ms, decode_image, make_clip, read_frame_number, repeat_clip
+from media import CountingReader, ceil_ms, decode_image, make_clip, read_frame_number, repeat_clip
 
 COPIES = 30
 SIZE = (128, 72)
@@ -154,6 +153,15 @@ def _shown_at(lf: LongFile, t_ms: int) -> int:
     return max(bisect.bisect_right(lf.times, Fraction(t_ms, 1000)) - 1, 0)
 
 
+def _index(img, lf: LongFile, want: int) -> int | None:
+    """``img.index``, or ``want`` where it is None: a number not known without reading from
+    the start (never in MP4, whose sample table numbers frames). The frame itself is proven
+    by its time, keyframe flag, drawn number and pixels."""
+    if img.index is None and lf.path.suffix != ".mp4":
+        return want
+    return img.index
+
+
 def test_snapshot_exact_at_start_middle_and_end(ofn, long_file: LongFile) -> None:
     with av.open(str(long_file.path)) as c:
         stream = c.streams.video[0]
@@ -166,7 +174,7 @@ def test_snapshot_exact_at_start_middle_and_end(ofn, long_file: LongFile) -> Non
         img = ofn.snapshot(long_file.path, t=t, f="png")
         rgb = decode_image(img.data)
         want = (j, ceil_ms(long_file.times[j]), j in long_file.keyframes, j % long_file.per_copy)
-        got = (img.index, img.time_ms, img.keyframe, read_frame_number(rgb))
+        got = (_index(img, long_file, j), img.time_ms, img.keyframe, read_frame_number(rgb))
         if want != got or not np.array_equal(rgb, refs[j]):
             diff = (
                 int(np.abs(rgb.astype(int) - refs[j]).max()) if rgb.shape == refs[j].shape else -1
@@ -175,53 +183,21 @@ def test_snapshot_exact_at_start_middle_and_end(ofn, long_file: LongFile) -> Non
     assert not mismatches, f"{long_file.path}:\n" + "\n".join(mismatches)
 
 
-class CountingReader(io.RawIOBase):
-    """A seekable binary file that counts the bytes read through it."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self._file.readinto(buffer)
-        self.bytes_read += n or 0
-        return n
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
 def test_snapshot_reads_only_around_its_gop(ofn, long_file: LongFile) -> None:
     """Beyond what opening the file reads (the demuxer probes its start), a snapshot in the
-    middle or at the end reads a small part of the file. Where frames cannot be numbered from
-    the window (variable rate outside MP4/MOV) the packets before it are counted, so only a
-    snapshot near the start is cheap there."""
+    middle or at the end reads a small part of the file, on a constant or variable rate."""
     with CountingReader(long_file.path) as reader, av.open(reader):
         opening = reader.bytes_read
     size = long_file.path.stat().st_size
     duration_ms = int(long_file.times[-1] * 1000)
-    variable = "vfr" in long_file.path.parent.name
     # MPEG-TS has no keyframe index: each seek is a timestamp search, which reads 100-300 KB
     # (a quarter of this 2 MB file in two or three seeks).
     part = 3 if long_file.path.suffix == ".ts" else 4
-    for t in [duration_ms // 20] if variable else [duration_ms // 2, duration_ms - 100]:
+    for t in [duration_ms // 20, duration_ms // 2, duration_ms - 100]:
         with CountingReader(long_file.path) as reader:
             img = ofn.snapshot(reader, t=t, f="png")
             read = reader.bytes_read
-        assert img.index == _shown_at(long_file, t)
+        assert img.time_ms == ceil_ms(long_file.times[_shown_at(long_file, t)])
         assert read - opening < size / part, f"t={t}: read {read} of {size} ({opening} to open)"
 
 
@@ -246,11 +222,9 @@ def test_interval_exact_and_reads_the_file_once(ofn, long_file: LongFile) -> Non
 
 
 def test_probe_says_how_a_snapshot_reads(ofn, long_file: LongFile) -> None:
-    """Every long file is seekable; only variable rate outside MP4/MOV counts the frames
-    before the window."""
+    """Every long file is seekable, on a constant or variable rate."""
     info = ofn.probe(long_file.path)
-    variable = "vfr" in long_file.path.parent.name
-    assert info["snapshot_reads"] == ("seek_and_count" if variable else "seek")
+    assert info["snapshot_reads"] == "seek"
     assert info["frames"] == len(long_file.times)
 
 
@@ -276,10 +250,9 @@ def _whole_index_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sampled_modes_read_only_the_gops_they_need(
     ofn, long_file: LongFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """default/dhash with inter >= 10 s, avg, key with num: the same frames (number, time, keyframe,
-    pixels, the frame number drawn in the picture) as planned on the whole stream's index,
-    reading a fraction of the file; variable rate outside MP4/MOV falls back to the whole
-    index (its windows cannot number their frames) and still gives the same frames.
+    """default/dhash with inter >= 10 s, avg, key with num: the same frames (time, keyframe,
+    pixels, the frame number drawn in the picture; the number where told) as planned on the
+    whole stream's index, reading a fraction of the file, on a constant or variable rate.
 
     The sources here are file objects, whose size the planner cannot tell, so windows are
     always used. In MPEG-TS (no keyframe index: each window is a timestamp search and a step
@@ -287,7 +260,6 @@ def test_sampled_modes_read_only_the_gops_they_need(
     with CountingReader(long_file.path) as reader, av.open(reader):
         opening = reader.bytes_read
     size = long_file.path.stat().st_size
-    variable = "vfr" in long_file.path.parent.name
     last_ms = long_file.times[-1] * 1000
     requests = [{**p, "ss": int(last_ms) + p["ss"]} if p.get("ss", 0) < 0 else p for p in SAMPLED]
     sampled = {}
@@ -296,26 +268,27 @@ def test_sampled_modes_read_only_the_gops_they_need(
             images = list(ofn.snapshots(reader, f="png", **params))
             read = reader.bytes_read
         sampled[str(params)] = images
-        if not variable and "ts_" not in long_file.path.parent.name:
+        if "ts_" not in long_file.path.parent.name:
             assert read - opening < size / 2, f"{params}: read {read} of {size} bytes"
     _whole_index_only(monkeypatch)
+    whole_numbers = {}
     for params in requests:
         whole = list(ofn.snapshots(long_file.path, f="png", **params))
+        whole_numbers[str(params)] = [i.index for i in whole]
         got = sampled[str(params)]
-        assert [(i.index, i.time_ms, i.keyframe) for i in got] == [
-            (i.index, i.time_ms, i.keyframe) for i in whole
-        ], params
+        assert [(i.time_ms, i.keyframe) for i in got] == [(i.time_ms, i.keyframe) for i in whole]
         for mine, theirs in zip(got, whole, strict=True):
+            assert _index(mine, long_file, theirs.index) == theirs.index, params
             rgb = decode_image(mine.data)
-            assert np.array_equal(rgb, decode_image(theirs.data)), (params, mine.index)
-            assert read_frame_number(rgb) == mine.index % long_file.per_copy, params
+            assert np.array_equal(rgb, decode_image(theirs.data)), (params, theirs.index)
+            assert read_frame_number(rgb) == theirs.index % long_file.per_copy, params
     expected = [_shown_at(long_file, t) for t in range(0, int(last_ms) + 1, 10000)]
-    assert [i.index for i in sampled[str(requests[0])]] == expected
+    assert whole_numbers[str(requests[0])] == expected
     assert len(sampled[str(requests[2])]) == 4
     for params in requests[5:]:
         ss = Fraction(params["ss"], 1000)
         keys = [k for k in long_file.keyframes if long_file.times[k] >= ss][: params["num"]]
-        assert [i.index for i in sampled[str(params)]] == keys, params
+        assert whole_numbers[str(params)] == keys, params
 
 
 def test_sampled_modes_check_ss_against_the_duration_from_the_end(ofn, long_file) -> None:
@@ -324,7 +297,10 @@ def test_sampled_modes_check_ss_against_the_duration_from_the_end(ofn, long_file
     with pytest.raises(ofn.InvalidArgument, match="duration"):
         ofn.snapshots(long_file.path, inter=10000, ss=int(duration_ms) + 1)
     last = list(ofn.snapshots(long_file.path, inter=10000, ss=int(duration_ms) - 1, f="png"))
-    assert [i.index for i in last] == [len(long_file.times) - 1]
+    n = len(long_file.times)
+    assert [(_index(i, long_file, n - 1), i.time_ms) for i in last] == [
+        (n - 1, ceil_ms(long_file.times[-1]))
+    ]
 
 
 def test_sampled_by_time_only_where_windows_read_less(ofn, long_file: LongFile) -> None:
@@ -339,7 +315,7 @@ def test_sampled_by_time_only_where_windows_read_less(ofn, long_file: LongFile) 
         assert not by_time
     request = ofn.parse_process("video/snapshots,m_avg,num_1,f_png").action
     with open_capture(long_file.path, request) as capture:
-        assert capture.plan.samples or "vfr" in long_file.path.parent.name  # one window
+        assert capture.plan.samples  # one window, on a constant or variable rate
 
 
 def test_random_sampled_requests_equal_the_whole_index_plan(
@@ -359,10 +335,10 @@ def test_random_sampled_requests_equal_the_whole_index_plan(
             params["num"] = rng.randrange(1, 6)
         requests.append(params)
     with CountingReader(long_file.path) as reader:  # a file object: windows whatever the size
-        sampled = [[(i.index, i.data) for i in ofn.snapshots(reader, **p)] for p in requests]
+        sampled = [[(i.time_ms, i.data) for i in ofn.snapshots(reader, **p)] for p in requests]
     _whole_index_only(monkeypatch)
     for params, got in zip(requests, sampled, strict=True):
-        whole = [(i.index, i.data) for i in ofn.snapshots(long_file.path, **params)]
+        whole = [(i.time_ms, i.data) for i in ofn.snapshots(long_file.path, **params)]
         assert [n for n, _ in got] == [n for n, _ in whole], params
         assert got == whole, params
 
@@ -373,7 +349,7 @@ def test_a_window_too_large_to_hold_falls_back_to_the_whole_index(
     """A stream with one keyframe (the whole file is one GOP) would make every window hold all
     packets up to its time; past the byte limit no window is made and the whole stream's index
     is used (packets read as decoding goes), with the same frames."""
-    from ossframe_native import decode, pipeline
+    from ossframe_native import decode, pipeline, timeline, windows
 
     clip = make_clip(tmp_path / "one_gop.mp4", n_frames=400, fps=10, gop=1000, size=SIZE)
     requests = [{"m": "avg", "num": 3}, {"inter": 10000, "ss": 5000}, {"m": "key", "num": 2}]
@@ -385,9 +361,9 @@ def test_a_window_too_large_to_hold_falls_back_to_the_whole_index(
 
     monkeypatch.setattr(pipeline, "_windows_read_less", lambda src, windows: True)
     held = captured()
-    monkeypatch.setattr(decode, "_WINDOW_MAX_BYTES", 20_000)
+    monkeypatch.setattr(windows, "_WINDOW_MAX_BYTES", 20_000)
     with decode.VideoSource(clip.path, around=Fraction(35)) as src:
-        assert src.reach == decode.WHOLE_STREAM
+        assert src.reach == timeline.WHOLE_STREAM
     assert captured() == held
     assert [n for n, *_ in held] == [350, 0, 133, 266, 50, 150, 250, 350, 0]
     assert all(read_frame_number(decode_image(data)) == n for n, *_, data in held)
@@ -395,7 +371,10 @@ def test_a_window_too_large_to_hold_falls_back_to_the_whole_index(
 
 def _sampled_and_whole(ofn, monkeypatch, source_bytes: bytes, **params) -> tuple[list, list]:
     """The images of a request planned by time where it can be (a file object's size is not
-    told) and with the whole stream's index: (index, time_ms, keyframe, data) each."""
+    told) and with the whole stream's index: (index, time_ms, keyframe, data) each. Where
+    a sampled frame's number is not told (None: not known without reading from the start),
+    the whole index's number at the same place stands in; time, flag and pixels still prove
+    the frame."""
     from ossframe_native import pipeline
 
     def images() -> list:
@@ -405,7 +384,11 @@ def _sampled_and_whole(ofn, monkeypatch, source_bytes: bytes, **params) -> tuple
     sampled = images()
     with monkeypatch.context() as patch:
         patch.setattr(pipeline, "_windows_read_less", lambda src, windows: False)
-        return sampled, images()
+        whole = images()
+    if len(sampled) == len(whole):
+        pairs = zip(sampled, whole, strict=True)
+        sampled = [(w[0] if s[0] is None else s[0], *s[1:]) for s, w in pairs]
+    return sampled, whole
 
 
 def test_sampling_rules_that_need_the_whole_stream(
@@ -471,7 +454,6 @@ def test_num_bounds_the_gops_read(ofn, long_file: LongFile) -> None:
     GOPs ahead (the last GOP, read when the source opens, is not counted as a seek)."""
     from ossframe_native.pipeline import collect_stats, open_capture
 
-    variable = "vfr" in long_file.path.parent.name
     for spec in ("m_key,num_1,ss_20000", "inter_10000,num_1,ss_20000", "m_avg,num_1,ss_20000"):
         request = ofn.parse_process(f"video/snapshots,{spec},f_png").action
         with (
@@ -479,9 +461,7 @@ def test_num_bounds_the_gops_read(ofn, long_file: LongFile) -> None:
             collect_stats() as stats,
             open_capture(reader, request, threads=16) as capture,
         ):
-            # Variable rate outside MP4/MOV: the last GOP cannot number its frames.
-            assert bool(capture.plan.samples) != variable, spec
+            assert capture.plan.samples, spec
             outputs = list(capture.outputs())
         assert len(outputs) == 1, spec
-        if not variable:
-            assert stats[0].seeks == 1, (spec, stats[0])
+        assert stats[0].seeks == 1, (spec, stats[0])

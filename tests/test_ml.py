@@ -21,7 +21,7 @@ import pytest
 from media import psnr, reference_frames
 
 import ossframe_native as ofn
-from ossframe_native import decode, hwdecode, kernels, ml
+from ossframe_native import hwdecode, kernels, ml, pictures
 from ossframe_native.decode import VideoSource
 from ossframe_native.errors import InvalidArgument, MediaError
 from ossframe_native.params import SnapshotsRequest
@@ -323,7 +323,7 @@ def test_device_pipeline_matches_the_cpu_pipeline(clip_smooth, scaletype: str) -
     canvas = np.zeros((shape.canvas[1], shape.canvas[0], 3), dtype=np.uint8)
     (x, y), (w, h) = shape.offset, shape.size
     kernels.yuv420_to_rgb_into(
-        decode.yuv420_planes(frame), shape.crop, canvas[y : y + h, x : x + w]
+        pictures.yuv420_planes(frame), shape.crop, canvas[y : y + h, x : x + w]
     )
     got = on_device[0].array.permute(1, 2, 0).numpy()
     assert np.abs(got.astype(int) - canvas).max() <= 1
@@ -449,7 +449,7 @@ def test_device_dhash_is_the_native_hash(clip_cuts) -> None:
     backend = torch_ops.RenderBackend("cpu")
     with av.open(str(clip_cuts.path)) as container:
         for frame in itertools.islice(container.decode(video=0), 0, 60, 13):
-            expected = kernels.dhash(decode.luma_plane(frame))
+            expected = kernels.dhash(pictures.luma_plane(frame))
             assert backend.dhash(frame.reformat(format="nv12")) == expected
             assert backend.dhash(frame) == expected
     request = SnapshotsRequest.from_kwargs(dict(m="dhash", thr=30, num=3))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ossframe_native.errors import InvalidArgument
-from ossframe_native.naming import barename_of, compile_template
+from ossframe_native.names import compile_template
+from ossframe_native.sources import barename_of
 
 
 def names(template: str, count: int = 2, fmt: str = "jpg", barename: str | None = "clip"):

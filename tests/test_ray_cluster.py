@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray")
-
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs("ray")]
 
 
 def test_two_nodes_spread_and_survive_a_lost_node(tmp_path: Path, child_env: dict) -> None:

@@ -11,17 +11,15 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import httpx
+import oss2
 import pytest
+from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames
+from server_support import AK, SK, read_reply, start_server, wait_for
 
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-oss2 = pytest.importorskip("oss2")
-httpx = pytest.importorskip("httpx")
+from ossframe_native.store import TEMP_SUFFIX
 
-from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames  # noqa: E402
-from server_support import AK, SK, read_reply, start_server, wait_for  # noqa: E402
-
-from ossframe_native.store import TEMP_SUFFIX  # noqa: E402
+pytestmark = pytest.mark.needs("server")
 
 BUCKET = "src-bucket"
 VIDEO = "long.mp4"

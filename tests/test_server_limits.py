@@ -16,15 +16,11 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import httpx
+import oss2
 import pytest
-
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-oss2 = pytest.importorskip("oss2")
-httpx = pytest.importorskip("httpx")
-
-from media import b64  # noqa: E402
-from server_support import (  # noqa: E402
+from media import b64
+from server_support import (
     AK,
     REGION,
     SK,
@@ -35,8 +31,10 @@ from server_support import (  # noqa: E402
     start_server,
 )
 
-import ossframe_native as ofn  # noqa: E402
-from ossframe_native.store import TEMP_SUFFIX, root_lock  # noqa: E402
+import ossframe_native as ofn
+from ossframe_native.store import TEMP_SUFFIX, root_lock
+
+pytestmark = pytest.mark.needs("server")
 
 BUCKET = "lim-bucket"
 

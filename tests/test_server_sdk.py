@@ -17,19 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+import alibabacloud_oss_v2 as oss
+import httpx
+import oss2
 import pytest
+from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at
+from server_support import AK, REGION, SK, read_reply, start_server, task_state, wait_for
 
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-oss2 = pytest.importorskip("oss2")
-oss = pytest.importorskip("alibabacloud_oss_v2")
-httpx = pytest.importorskip("httpx")
+import ossframe_native as ofn
+from ossframe_native.store import TEMP_SUFFIX
 
-from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at  # noqa: E402
-from server_support import AK, REGION, SK, read_reply, start_server, task_state, wait_for  # noqa: E402
-
-import ossframe_native as ofn  # noqa: E402
-from ossframe_native.store import TEMP_SUFFIX  # noqa: E402
+pytestmark = pytest.mark.needs("server")
 
 BUCKET = "media-bucket"
 OUT = "out-bucket"

@@ -12,15 +12,11 @@ import socket
 import sqlite3
 from pathlib import Path
 
+import alibabacloud_oss_v2 as oss
+import oss2
 import pytest
-
-pytest.importorskip("starlette")
-pytest.importorskip("uvicorn")
-oss2 = pytest.importorskip("oss2")
-oss = pytest.importorskip("alibabacloud_oss_v2")
-
-from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at  # noqa: E402
-from server_support import (  # noqa: E402
+from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at
+from server_support import (
     AK,
     SK,
     error_of,
@@ -32,8 +28,10 @@ from server_support import (  # noqa: E402
     wait_for,
 )
 
-import ossframe_native as ofn  # noqa: E402
-from ossframe_native.store import TEMP_SUFFIX  # noqa: E402
+import ossframe_native as ofn
+from ossframe_native.store import TEMP_SUFFIX
+
+pytestmark = pytest.mark.needs("server")
 
 BUCKET = "up-bucket"
 PART = 5 << 20

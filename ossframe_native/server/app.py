@@ -125,7 +125,7 @@ class Service:
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
             response = await self.handle(scope, receive)
-            await response(scope, receive, send)  # type: ignore[arg-type]
+            await response(scope, receive, send)  # type: ignore[arg-type, unused-ignore]
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         await receive()  # lifespan.startup

@@ -40,7 +40,7 @@ def parse_spec(spec: str, *, saveas: bool) -> Any:
         raise OssError(
             400,
             "InvalidArgument",
-            "video/snapshots is asynchronous only: send it with POST "
+            f"{request.action.action} is asynchronous only: send it with POST "
             "?x-oss-async-process and '|sys/saveas,..' (bucket.async_process_object)",
         )
     if request.notify is not None:

@@ -132,7 +132,8 @@ _RECV_BUFFER = 256 * 1024  # asyncio's own recv size
 _RECEIVED = threading.local()
 
 
-class GuardedProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
+# misc: where uvicorn is not installed, type checkers see HttpToolsProtocol as Any.
+class GuardedProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):  # type: ignore[misc, unused-ignore]
     """See the module docstring; the limits are class attributes set by :func:`protocol`."""
 
     header_timeout = 10.0
@@ -171,7 +172,7 @@ class GuardedProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
         if self._head_bytes > MAX_HEAD_BYTES:  # answered 400 InvalidRequest by the parser loop
             raise httptools.HttpParserError(f"the request head exceeds {MAX_HEAD_BYTES} bytes")
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override, unused-ignore]
         super().connection_made(transport)
         self._expect_head()
         if len(self.connections) > self.max_connections:

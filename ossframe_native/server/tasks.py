@@ -9,10 +9,11 @@ is killed and replaced and the task fails ``TaskTimeout``. On start, tasks a kil
 replaces them and nothing partial is ever visible. On stop, workers are killed and their tasks
 left ``Queued`` for the next start.
 
-The worker runs the task with the public engine API: ``ossframe_native.process(source, spec,
-store=LocalStore(root))`` without the ``notify`` step, then delivers one IMM-shaped message
-(``imm_message``) with ``ossframe_native.notify.deliver`` (webhooks with retries and dead
-letters, or ``.notify/<topic>.jsonl``).
+The worker runs the task with the engine's task runner (``ossframe_native.task.run_task``, as
+``ossframe process`` and ``ossframe batch`` do), whose notify step delivers one IMM-shaped message
+(``imm_message``) instead of the engine's result (webhooks with retries and dead letters, or
+``.notify/<topic>.jsonl``). A task that does not run to its end (a time limit, a worker that
+died) is recorded as ``TaskResult.failed``, the engine's one failure record.
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from ossframe_native.server.xml import OssError
+
+if TYPE_CHECKING:
+    from ossframe_native.task import TaskResult
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "Queued", "Running", "Succeeded", "Failed"
 
@@ -49,7 +52,6 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state, created);
 """
-_NOTIFY_STEP = re.compile(r"[/|]notify,[^/|]*")
 
 
 def new_task_id() -> str:
@@ -58,16 +60,6 @@ def new_task_id() -> str:
 
 def new_event_id() -> str:
     return f"{uuid.uuid4().hex[:3].upper()}-{uuid.uuid4().hex[:27]}"
-
-
-def split_notify(spec: str) -> tuple[str, str | None]:
-    """The process string without its ``notify`` step, and the decoded topic (or ``None``)."""
-    from ossframe_native import parse_process
-
-    request = parse_process(spec)
-    if request.notify is None:
-        return spec, None
-    return _NOTIFY_STEP.sub("", spec), request.notify.topic
 
 
 @dataclass(frozen=True)
@@ -227,6 +219,9 @@ def imm_message(
     ``RequestId``, ``Status`` (``Succeeded``/``Failed``), ``Code``, ``Message``, ``Sources`` and
     ``Targets`` (one per saved object: ``oss://bucket/key``).
     """
+    from ossframe_native import parse_process
+
+    action = parse_process(task.spec).action  # checked when the task was submitted
     content = {
         "ProjectName": "ossframe",
         "DatasetName": "",
@@ -242,10 +237,7 @@ def imm_message(
         "EventSourceId": task.event_id,
         "Process": task.spec,
         "Sources": [{"URI": f"oss://{task.bucket}/{task.key}"}],
-        "Targets": [
-            {"URI": f"oss://{b}/{k}", "Image": {"Snapshots": [{"URI": f"oss://{b}/{k}"}]}}
-            for b, k in saved
-        ],
+        "Targets": [_target(action, b, k) for b, k in saved],
     }
     return {
         "id": task.event_id,
@@ -259,42 +251,72 @@ def imm_message(
     }
 
 
+def _target(action: Any, bucket: str, key: str) -> dict[str, Any]:
+    """One saved object as an IMM target: a snapshot, a sprite sheet, or (beyond IMM) the
+    storyboard of a ``video/sprite,..,vtt_1`` task, listed by its URI alone."""
+    uri = f"oss://{bucket}/{key}"
+    if action.action != "video/sprite":
+        return {"URI": uri, "Image": {"Snapshots": [{"URI": uri}]}}
+    if action.vtt and key.endswith(".vtt"):  # vtt_1 gives no sheet a name ending in .vtt
+        return {"URI": uri}
+    return {"URI": uri, "Image": {"Sprites": [{"URI": uri}]}}
+
+
+def _result_message(task: Task, result: TaskResult, region: str, started: float) -> dict[str, Any]:
+    """:func:`imm_message` of a task's result (given as :func:`_public` shows it)."""
+    code, text = result.error_code or "", result.error_message or ""
+    saved = [(result.bucket, key) for key in result.keys]
+    return imm_message(task, result.state, code, text, saved, region, started, time.time())
+
+
+def _public(result: TaskResult, task: Task, root: str) -> TaskResult:
+    """The result as the task's state and notification show it: no server path, the source as
+    ``oss://bucket/key`` and the store as ``oss://`` (a path in the message reads so too)."""
+    text = result.error_message
+    if text:
+        text = text.replace(root + os.sep, "oss://").replace(root, "oss://")
+    uri = f"oss://{task.bucket}/{task.key}"
+    return replace(result, source=uri, store="oss://", error_message=text)
+
+
 def _deliver(task: Task, message: dict[str, Any], root: str, topics: Mapping[str, str]) -> Any:
-    from ossframe_native import notify
+    """Delivers ``message`` to the task's topic, if its process string has one (for a task the
+    runner did not finish; the runner delivers its own)."""
+    from ossframe_native import notify, parse_process
     from ossframe_native.store import LocalStore
 
-    _spec, topic = split_notify(task.spec)
-    if topic is None:
+    request = parse_process(task.spec)  # checked when the task was submitted
+    if request.notify is None:
         return None
+    topic = request.notify.topic
     return notify.deliver(topic, message, LocalStore(root), notify.normalize_topics(topics))
 
 
 def run_task(task: Task, root: str, topics: Mapping[str, str], region: str) -> dict[str, Any]:
-    """Runs one task to its end in this process; returns ``{"state", "result"}``."""
-    import ossframe_native as ofn
-    from ossframe_native.errors import error_code
+    """Runs one task to its end in this process with the engine's task runner; returns
+    ``{"state", "result"}``: the task's result, whose notify step delivered ``imm_message``
+    (also kept as ``"message"``)."""
+    from ossframe_native.store import LocalStore
+    from ossframe_native.task import TaskResult, prepare
+    from ossframe_native.task import run_task as run_plan
 
     started = time.time()
     source = os.path.join(root, task.bucket, *task.key.split("/"))
-    record: dict[str, Any]
+    sent: dict[str, Any] = {}
+
+    def message(result: TaskResult) -> dict[str, Any]:
+        sent.update(_result_message(task, _public(result, task, root), region, started))
+        return sent
+
     try:
-        spec, _topic = split_notify(task.spec)
-        result = ofn.process(source, spec, store=ofn.LocalStore(root), task_id=task.id)
-        assert isinstance(result, ofn.TaskResult)
-        record = result.to_dict()
-        record.update(source=f"oss://{task.bucket}/{task.key}", store="oss://")
-        state, code = result.state, result.error_code or ""
-        text = (result.error_message or "").replace(root + os.sep, "oss://")
-        saved = [(result.bucket, key) for key in result.keys]
+        plan = prepare(task.spec, LocalStore(root), topics)  # checked when it was submitted
     except Exception as exc:  # noqa: BLE001 - a task ends Failed, never crashes the worker
-        # No server path in a task's state or notification: <root>/b/k reads oss://b/k.
-        text = str(exc).replace(root + os.sep, "oss://").replace(root, "oss://")
-        state, code, saved = FAILED, error_code(exc), []
-        record = {"state": FAILED, "error_code": code, "error_message": text}
-    message = imm_message(task, state, code, text, saved, region, started, time.time())
-    record["notify"] = _deliver(task, message, root, topics)
-    record["message"] = message
-    return {"state": state, "result": record}
+        result = TaskResult.failed(source, task.spec, exc, task_id=task.id)
+    else:
+        result = run_plan(plan, source, task_id=task.id, raise_invalid=False, message=message)
+    record = _public(result, task, root).to_dict()
+    record["message"] = sent or message(result)
+    return {"state": result.state, "result": record}
 
 
 def _worker_main(conn: Any, root: str, topics: Mapping[str, str], region: str) -> None:
@@ -422,8 +444,14 @@ class WorkerPool:
         return process, conn
 
     def _fail(self, task: Task, code: str, text: str, started: float) -> None:
-        message = imm_message(task, FAILED, code, text, [], self.region, started, time.time())
-        record: dict[str, Any] = {"state": FAILED, "error_code": code, "error_message": text}
+        from ossframe_native.task import TaskResult
+
+        source = f"oss://{task.bucket}/{task.key}"
+        result = TaskResult.failed(
+            source, task.spec, code=code, message=text, store="oss://", task_id=task.id
+        )
+        message = _result_message(task, result, self.region, started)
+        record = result.to_dict()
         try:
             record["notify"] = _deliver(task, message, self.root, self.topics)
         except Exception as exc:  # noqa: BLE001 - the task is failed either way

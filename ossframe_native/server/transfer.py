@@ -245,7 +245,7 @@ async def copy_source(svc: Service, call: Call) -> ObjectInfo:
     if not sep or not key:
         raise OssError(400, "InvalidArgument", "x-oss-copy-source must be /bucket/key")
     check_bucket_name(bucket)
-    info = await anyio.to_thread.run_sync(svc.store.stat, bucket, key)
+    info: ObjectInfo = await anyio.to_thread.run_sync(svc.store.stat, bucket, key)
     check_conditions(call.headers, info, prefix="x-oss-copy-source-")
     return info
 
