@@ -19,6 +19,14 @@ class InvalidArgument(FrameError, ValueError):
         self.param = param
 
 
+class InvalidObjectName(InvalidArgument):
+    """A valid object name that the store cannot hold: a part of it is already an object (an
+    object cannot also be a folder), it is the folder of other objects, or it is too long for
+    the file system under the store. Nothing is written."""
+
+    code = "InvalidObjectName"
+
+
 class MediaError(FrameError):
     """The input is unreadable, corrupt, unsupported or has no picture to capture."""
 
@@ -27,7 +35,7 @@ class MediaError(FrameError):
 
 # Exit status of the command line by error code (docs/BEHAVIOUR.md, "Command line"); anything
 # else is 1.
-EXIT_STATUS = {InvalidArgument.code: 2, MediaError.code: 3}
+EXIT_STATUS = {InvalidArgument.code: 2, InvalidObjectName.code: 2, MediaError.code: 3}
 
 
 def error_code(exc: BaseException) -> str:

@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from ossframe_native.errors import FrameError, InvalidArgument
+from ossframe_native.errors import FrameError, InvalidArgument, InvalidObjectName
 from ossframe_native.names import TEMP_SUFFIX, validate_bucket, validate_key
 
 __all__ = [
@@ -170,12 +170,15 @@ class LocalStore(Store):
     def _put(self, path: str, data: bytes) -> None:
         final = self._path(path)
         directory, name = os.path.split(final)
+        bucket, key = path.split("/", 1)
         try:
+            _refuse_unstorable(self._path(bucket), key)  # before any folder is made
             os.makedirs(directory, exist_ok=True)
             self._check_inside(path, directory)
             with root_lock(self.root, shared=True):
                 atomic_write(directory, name, data)
         except OSError as exc:
+            _refuse_unstorable(self._path(bucket), key, exc)  # a name taken meanwhile
             raise StoreError(f"cannot write {final}: {exc.strerror or exc}") from exc
 
     def _check_inside(self, path: str, directory: str) -> None:
@@ -272,6 +275,66 @@ class LocalStore(Store):
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+# What a store's own write adds to an object's folder: ".<32 hex digits>.ossframe-tmp".
+_TEMP_NAME_BYTES = 1 + 32 + len(TEMP_SUFFIX)
+
+
+def unstorable_name(top: str, key: str, exc: OSError | None = None) -> str | None:
+    """Why object ``key`` cannot be the file ``top/key`` (``top``: its bucket's folder), or
+    ``None`` when its name does not stop it.
+
+    A name is unstorable when a part of it is a file (an object cannot also be a folder of
+    objects), when it is a folder (of other objects), or when its path is longer than the file
+    system allows (``pathconf``'s limits, or a write that failed with ``ENAMETOOLONG``).
+    The reasons name keys only, never server paths.
+    """
+    segments = key.split("/")
+    final = os.path.join(top, *segments)
+    too_long = _path_too_long(final) or _path_too_long(
+        os.path.join(os.path.dirname(final), "x" * _TEMP_NAME_BYTES)
+    )
+    if too_long or (exc is not None and exc.errno == errno.ENAMETOOLONG):
+        return (
+            f"object name {key!r} is too long for the file system under this store (it limits "
+            "a path and each name in it); use a shorter name or a store root with a shorter path"
+        )
+    path = top
+    for i, segment in enumerate(segments[:-1]):
+        path = os.path.join(path, segment)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            return (
+                f"object name {key!r} cannot be stored: {'/'.join(segments[: i + 1])!r} is an "
+                "object, and an object cannot also be a folder of other objects"
+            )
+    if os.path.isdir(final):
+        return (
+            f"object name {key!r} cannot be stored: it is the folder of other objects "
+            f"({key + '/'!r}...), and a folder cannot also be an object"
+        )
+    return None
+
+
+def _path_too_long(path: str) -> bool:
+    """Whether ``path`` (absolute) exceeds its file system's path or file-name limits."""
+    existing = path
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    try:
+        path_max = os.pathconf(existing, "PC_PATH_MAX")
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - no pathconf here
+        return False
+    encoded = os.fsencode(path)
+    return len(encoded) >= path_max or any(len(p) > name_max for p in encoded.split(b"/"))
+
+
+def _refuse_unstorable(top: str, key: str, exc: OSError | None = None) -> None:
+    reason = unstorable_name(top, key, exc)
+    if reason is not None:
+        raise InvalidObjectName("o", reason)
+
+
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -463,6 +526,10 @@ class FsspecStore(Store):
 
     def _put(self, path: str, data: bytes) -> None:
         full = self._full(path)
+        bucket, key = path.split("/", 1)
+        named = self._local and not bucket.startswith(".")  # an object, not a record
+        if named:
+            _refuse_unstorable(self._full(bucket), key)  # before any folder is made
         try:
             if self._local:
                 parent = full.rsplit("/", 1)[0]
@@ -471,6 +538,8 @@ class FsspecStore(Store):
             else:
                 self.fs.pipe_file(full, data)
         except (OSError, ValueError, RuntimeError) as exc:
+            if named and isinstance(exc, OSError):
+                _refuse_unstorable(self._full(bucket), key, exc)
             raise StoreError(f"cannot write {self._url(path)}: {exc}") from exc
 
     def _get(self, path: str) -> bytes | None:

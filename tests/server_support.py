@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -115,6 +116,28 @@ def v2_client(endpoint: str):
     return oss.Client(cfg)
 
 
+def task_state(endpoint: str, bucket: str, task_id: str) -> dict:
+    """A task's state as ``GET /<bucket>?taskId=`` shows it (through the V2 SDK)."""
+    import alibabacloud_oss_v2 as oss
+
+    result = v2_client(endpoint).invoke_operation(
+        oss.OperationInput(
+            op_name="GetTask", method="GET", bucket=bucket, parameters={"taskId": task_id}
+        )
+    )
+    return json.loads(result.http_response.content)
+
+
+def finished_task(endpoint: str, bucket: str, task_id: str, timeout: float = 60.0) -> dict:
+    """The state of a task once it has Succeeded or Failed."""
+
+    def finished() -> dict | None:
+        state = task_state(endpoint, bucket, task_id)
+        return state if state["State"] in ("Succeeded", "Failed") else None
+
+    return wait_for(finished, timeout, f"task {task_id}")
+
+
 def signed_head(method: str, bucket: str, key: str, extra: str = "") -> str:
     """The head of a raw V1-signed request (``extra``: more header lines), for requests the
     SDKs cannot send (trickled, cut off, malformed)."""
@@ -129,6 +152,22 @@ def signed_head(method: str, bucket: str, key: str, extra: str = "") -> str:
         f"{method} /{bucket}/{path} HTTP/1.1\r\nHost: x\r\nDate: {date}\r\n"
         f"Authorization: {req.headers['authorization']}\r\n{extra}\r\n"
     )
+
+
+def signed_part_head(bucket: str, key: str, upload_id: str, number: int, length: int) -> str:
+    """The head of a raw V1-signed UploadPart request of ``length`` bytes (its sub-resources
+    signed as sent), for parts cut off on purpose."""
+    head = signed_head("PUT", bucket, key, f"Content-Length: {length}\r\n")
+    params = {"partNumber": str(number), "uploadId": upload_id}
+    head = head.replace(" HTTP/1.1", f"?partNumber={number}&uploadId={upload_id} HTTP/1.1", 1)
+    date = head.split("Date: ", 1)[1].split("\r\n", 1)[0]
+    import oss2
+
+    req = oss2.http.Request("PUT", "http://x/", headers={"Date": date}, data=b"", params=params)
+    req.headers["Content-Type"] = ""
+    oss2.Auth(AK, SK)._sign_request(req, bucket, key)
+    unsigned = head.split("Authorization: ", 1)[1].split("\r\n", 1)[0]
+    return head.replace(unsigned, req.headers["authorization"])
 
 
 def error_of(call) -> tuple[int, str]:

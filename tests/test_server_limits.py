@@ -25,6 +25,7 @@ from server_support import (
     REGION,
     SK,
     error_of,
+    finished_task,
     read_reply,
     signed_head,
     start_server,
@@ -156,14 +157,74 @@ def test_delete_multiple_is_all_or_nothing(bucket) -> None:
     bucket.batch_delete_objects(["d/1", "d/2", "d/3"])
 
 
-def test_saveas_under_an_object_is_refused_without_a_path(server, bucket, clip_h264_b) -> None:
+def test_names_the_store_cannot_hold_are_409_and_write_nothing(server, bucket, clip_h264_b):
+    """A key under an object, or a key that is the folder of others: 409 InvalidObjectName for
+    every write (saveas with a fixed name or a template, sync or as a task), nothing written."""
     bucket.put_object("v.mp4", clip_h264_b.path.read_bytes())
     bucket.put_object("a.txt", b"an object")
-    spec = f"video/snapshot,t_0,f_jpg|sys/saveas,b_{b64(BUCKET)},o_{b64('a.txt/x.jpg')}"
-    with pytest.raises(oss2.exceptions.ServerError) as info:
-        bucket.process_object("v.mp4", spec)
-    assert (info.value.status, info.value.code) == (409, "InvalidObjectName")
-    assert str(server.root) not in info.value.message
+    bucket.put_object("f/1.jpg/x", b"makes f/1.jpg a folder")
+    before = sorted(o.key for o in oss2.ObjectIteratorV2(bucket))
+    shot = "video/snapshot,t_0,f_jpg"
+    for name in ("a.txt/x.jpg", "a.txt/{index}.jpg", "a.txt/sub/{index}.jpg", "f/{index}.jpg"):
+        spec = f"{shot}|sys/saveas,b_{b64(BUCKET)},o_{b64(name)}"
+        assert error_of(lambda s=spec: bucket.process_object("v.mp4", s)) == (
+            409, "InvalidObjectName",
+        ), name  # fmt: skip
+    task = bucket.async_process_object(
+        "v.mp4", f"video/snapshots,f_jpg,num_2|sys/saveas,b_{b64(BUCKET)},o_{b64('a.txt/{index}')}"
+    )
+    state = finished_task(server.endpoint, BUCKET, task.task_id)
+    assert state["State"] == "Failed" and state["Result"]["error_code"] == "InvalidObjectName"
+    assert "'a.txt' is an object" in state["Result"]["error_message"]
+    assert str(server.root) not in json.dumps(state)
+    writes = [
+        lambda: bucket.put_object("a.txt/y", b"y"),
+        lambda: bucket.put_object("f/1.jpg", b"y"),
+        lambda: bucket.append_object("a.txt/y", 0, b"y"),
+        lambda: bucket.copy_object(BUCKET, "a.txt", "f/1.jpg"),
+        lambda: bucket.init_multipart_upload("a.txt/big.mp4"),
+    ]
+    for write in writes:
+        assert error_of(write) == (409, "InvalidObjectName")
+    assert sorted(o.key for o in oss2.ObjectIteratorV2(bucket)) == before
+    assert not list((server.root / BUCKET / "a.txt").parent.glob("a.txt?*"))
+    assert not [p for p in server.root.rglob(f"*{TEMP_SUFFIX}")]
+    # An object removed behind the service's back leaves its record; the name is free again.
+    (server.root / BUCKET / "a.txt").unlink()
+    bucket.put_object("a.txt/y", b"now a folder")
+    assert bucket.get_object("a.txt/y").read() == b"now a folder"
+
+
+def test_names_too_long_for_the_file_system(tmp_path) -> None:
+    """Under a root with a long path a 1000-byte key no longer fits the 4096 bytes of a Linux
+    path: the service's store refuses to write it (409), reads it as absent (404) and deletes
+    it as absent; the library's store raises InvalidObjectName. Nothing is written. (The
+    service itself cannot run there: SQLite opens no database under such a path.)"""
+    from ossframe_native.errors import InvalidObjectName
+    from ossframe_native.server.objects import ObjectStore
+    from ossframe_native.server.xml import OssError
+
+    root = tmp_path
+    while len(str(root)) < 3200:
+        root = root / ("d" * 200)
+    key = "/".join(["k" * 249] * 4)
+    store = ObjectStore(str(root), 1 << 20)
+    store.open()
+    try:
+        store.create_bucket(BUCKET)
+        with pytest.raises(OssError) as refused:
+            store.check_storable(BUCKET, key)
+        assert (refused.value.status, refused.value.code) == (409, "InvalidObjectName")
+        assert "too long" in refused.value.message and str(tmp_path) not in refused.value.message
+        with pytest.raises(OssError) as missing:
+            store.stat(BUCKET, key)
+        assert missing.value.code == "NoSuchKey"
+        store.delete(BUCKET, key)
+    finally:
+        store.close()
+    with pytest.raises(InvalidObjectName, match="too long"):
+        ofn.LocalStore(root).put(BUCKET, key, b"x")
+    assert not [p for p in (root / BUCKET).rglob("*")]
 
 
 def test_listing_pages_match_a_reference(bucket) -> None:
@@ -329,7 +390,9 @@ def _tmpfs(path: Path, size: str) -> bool:
     return done.returncode == 0
 
 
-def test_full_disk_is_insufficient_storage_and_leaves_nothing(tmp_path, child_env) -> None:
+def test_full_disk_is_insufficient_storage_and_leaves_nothing(
+    tmp_path, child_env, clip_h264_b
+) -> None:
     root = tmp_path / "small"
     if not _tmpfs(root, "6m"):
         pytest.skip("mounting a tmpfs needs privileges this machine does not give")
@@ -354,6 +417,17 @@ def test_full_disk_is_insufficient_storage_and_leaves_nothing(tmp_path, child_en
         assert [o.key for o in oss2.ObjectIteratorV2(bucket)] == ["fits.bin"]
         assert not [p for p in root.rglob(f"*{TEMP_SUFFIX}")]
         assert bucket.get_object("fits.bin").read()  # still serving
+        bucket.put_object("v.mp4", clip_h264_b.path.read_bytes())
+        with contextlib.suppress(OSError), open(root / "filler", "wb") as filler:
+            while True:  # the disk full to the last byte: a saved snapshot cannot fit
+                filler.write(b"\0" * 65536)
+        spec = f"video/snapshot,t_0,f_jpg|sys/saveas,b_{b64(BUCKET)},o_{b64('shot.jpg')}"
+        assert error_of(lambda: bucket.process_object("v.mp4", spec)) == (
+            507, "InsufficientStorage",
+        )  # fmt: skip
+        (root / "filler").unlink()
+        assert sorted(o.key for o in oss2.ObjectIteratorV2(bucket)) == ["fits.bin", "v.mp4"]
+        assert not [p for p in root.rglob(f"*{TEMP_SUFFIX}")]
     finally:
         if srv is not None:
             srv.stop()

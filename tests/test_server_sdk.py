@@ -22,7 +22,7 @@ import httpx
 import oss2
 import pytest
 from media import ClipTruth, b64, decode_image, read_frame_number, reference_frames, shown_at
-from server_support import AK, REGION, SK, read_reply, start_server, wait_for
+from server_support import AK, REGION, SK, read_reply, start_server, task_state, wait_for
 
 import ossframe_native as ofn
 from ossframe_native.store import TEMP_SUFFIX
@@ -323,7 +323,7 @@ def test_documentation_async_example(server, video) -> None:
         assert frame_number(data) == refs[n].number and data == image.data
 
     # The task over HTTP (a signed generic request) and on the command line.
-    state = _get_task(server, result.task_id)
+    state = task_state(server.endpoint, BUCKET, result.task_id)
     assert state["State"] == "Succeeded" and state["TaskId"] == result.task_id
     cli = subprocess.run(
         [
@@ -353,18 +353,6 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(ossframe_native.__file__).resolve().parents[1])
     return env
-
-
-def _get_task(server, task_id: str) -> dict:
-    cfg = oss.config.load_default()
-    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(AK, SK)
-    cfg.region, cfg.endpoint = REGION, server.endpoint
-    result = oss.Client(cfg).invoke_operation(
-        oss.OperationInput(
-            op_name="GetTask", method="GET", bucket=BUCKET, parameters={"taskId": task_id}
-        )
-    )
-    return json.loads(result.http_response.content)
 
 
 def test_async_errors(v1, video) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from media import all_files, decode_image, make_clip, saveas
 
-from ossframe_native.errors import InvalidArgument
+from ossframe_native.errors import InvalidArgument, InvalidObjectName
 from ossframe_native.store import (
     TEMP_SUFFIX,
     FsspecStore,
@@ -124,6 +124,46 @@ def test_local_store_refuses_escapes_and_writes_nothing(tmp_path: Path) -> None:
         store.put("../up", "x.jpg", b"data")
     assert not root.exists()
     assert all_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["local", "fsspec-file"])
+def test_names_a_local_store_cannot_hold(tmp_path: Path, kind: str) -> None:
+    """A key under an object, or the name of a folder of objects: InvalidObjectName (an
+    InvalidArgument), nothing written, not even a folder."""
+    store = LocalStore(tmp_path) if kind == "local" else FsspecStore(f"file://{tmp_path}")
+    store.put("my-bucket", "a.txt", b"an object")
+    store.put("my-bucket", "dir/x.jpg", b"x")
+    for key, why in [
+        ("a.txt/x.jpg", "'a.txt' is an object"),
+        ("a.txt/sub/x.jpg", "'a.txt' is an object"),
+        ("dir", "folder of other objects"),
+    ]:
+        with pytest.raises(InvalidObjectName, match=why) as refused:
+            store.put("my-bucket", key, b"data")
+        assert (
+            isinstance(refused.value, InvalidArgument) and refused.value.code == "InvalidObjectName"
+        )
+        assert str(tmp_path) not in str(refused.value)
+    assert all_files(tmp_path) == ["my-bucket/a.txt", "my-bucket/dir/x.jpg"]
+
+
+def test_process_into_a_name_under_an_object_fails_and_writes_nothing(
+    tmp_path: Path, clip_h264_b
+) -> None:
+    import ossframe_native as ofn
+    from ossframe_native.task import exit_status
+
+    clip = clip_h264_b
+    store = LocalStore(tmp_path / "root")
+    store.put("out-bucket", "a.txt", b"an object")
+    result = ofn.process(str(clip.path), saveas("out-bucket", "a.txt/{index}.jpg"), store=store)
+    assert result.state == "Failed" and result.error_code == "InvalidObjectName"
+    assert "'a.txt' is an object" in (result.error_message or "") and result.objects == ()
+    assert exit_status(result) == 2  # as InvalidArgument on the command line
+    assert store.list("out-bucket") == ["a.txt"]
+    assert [p for p in (tmp_path / "root" / "out-bucket").rglob("*")] == [
+        tmp_path / "root" / "out-bucket" / "a.txt"
+    ]
 
 
 def test_local_store_refuses_symlink_out_of_bucket(tmp_path: Path) -> None:

@@ -25,7 +25,13 @@ from typing import Any
 import anyio
 from starlette.responses import Response, StreamingResponse
 
-from ossframe_native.errors import FrameError, InvalidArgument, MediaError, error_code
+from ossframe_native.errors import (
+    FrameError,
+    InvalidArgument,
+    InvalidObjectName,
+    MediaError,
+    error_code,
+)
 from ossframe_native.server import processing, transfer, xml
 from ossframe_native.server.auth import SignedRequest, Verifier
 from ossframe_native.server.fields import ascii_int, count_field
@@ -295,6 +301,8 @@ class Service:
         """Runs engine work in a processing thread; engine errors become OSS errors."""
         try:
             return await anyio.to_thread.run_sync(fn, limiter=self._running)
+        except InvalidObjectName as exc:  # a name the store cannot hold
+            raise OssError(409, "InvalidObjectName", str(exc).partition(": ")[2]) from None
         except InvalidArgument as exc:
             raise OssError(400, "InvalidArgument", str(exc)) from None
         except MediaError as exc:
@@ -302,6 +310,8 @@ class Service:
                 400, "InvalidArgument", f"The media cannot be processed (MediaError): {exc}"
             ) from None
         except FrameError as exc:
+            if disk_full(exc.__cause__ or exc):
+                raise OssError(507, "InsufficientStorage") from exc
             raise OssError(500, "InternalError", f"{error_code(exc)}: {exc}") from exc
 
     # -- buckets ----------------------------------------------------------------------------
@@ -441,8 +451,7 @@ class Service:
     async def _put_object(self, call: Call) -> Response:
         assert call.bucket is not None and call.key is not None
         bucket, key = call.bucket, call.key
-        self.store.object_path(bucket, key)  # names first: nothing written if bad
-        self.store.require_bucket(bucket)
+        self.store.check_storable(bucket, key)  # names first: nothing written if bad
         declared_length(call, self.store.max_object_size)
         content_md5 = call.headers.get("content-md5")
         user_meta = call.user_meta

@@ -23,12 +23,14 @@ import anyio
 from ossframe_native.server import xml
 from ossframe_native.server.fields import ascii_int
 from ossframe_native.server.objects import ObjectInfo, Upload
+from ossframe_native.server.protocol import BODY_EXTENSION, BodyStream
 from ossframe_native.server.xml import OssError
 
 MIN_BODY_RATE = 1024  # bytes per second, averaged over the whole body
 MAX_SMALL_BODY = 1 << 20  # process bodies, delete lists, part lists, bucket configurations
-_UPLOAD_BATCH = 4 << 20  # bytes hashed and written per thread hand-off
 _READ_CHUNK = 4 << 20
+_BATCH = 1 << 20  # received bytes hashed and written per thread hand-off
+_BACKLOG = 4 << 20  # received bytes waiting for the disk before reading pauses
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
@@ -130,29 +132,111 @@ async def small_body(call: Call, idle_timeout: float) -> bytes:
 
 
 async def receive_upload(call: Call, upload: Upload, idle_timeout: float) -> None:
-    """Receives an object body into ``upload`` while the previous batch is hashed and written
-    in a thread (MD5 and the disk write run in parallel with the HTTP parsing)."""
-    loop = asyncio.get_running_loop()
-    previous: asyncio.Future[None] | None = None
-
-    async def sink(chunk: bytes) -> None:
-        nonlocal previous
-        upload.append(chunk)
-        if upload.pending >= _UPLOAD_BATCH:
-            if previous is not None:
-                await asyncio.shield(previous)  # one batch in flight: bounded memory
-            previous = loop.run_in_executor(None, upload.consume, upload.take())
-
+    """Receives an object body into ``upload``: chunks as the parser hands them over (the
+    protocol's :class:`BodyStream`), or from ASGI messages under another server, hashed and
+    written in threads by a :class:`BatchWriter`; the progress rule of the module docstring
+    applies either way."""
+    writer = BatchWriter(upload, call.scope.get("extensions", {}).get(BODY_EXTENSION))
     try:
-        await receive_body(call, sink, idle_timeout)
-    finally:
-        if previous is not None:
-            await asyncio.wait([previous])
-    if previous is not None:
-        previous.result()
+        if writer.stream is None:
+
+            async def sink(chunk: bytes) -> None:
+                writer(chunk)
+                await writer.backlog()
+
+            await receive_body(call, sink, idle_timeout)
+        else:
+            await _receive_stream(call, writer.stream, writer, idle_timeout)
+    except BaseException:
+        await writer.settle()  # the upload may be closed once no batch is being written
+        raise
+    await writer.drain()
     declared = call.headers.get("content-length")
     if declared is not None and ascii_int(declared) != upload.size:
         raise OssError(400, "IncompleteBody")
+
+
+async def _receive_stream(
+    call: Call, stream: BodyStream, consume: Callable[[bytes | bytearray], None], idle: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    done = stream.attach(consume)
+    try:
+        while not done.done():
+            credit = stream.received / MIN_BODY_RATE
+            deadline = min(stream.last + idle, stream.started + idle + credit)
+            if loop.time() >= deadline:
+                raise OssError(400, "RequestTimeout", "the request body stopped arriving")
+            await asyncio.wait([done], timeout=deadline - loop.time())
+    finally:
+        stream.detach()
+    done.result()
+    call.body_read = True
+
+
+class BatchWriter:
+    """Hands an upload's chunks to threads in batches of :data:`_BATCH` bytes, one batch at a
+    time (:meth:`Upload.write`); while :data:`_BACKLOG` bytes wait for a slow disk, reading from
+    the client pauses (``stream``), so memory stays bounded and the event loop never waits."""
+
+    def __init__(self, upload: Upload, stream: BodyStream | None) -> None:
+        self.upload = upload
+        self.stream = stream
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes | bytearray] = []
+        self._pending_bytes = 0
+        self._busy: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._paused = False
+
+    def __call__(self, chunk: bytes | bytearray) -> None:
+        """Takes one received chunk (in the event loop)."""
+        if self._error is not None:
+            raise self._error
+        self.upload.add(chunk)
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._busy is None and self._pending_bytes >= _BATCH:
+            self._start()
+        elif self._pending_bytes >= _BACKLOG and self.stream is not None and not self._paused:
+            self._paused = True
+            self.stream.pause_reading()
+
+    def _start(self) -> None:
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        self._busy = self._loop.run_in_executor(None, self.upload.write, batch)
+        self._busy.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future[None]) -> None:
+        self._busy = None
+        self._error = future.exception() if not future.cancelled() else None
+        if self._error is not None and self.stream is not None:
+            self.stream.fail(self._error)  # type: ignore[arg-type]
+        if self._paused and self.stream is not None:
+            self._paused = False
+            self.stream.last = self._loop.time()  # the wait was the disk's, not the client's
+            self.stream.resume_reading()
+        if self._error is None and self._pending_bytes >= _BATCH:
+            self._start()
+
+    async def backlog(self) -> None:
+        """Waits while :data:`_BACKLOG` bytes wait (ASGI messages: no socket to pause)."""
+        while self._busy is not None and self._pending_bytes >= _BACKLOG:
+            await asyncio.wait([self._busy])
+
+    async def settle(self) -> None:
+        """Waits until no batch is being written."""
+        while self._busy is not None:
+            await asyncio.wait([self._busy])
+
+    async def drain(self) -> None:
+        """Writes what is left; raises what a write raised."""
+        await self.settle()
+        if self._error is None and self._pending:
+            batch, self._pending = self._pending, []
+            await self._loop.run_in_executor(None, self.upload.write, batch)
+        if self._error is not None:
+            raise self._error
 
 
 def declared_length(call: Call, limit: int) -> None:

@@ -1,13 +1,20 @@
 """Multipart uploads on disk: ``<root>/.server/uploads/<upload id>/``.
 
 Each upload is a folder holding ``upload.json`` (bucket, key, Content-Type, user metadata,
-initiation time) and its parts: part ``n`` is the file ``<n>-<md5 hex>`` (its bytes, renamed
-into place complete and fsynced) named by the record ``<n>.json`` (ETag, size, CRC-64), which
-is replaced atomically after the bytes are in place. So a retried part replaces the previous
-one whole, a crash leaves either record, and parts survive a restart. Completing assembles the
-listed parts into one temporary file (in the kernel where it can) and renames it into place
-like any upload; aborting removes the folder. An upload that is never completed is never an
-object: nothing of it is under a bucket.
+initiation time) and its parts, each named by the record ``<n>.json`` (ETag, size, CRC-64 and
+where its bytes are), which is replaced atomically once its bytes are complete and fsynced. So
+a retried part replaces the previous one whole, a crash leaves either record, and parts survive
+a restart.
+
+SDKs cut a file into parts of one size (the last one smaller). The first part with a declared
+length sets that size, the *stride* (file ``stride``); a part of that length is written in place
+into the upload's data file ``data`` at ``(n - 1) * stride``, unless part ``n`` is stored already
+or being received (a retry must not overwrite stored bytes). Any other part goes to its own file
+``<n>-<md5 hex>``. Completing parts ``1..k`` of the stride (the last at most that) copies only the
+parts kept in their own files into their places, cuts ``data`` to the object's length and
+renames it into the bucket: the bytes are written once. Other part lists are assembled into a
+new temporary file (in the kernel where it can). Aborting removes the folder. An upload that is
+never completed is never an object: nothing of it is under a bucket.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ossframe_native.server.objects import (
     MULTIPART,
@@ -39,6 +47,7 @@ from ossframe_native.store import TEMP_SUFFIX, atomic_write
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 100 * 1024  # every part but the last (OSS's minimum)
 _UPLOAD_ID = re.compile(r"[0-9A-F]{32}")
+_DATA = "data"  # the parts written in place
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class PartRecord:
     crc64: int
     mtime: float
     data: str  # the file name of its bytes
+    offset: int = 0  # where they start in it
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class Multipart:
         self.dir = os.path.join(store.server_dir, "uploads")
         self._guard = threading.Lock()
         self._completing: set[str] = set()
+        self._receiving: set[tuple[str, int]] = set()  # parts being written in place
+        self._strides: dict[str, int] = {}
 
     def open(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
@@ -88,9 +100,9 @@ class Multipart:
     def initiate(
         self, bucket: str, key: str, content_type: str, user_meta: Mapping[str, str]
     ) -> str:
-        """Starts an upload; returns its id."""
-        self.store.object_path(bucket, key)
-        self.store.require_bucket(bucket)
+        """Starts an upload; returns its id (409 ``InvalidObjectName`` for a name the store
+        cannot hold, before any part is sent)."""
+        self.store.check_storable(bucket, key)
         upload_id = uuid.uuid4().hex.upper()
         folder = os.path.join(self.dir, upload_id)
         os.makedirs(folder)
@@ -133,6 +145,7 @@ class Multipart:
     def abort(self, upload_id: str, bucket: str, key: str) -> None:
         self.get(upload_id, bucket, key)
         shutil.rmtree(self._folder(upload_id), ignore_errors=True)
+        self._strides.pop(upload_id, None)
 
     def uploads(self, bucket: str) -> list[UploadRecord]:
         """The bucket's uploads in progress, by key then initiation time."""
@@ -146,20 +159,77 @@ class Multipart:
 
     # -- parts ---------------------------------------------------------------------------------
 
+    def open_part(self, upload_id: str, number: int, length: int | None) -> Upload:
+        """Where part ``number`` of ``length`` bytes (``None``: not declared) is received: in
+        place in the data file, or a temporary file (see the module docstring). Give it back
+        with :meth:`close_part`."""
+        folder = self._folder(upload_id)
+        with self._guard:
+            stride = self._stride(upload_id, folder, length)
+            in_place = (
+                stride is not None
+                and length == stride
+                and number * stride <= self.store.max_object_size
+                and upload_id not in self._completing
+                and (upload_id, number) not in self._receiving
+                and not os.path.exists(os.path.join(folder, f"{number}.json"))
+            )
+            if not in_place:
+                return self.store.begin_upload()
+            assert stride is not None
+            self._receiving.add((upload_id, number))
+        try:
+            return Upload(os.path.join(folder, _DATA), stride, offset=(number - 1) * stride)
+        except BaseException:
+            with self._guard:
+                self._receiving.discard((upload_id, number))
+            raise
+
+    def close_part(self, upload_id: str, number: int, upload: Upload, stored: bool) -> None:
+        """Closes (and for a temporary file, removes) what :meth:`open_part` gave; the bytes of
+        a part not ``stored`` at the end of the data file are cut off (a full disk keeps no
+        room for them)."""
+        upload.abort()
+        if upload.offset is None:
+            return
+        with self._guard:
+            self._receiving.discard((upload_id, number))
+            if not stored:
+                with contextlib.suppress(OSError):
+                    if os.path.getsize(upload.path) <= upload.offset + upload.limit:
+                        os.truncate(upload.path, upload.offset)
+
+    def _stride(self, upload_id: str, folder: str, length: int | None) -> int | None:
+        """The upload's part size: recorded, or set now by a declared ``length``."""
+        stride = self._strides.get(upload_id)
+        if stride is None:
+            recorded = os.path.join(folder, "stride")
+            with contextlib.suppress(OSError, ValueError), open(recorded) as f:
+                stride = int(f.read())
+        if stride is None and length is not None and length >= MIN_PART_SIZE:
+            atomic_write(folder, "stride", str(length).encode())
+            stride = length
+        if stride is not None:
+            self._strides[upload_id] = stride
+        return stride
+
     def put_part(self, upload_id: str, number: int, upload: Upload) -> PartRecord:
         """Stores received bytes as part ``number`` (replacing an earlier one)."""
         folder = self._folder(upload_id)
+        upload.finish()
+        md5 = upload.md5.hexdigest()
+        data, offset = _DATA, upload.offset
         try:
-            st = upload.finish()
-            md5 = upload.md5.hexdigest()
-            data = f"{number}-{md5}"
-            os.replace(upload.path, os.path.join(folder, data))
+            if offset is None:
+                data, offset = f"{number}-{md5}", 0
+                os.replace(upload.path, os.path.join(folder, data))
             part = PartRecord(
-                number, f'"{md5.upper()}"', md5, st.st_size, upload.crc.value, time.time(), data
-            )
+                number, f'"{md5.upper()}"', md5, upload.size, upload.crc.value, time.time(), data,
+                offset,
+            )  # fmt: skip
             self._write_part(folder, part)
-        finally:
-            upload.abort()
+        except FileNotFoundError:  # completed or aborted meanwhile
+            raise OssError(404, "NoSuchUpload", UploadId=upload_id) from None
         return part
 
     def copy_part(
@@ -180,7 +250,7 @@ class Multipart:
         previous = self._read_part(folder, part.number)
         record = {k: getattr(part, k) for k in PartRecord.__dataclass_fields__}
         atomic_write(folder, f"{part.number}.json", json.dumps(record).encode())
-        if previous is not None and previous.data != part.data:
+        if previous is not None and previous.data not in (part.data, _DATA):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, previous.data))
 
@@ -213,28 +283,61 @@ class Multipart:
             stored = {p.number: p for p in self.parts(record.upload_id)}
             chosen = _choose(stored, listed)
             self.store.check_writable(record.bucket, record.key)
-            tmp = os.path.join(self.store.tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
             folder = self._folder(record.upload_id)
+            crc, digests = 0, b""
+            for part in chosen:
+                crc = crc64_combine(crc, part.crc64, part.size)
+                digests += bytes.fromhex(part.md5)
+            etag = f'"{hashlib.md5(digests).hexdigest().upper()}-{len(chosen)}"'
+            assembled = self._in_place(record.upload_id, folder, chosen)
+            tmp = assembled or os.path.join(self.store.tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
             try:
-                crc, digests = 0, b""
-                with open(tmp, "xb") as out:
-                    for part in chosen:
-                        with open(os.path.join(folder, part.data), "rb") as src:
-                            copy_bytes(src, out, part.size)
-                        crc = crc64_combine(crc, part.crc64, part.size)
-                        digests += bytes.fromhex(part.md5)
-                    out.flush()
-                    os.fsync(out.fileno())
-                etag = f'"{hashlib.md5(digests).hexdigest().upper()}-{len(chosen)}"'
+                if assembled is None:
+                    with open(tmp, "xb") as out:
+                        for part in chosen:
+                            _copy_part(folder, part, out)
+                        out.flush()
+                        os.fsync(out.fileno())
                 object_record = new_record(
                     os.stat(tmp), etag, crc, record.content_type, record.user_meta, MULTIPART
                 )
                 self.store.place(tmp, record.bucket, record.key, object_record)
             finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+                if assembled is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
             shutil.rmtree(folder, ignore_errors=True)
+            self._strides.pop(record.upload_id, None)
         return self.store.stat(record.bucket, record.key)
+
+    def _in_place(self, upload_id: str, folder: str, chosen: Sequence[PartRecord]) -> str | None:
+        """The data file holding exactly the ``chosen`` parts in order, when they are parts
+        ``1..k`` of the stride (the last at most that) and none is being received; else
+        ``None``."""
+        stride = self._strides.get(upload_id) or self._stride(upload_id, folder, None)
+        with self._guard:
+            receiving = any(u == upload_id for u, _n in self._receiving)
+        if (
+            stride is None
+            or receiving
+            or [p.number for p in chosen] != list(range(1, len(chosen) + 1))
+            or any(p.size != stride for p in chosen[:-1])
+            or chosen[-1].size > stride
+        ):
+            return None
+        path = os.path.join(folder, _DATA)
+        with open(os.open(path, os.O_RDWR | os.O_CREAT, 0o666), "r+b") as out:
+            kept = os.fstat(out.fileno()).st_size
+            for part in chosen:
+                if part.data != _DATA:
+                    out.seek((part.number - 1) * stride)
+                    _copy_part(folder, part, out)
+                elif part.offset + part.size > kept:  # cut by an earlier completion
+                    raise OssError(400, "InvalidPart", PartNumber=str(part.number))
+            out.truncate((len(chosen) - 1) * stride + chosen[-1].size)
+            out.flush()
+            os.fsync(out.fileno())
+        return path
 
     @contextlib.contextmanager
     def _completing_once(self, upload_id: str) -> Iterator[None]:
@@ -278,6 +381,13 @@ def _choose(
                 PartNumber=str(part.number),
             )
     return chosen
+
+
+def _copy_part(folder: str, part: PartRecord, out: BinaryIO) -> None:
+    """Copies a stored part's bytes to ``out`` at its position."""
+    with open(os.path.join(folder, part.data), "rb") as src:
+        src.seek(part.offset)
+        copy_bytes(src, out, part.size)
 
 
 def listed_part(part: PartRecord) -> ListedPart:

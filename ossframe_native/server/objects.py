@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -26,7 +27,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -39,6 +40,7 @@ from ossframe_native.store import (
     TEMP_SUFFIX,
     atomic_write,
     root_lock,
+    unstorable_name,
     validate_bucket,
     validate_key,
 )
@@ -104,73 +106,103 @@ class ObjectInfo:
 
 
 class Upload:
-    """Bytes being received: a temporary file plus running MD5, CRC-64 and size."""
+    """Bytes being received: a temporary file plus running MD5, CRC-64 and size.
 
-    def __init__(self, tmp_dir: str, limit: int) -> None:
-        self.path = os.path.join(tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
-        self.file = open(self.path, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
+    The receiving side counts each chunk with :meth:`add` (in the event loop: size and limit
+    only) and hands them to :meth:`write` in batches, one at a time and in order, in a thread:
+    there each chunk is hashed and written in one pass while it is in the processor's cache,
+    and a slow disk never holds up the event loop.
+    """
+
+    def __init__(self, path: str, limit: int, offset: int | None = None) -> None:
+        """A new file ``path`` (a temporary name), or with ``offset`` the bytes of a file from
+        ``offset`` on (a multipart upload's data file, kept by :meth:`abort`)."""
+        self.path = path
+        self.offset = offset
+        if offset is None:
+            self.file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by commit/abort
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            os.lseek(fd, offset, os.SEEK_SET)
+            self.file = open(fd, "wb", buffering=0)  # noqa: SIM115 - the descriptor, not truncated
         self.md5 = hashlib.md5()
         self.crc = Crc64()
         self.size = 0
         self.limit = limit
-        self._pending = bytearray()  # small network chunks, hashed and written in batches
+        self._writing = threading.Lock()  # a batch being written, or the file being closed
 
-    def append(self, chunk: bytes) -> None:
-        """Adds a received chunk; ``EntityTooLarge`` once the object would exceed the limit."""
+    def add(self, chunk: bytes | bytearray) -> None:
+        """Counts a received chunk; ``EntityTooLarge`` once the object would exceed the limit."""
         self.size += len(chunk)
         if self.size > self.limit:
             raise OssError(400, "EntityTooLarge", MaxSizeAllowed=str(self.limit))
-        self._pending += chunk
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def take(self) -> bytes:
-        """The pending bytes, handed to :meth:`consume` (possibly in another thread)."""
-        data = bytes(self._pending)
-        self._pending.clear()
-        return data
-
-    def consume(self, data: bytes | memoryview) -> None:
-        """Hashes and writes one batch; batches must be consumed one at a time, in order."""
-        self.md5.update(data)
-        self.crc.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[self.file.write(view) :]  # a raw file may write part of it
-
-    def flush(self) -> None:
-        """Consumes what is pending, in this thread."""
-        if self._pending:
-            self.consume(self.take())
+    def write(self, chunks: Iterable[bytes | bytearray]) -> None:
+        """Hashes and writes counted chunks, in order, and starts writing them to the disk (so
+        that :meth:`finish` has little left to wait for)."""
+        with self._writing:
+            start = self.file.tell()
+            for chunk in chunks:
+                self.md5.update(chunk)
+                self.crc.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[self.file.write(view) :]  # a raw file may write part of it
+            start_writeback(self.file.fileno(), start, self.file.tell() - start)
 
     def finish(self) -> os.stat_result:
-        """Writes what is pending, makes the bytes durable and closes the file."""
-        self.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        """Makes the bytes durable and closes the file."""
+        with self._writing:
+            os.fsync(self.file.fileno())
+            self.file.close()
         return os.stat(self.path)
 
     def abort(self) -> None:
-        """Closes and removes the temporary file (idempotent)."""
-        if not self.file.closed:
-            self.file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        """Closes and removes the temporary file (idempotent; waits for a batch being
+        written)."""
+        with self._writing:
+            if not self.file.closed:
+                self.file.close()
+        if self.offset is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def _sync_file_range() -> Any:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):  # not Linux
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Starts writing a range of a file to the disk without waiting (Linux's
+    ``sync_file_range``), so that a later ``fsync`` finds it done or under way: the write to
+    the disk overlaps the receiving instead of following it. Elsewhere nothing happens."""
+    if _SYNC_FILE_RANGE is not None and length > 0:
+        _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def copy_bytes(
     src: BinaryIO, dst: BinaryIO, length: int, md5: Any = None, crc: Crc64 | None = None
 ) -> None:
     """Copies ``length`` bytes from ``src`` (at its position) to ``dst``, hashing them when
-    ``md5``/``crc`` are given; in the kernel (``copy_file_range``) when nothing is hashed."""
+    ``md5``/``crc`` are given; in the kernel (``copy_file_range``) when nothing is hashed, each
+    64 MiB sent on to the disk at once (:func:`start_writeback`)."""
     if md5 is None and crc is None and hasattr(os, "copy_file_range"):
         with contextlib.suppress(OSError):
             while length > 0:
-                copied = os.copy_file_range(src.fileno(), dst.fileno(), min(length, 1 << 30))
+                offset = os.lseek(dst.fileno(), 0, os.SEEK_CUR)
+                copied = os.copy_file_range(src.fileno(), dst.fileno(), min(length, 64 << 20))
                 if copied == 0:
                     raise OssError(409, "InvalidArgument", "the source object changed while copied")
+                start_writeback(dst.fileno(), offset, copied)
                 length -= copied
             return
     while length > 0:
@@ -278,6 +310,10 @@ class ObjectStore:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             raise OssError(404, "NoSuchKey", Key=key) from None
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:  # a name no object here can have
+                raise
+            raise OssError(404, "NoSuchKey", Key=key) from None
         if not os.path.isfile(path) or _temporary(path) or not self._inside(bucket, path):
             raise OssError(404, "NoSuchKey", Key=key)
         record = self._read_meta(bucket, key)
@@ -322,7 +358,11 @@ class ObjectStore:
         path = self._meta_path(bucket, key)
         directory, name = os.path.split(path)
         try:
-            os.makedirs(directory, exist_ok=True)
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):  # records of objects deleted directly
+                _remove_files_on(directory, os.path.join(self.meta_dir, bucket))
+                os.makedirs(directory, exist_ok=True)
             if os.path.isdir(path):  # key "a" after key "a/b" was deleted
                 shutil.rmtree(path)
             atomic_write(directory, name, json.dumps(record).encode())
@@ -349,7 +389,9 @@ class ObjectStore:
         }
 
     def begin_upload(self, limit: int | None = None) -> Upload:
-        return Upload(self.tmp_dir, self.max_object_size if limit is None else limit)
+        """An upload into a new temporary file."""
+        path = os.path.join(self.tmp_dir, f"{uuid.uuid4().hex}{TEMP_SUFFIX}")
+        return Upload(path, self.max_object_size if limit is None else limit)
 
     def commit(
         self,
@@ -380,32 +422,44 @@ class ObjectStore:
         os.utime(tmp)  # the record names the time the object appears
         st = os.stat(tmp)
         record = {**record, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        self._write_meta(bucket, key, record)
-        os.replace(tmp, final)
+        try:
+            self._write_meta(bucket, key, record)
+            os.replace(tmp, final)
+        except OSError as exc:  # e.g. a record path too long, a folder made there meanwhile
+            self._refuse_unstorable(bucket, key, exc)
+            raise
 
     def check_writable(self, bucket: str, key: str) -> str:
-        """The path object ``key`` would take; ``InvalidObjectName`` when its name cannot be
-        stored (a part of it names an object, or it names a folder of other objects)."""
+        """The path object ``key`` would take, its folder made; 409 ``InvalidObjectName`` when
+        the name cannot be stored (a part of it names an object, it names a folder of other
+        objects, or it is too long for the file system), with nothing written."""
         final = self.object_path(bucket, key)
         top = self.require_bucket(bucket)
-        directory = os.path.dirname(final)
+        self._refuse_unstorable(bucket, key)
         try:
-            os.makedirs(directory, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise OssError(
-                409,
-                "InvalidObjectName",
-                f"object {key!r} cannot be stored: a part of its name is already an object",
-            ) from None
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+        except OSError as exc:
+            self._refuse_unstorable(bucket, key, exc)  # taken meanwhile
+            raise
         real_top = os.path.realpath(top)
-        real = os.path.realpath(directory)
+        real = os.path.realpath(os.path.dirname(final))
         if real != real_top and not real.startswith(real_top + os.sep):
             raise OssError(400, "InvalidObjectName", f"object {key!r} resolves outside its bucket")
-        if os.path.isdir(final):
-            raise OssError(
-                409, "InvalidObjectName", f"object {key!r} is a prefix of other objects' names"
-            )
         return final
+
+    def check_storable(self, bucket: str, key: str | None) -> None:
+        """404 ``NoSuchBucket`` unless the bucket exists; 409 ``InvalidObjectName`` when ``key``
+        (if given) cannot be stored. Writes nothing."""
+        if key is not None:
+            self.object_path(bucket, key)
+        self.require_bucket(bucket)
+        if key is not None:
+            self._refuse_unstorable(bucket, key)
+
+    def _refuse_unstorable(self, bucket: str, key: str, exc: OSError | None = None) -> None:
+        reason = unstorable_name(self.bucket_dir(bucket), key, exc)
+        if reason is not None:
+            raise OssError(409, "InvalidObjectName", reason)
 
     def copy(
         self,
@@ -511,8 +565,11 @@ class ObjectStore:
         """Removes the object if present (204 either way), and folders it leaves empty."""
         path = self.object_path(bucket, key)
         top = self.require_bucket(bucket)
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        try:
             os.unlink(path)
+        except OSError as exc:  # absent, a folder, or a name no object here can have
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG):
+                raise
         with contextlib.suppress(OSError):
             os.unlink(self._meta_path(bucket, key))
         _prune(os.path.dirname(path), top)
@@ -624,6 +681,15 @@ def _remove_temporaries(directory: str) -> int:
                     os.unlink(os.path.join(dirpath, name))
                     removed += 1
     return removed
+
+
+def _remove_files_on(directory: str, top: str) -> None:
+    """Removes the files standing where ``directory`` (below ``top``) needs folders."""
+    path = top
+    for segment in os.path.relpath(directory, top).split(os.sep):
+        path = os.path.join(path, segment)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            os.unlink(path)
 
 
 def _prune(directory: str, top: str) -> None:

@@ -19,6 +19,7 @@ from ossframe_native.errors import InvalidArgument
 from ossframe_native.server.http import Call, small_body
 from ossframe_native.server.objects import Crc64, check_bucket_name
 from ossframe_native.server.xml import OssError
+from ossframe_native.store import LocalStore
 
 if TYPE_CHECKING:
     from ossframe_native.server.app import Service
@@ -142,7 +143,6 @@ async def _process_body(svc: Service, call: Call, name: str) -> str:
 async def process_save(svc: Service, call: Call) -> Response:
     """``POST ?x-oss-process`` with ``|sys/saveas``: JSON ``{bucket, fileSize, object,
     status}`` (``oss2``'s ``process_object``)."""
-    import ossframe_native as ofn
     from ossframe_native.task import run_request
 
     assert call.bucket is not None and call.key is not None
@@ -150,14 +150,19 @@ async def process_save(svc: Service, call: Call) -> Response:
     bucket, key = call.bucket, call.key
     async with svc.admitted():
         request = parse_spec(spec, saveas=True)
-        target = check_bucket_name(request.saveas.bucket)
-        if "{" not in request.saveas.object:  # a fixed name: refused before any work if unstorable
-            await anyio.to_thread.run_sync(svc.store.check_writable, target, request.saveas.object)
-        else:
-            await anyio.to_thread.run_sync(svc.store.require_bucket, target)
+        target, name = check_bucket_name(request.saveas.bucket), request.saveas.object
+        fixed = None if "{" in name else name  # a fixed name is checked before any work
+        await anyio.to_thread.run_sync(svc.store.check_storable, target, fixed)
         info = await anyio.to_thread.run_sync(svc.store.stat, bucket, key)
-        store = ofn.LocalStore(svc.store.root)
-        result = await svc.run_engine(lambda: run_request(info.path, spec, request, store))
+        store = _SavingStore(svc.store.root)
+
+        def save() -> Any:
+            result = run_request(info.path, spec, request, store)
+            if not result.ok and store.failure is not None:
+                raise store.failure  # the write's own error (the result keeps only its text)
+            return result
+
+        result = await svc.run_engine(save)
     if not result.ok:
         status = 500 if result.error_code not in ("InvalidArgument", "MediaError") else 400
         code = "InternalError" if status == 500 else "InvalidArgument"
@@ -165,6 +170,20 @@ async def process_save(svc: Service, call: Call) -> Response:
     saved = result.objects[-1]
     body = {"bucket": result.bucket, "fileSize": saved.bytes, "object": saved.key, "status": "OK"}
     return Response(json.dumps(body).encode(), media_type="application/json")
+
+
+class _SavingStore(LocalStore):
+    """The service's root as a ``LocalStore`` that keeps the exception of a failed write, so
+    that it is answered with its own OSS error (409 for a name, 507 for a full disk)."""
+
+    failure: BaseException | None = None
+
+    def _put(self, path: str, data: bytes) -> None:
+        try:
+            super()._put(path, data)
+        except Exception as exc:
+            self.failure = exc
+            raise
 
 
 async def async_process(svc: Service, call: Call) -> Response:

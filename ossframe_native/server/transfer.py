@@ -12,7 +12,7 @@ import anyio
 from starlette.responses import Response
 
 from ossframe_native.server import xml
-from ossframe_native.server.fields import count_field
+from ossframe_native.server.fields import ascii_int, count_field
 from ossframe_native.server.http import (
     Call,
     check_conditions,
@@ -79,14 +79,16 @@ async def upload_part(svc: Service, call: Call) -> Response:
     if "x-oss-copy-source" in call.headers:
         return await _upload_part_copy(svc, call, upload_id, number)
     declared_length(call, svc.store.max_object_size)
-    upload = svc.store.begin_upload()
+    length = ascii_int(call.headers.get("content-length"))
+    upload = await anyio.to_thread.run_sync(svc.multipart.open_part, upload_id, number, length)
+    part = None
     try:
         await receive_upload(call, upload, svc.settings.idle_timeout_s)
         part = await anyio.to_thread.run_sync(
             lambda: svc.multipart.put_part(upload_id, number, upload)
         )
     finally:
-        upload.abort()
+        svc.multipart.close_part(upload_id, number, upload, stored=part is not None)
     return Response(headers={"etag": part.etag, "x-oss-hash-crc64ecma": str(part.crc64)})
 
 
@@ -278,8 +280,7 @@ async def append_object(svc: Service, call: Call) -> Response:
     assert call.bucket is not None and call.key is not None
     position = count_field(call.params.get("position"), "position", 0, svc.store.max_object_size)
     bucket, key = call.bucket, call.key
-    svc.store.object_path(bucket, key)
-    svc.store.require_bucket(bucket)
+    svc.store.check_storable(bucket, key)
     declared_length(call, svc.store.max_object_size)
     content_type = call.headers.get("content-type") or guess_type(key)
     meta = call.user_meta
