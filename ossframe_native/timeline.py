@@ -22,6 +22,7 @@ from .errors import MediaError
 from .index import END, DecodeRun, DecodeStats, FrameIndex, clamp_pts, single_picture_index
 from .streams import OpenStream
 from .windows import (
+    DiscardCounts,
     Start,
     keyframe_pts,
     listed_keyframes,
@@ -78,6 +79,7 @@ class Timeline:
         self._start: Start | None = None  # where the stream starts, once read
         self._read_from_start = False  # a window was read from the start (load_window)
         self._window_read: WindowRead | None = None  # what reading the first window cost
+        self._discards = DiscardCounts()  # MP4 windows' frame numbers, counted once
         self.frame_count: int | None = None  # frames in the stream, where known
         self.reach: str | None = None  # with ``around``: how the window was found
         self._next_pos: int | None = None  # decode position of the next demuxed packet
@@ -109,7 +111,7 @@ class Timeline:
             return None
         load_listed_keyframes(opened.stream, start.pts)
         before = self._stats.bytes_read
-        window = read_window(opened.stream, t, start)
+        window = read_window(opened.stream, t, start, counts=self._discards)
         self.reach = SEEK
         if window is None:
             opened.reopen()
@@ -222,13 +224,15 @@ class Timeline:
         assert start is not None, "open the source with around= first"
         opened = self._opened
         self._stats.seeks += 1  # one window, however many seeks found it
-        window = read_window(opened.stream, t, start, whole_gop=True)
+        window = read_window(opened.stream, t, start, whole_gop=True, counts=self._discards)
         if window is None and not self._read_from_start:
             # e.g. the first GOP of an MPEG-TS: read from the start up to t, once per source
             # (seeks failing again would make every window read from the start).
             self._read_from_start = True
             opened.reopen()
-            window = read_window(opened.stream, t, start, True, whole_gop=True)
+            window = read_window(
+                opened.stream, t, start, True, whole_gop=True, counts=self._discards
+            )
         if window is None:
             return False
         self._window, self.index, self._covered = window.packets, window.index, window.covered

@@ -7,6 +7,7 @@ Only :mod:`~ossframe_native.timeline` calls these; it holds what they read.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import itertools
@@ -79,7 +80,12 @@ class Window:
 
 
 def read_window(
-    stream: Any, t: Fraction, start: Start, from_start: bool = False, whole_gop: bool = False
+    stream: Any,
+    t: Fraction,
+    start: Start,
+    from_start: bool = False,
+    whole_gop: bool = False,
+    counts: DiscardCounts | None = None,
 ) -> Window | None:
     """The packets from a keyframe at or before ``t`` up to the last one that can show ``t``
     (``whole_gop``: up to the next keyframe, so that later times of the GOP are indexed too),
@@ -91,7 +97,7 @@ def read_window(
     sample table (MP4/MOV) or where the window starts at the stream's first packet
     (``from_start``, or a seek that lands there); elsewhere not (no packet before the window
     is read to count them). None where the timestamps are missing or
-    out of order, or no keyframe before t was reached.
+    out of order, or no keyframe before t was reached. ``counts``: see :func:`frames_before`.
     """
     container = stream.container
     base = time_base(stream)
@@ -118,7 +124,7 @@ def read_window(
         packets = earlier + packets
     index = index_from(packets, base, first_pts, recovery)
     if not from_start and (start.pos is None or packets[0].pos != start.pos):
-        before = frames_before(stream, packets[0])
+        before = frames_before(stream, packets[0], counts)
         index = dataclasses.replace(index, first_number=before)
     return Window(packets, index, (low, bound))
 
@@ -282,12 +288,13 @@ def keyframe_pts(stream: Any, most: int) -> list[int] | None:
     return found
 
 
-def frames_before(stream: Any, keyframe: Any) -> int | None:
+def frames_before(stream: Any, keyframe: Any, counts: DiscardCounts | None = None) -> int | None:
     """Frames before ``keyframe`` from the demuxer's sample table (see :func:`sample_table`);
-    None elsewhere."""
+    None elsewhere. ``counts``: the source's discarded samples, counted once for all its
+    windows (else counted again up to ``keyframe``)."""
     if not sample_table(stream):
         return None
-    return _frames_before(stream.index_entries, keyframe)
+    return _frames_before(stream.index_entries, keyframe, counts or DiscardCounts())
 
 
 def demux_all(container: Any, stream: Any) -> Iterator[Any]:
@@ -295,7 +302,25 @@ def demux_all(container: Any, stream: Any) -> Iterator[Any]:
     return (packet for packet in demux_guarded(container, stream) if packet.size)
 
 
-def _frames_before(entries: Any, keyframe: Any) -> int | None:
+class DiscardCounts:
+    """How many sample-table entries before a position are discarded (MP4 edit-list pre-roll:
+    not frames), counted as far as asked once, so that each window of a long file does not
+    count from the start again."""
+
+    def __init__(self) -> None:
+        self._discarded: list[int] = []  # positions of discarded entries, ascending
+        self._scanned = 0  # entries looked at so far
+
+    def before(self, entries: Any, position: int) -> int:
+        """Discarded entries among ``entries[:position]``."""
+        for j in range(self._scanned, position):
+            if entries[j].is_discard:
+                self._discarded.append(j)
+        self._scanned = max(self._scanned, position)
+        return bisect.bisect_left(self._discarded, position)
+
+
+def _frames_before(entries: Any, keyframe: Any, counts: DiscardCounts) -> int | None:
     """How many frames precede ``keyframe`` in decode order, from the demuxer's sample index
     (sorted by dts); None if the packet is not found there."""
     lo, hi = 0, len(entries)
@@ -307,7 +332,7 @@ def _frames_before(entries: Any, keyframe: Any) -> int | None:
             hi = mid
     if lo == len(entries) or entries[lo].pos != keyframe.pos:
         return None
-    return sum(1 for j in range(lo) if not entries[j].is_discard)
+    return lo - counts.before(entries, lo)
 
 
 @dataclass(frozen=True)

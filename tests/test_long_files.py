@@ -539,3 +539,31 @@ def test_interval_reads_grow_with_the_samples_not_the_file(
         reads[minutes] = (snapshots_read, sprite_read)
     for one, ten in zip(reads[1], reads[10], strict=True):
         assert ten < 12 * one, f"1 min: {one} bytes, 10 min: {ten} bytes for ten times the samples"
+
+
+def test_windows_number_frames_after_an_edit_lists_dropped_samples(
+    ofn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MP4 whose edit list drops its first 15 samples (timestamps before 0): frames read
+    GOP by GOP, window after window, are numbered from the sample table without the dropped
+    samples, as on the whole stream's index (and show the number drawn 15 frames later)."""
+    from ossframe_native import pipeline
+
+    short = make_clip(tmp_path / "short.mp4", n_frames=60, fps=30, gop=30, bframes=2, size=SIZE)
+    path = repeat_clip(short.path, tmp_path / "preroll.mp4", 20, "mp4", preroll=15)
+    with av.open(str(path)) as c:
+        entries = c.streams.video[0].index_entries
+        assert sum(entries[j].is_discard for j in range(len(entries))) >= 15
+
+    def images(by_time: bool) -> list:
+        with monkeypatch.context() as patch:
+            patch.setattr(pipeline, "_windows_read_less", lambda src, windows: by_time)
+            found = ofn.snapshots(path, inter=1500, ss=700, f="png")
+            return [(i.index, i.time_ms, i.keyframe, i.data) for i in found]
+
+    sampled, whole = images(True), images(False)
+    assert sampled == whole
+    numbers = [n for n, *_ in sampled]
+    assert numbers == [int((700 + 1500 * k) * 30 // 1000) for k in range(len(numbers))]
+    drawn = [read_frame_number(decode_image(data)) for *_, data in sampled]
+    assert drawn == [(n + 15) % 60 for n in numbers]
