@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"media ready in {time.perf_counter() - started:.0f} s", flush=True)
     if args.media_only:
         return
-    from ossframe_native.ml import device_of
+    from ossframe_native.devices import device_of
 
     device = device_of(args.device)
     cpu_decoders = [int(v) for v in args.cpu_decoders.split(",")]

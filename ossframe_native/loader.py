@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .devices import device_of, import_torch
 from .errors import InvalidArgument
 
 __all__ = ["NVDEC_ENGINES", "DeviceExecutor", "decoders_for", "ordered", "threads_per_source"]
@@ -70,9 +71,7 @@ def decoders_for(device: str, name: str | None = None) -> int:
     if device == "cpu":
         return 1
     if name is None:
-        import torch
-
-        name = torch.cuda.get_device_name(device)
+        name = import_torch("a GPU device").cuda.get_device_name(device)
     words = name.replace("-", " ").split()
     return next((NVDEC_ENGINES[w] for w in words if w in NVDEC_ENGINES), DEFAULT_GPU_DECODERS)
 
@@ -183,8 +182,6 @@ class DeviceExecutor:
     ``device="cpu"`` runs the same scheduler on CPU decoders."""
 
     def __init__(self, device: str, decoders: int | None = None, threads: int | None = None):
-        from .ml import device_of
-
         self.device = device_of(device)
         self.workers = decoders_for(self.device) if decoders is None else check_decoders(decoders)
         self.threads: int | None = threads or threads_per_source(self.workers)

@@ -14,7 +14,6 @@ torch is optional: nothing here imports it until torch output is asked for.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -24,6 +23,7 @@ import numpy as np
 from . import geometry, loader, transform
 from . import sources as _sources
 from .decode import Source
+from .devices import check_device, device_of, import_torch
 from .errors import InvalidArgument, MediaError
 from .params import SnapshotsRequest
 from .pipeline import Capture, Output, open_capture
@@ -41,12 +41,6 @@ __all__ = [
 
 OUTPUTS = ("numpy", "torch")
 LAYOUTS = ("HWC", "CHW")
-DEVICES = ("cpu", "cuda", "cuda:<index>", "auto")
-
-TORCH_MISSING = (
-    "{what} needs PyTorch, which is not installed; install it with "
-    "`pip install 'ossframe_native[torch]'` (or see https://pytorch.org for a CUDA build)"
-)
 
 
 @dataclass(frozen=True)
@@ -296,10 +290,7 @@ def _resolve_output(output: Any, device: Any, layout: Any) -> _Output:
         layout = "HWC" if output == "numpy" else "CHW"
     elif layout not in LAYOUTS:
         raise InvalidArgument("layout", f"must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    name = device if isinstance(device, str) else str(device)
-    match = re.fullmatch(r"cpu|auto|cuda(?::(\d+))?", name)
-    if match is None:
-        raise InvalidArgument("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
+    name = check_device(device)
     if output == "numpy":
         if name not in ("cpu", "auto"):
             raise InvalidArgument(
@@ -308,34 +299,9 @@ def _resolve_output(output: Any, device: Any, layout: Any) -> _Output:
                 "(or device='cpu')",
             )
         return _Output("numpy", "cpu", layout)
-    torch = _import_torch()
-    if name == "cpu":
-        return _Output("torch", "cpu", layout)
-    available = torch.cuda.is_available()
-    if name == "auto" and not available:
-        return _Output("torch", "cpu", layout)
-    if not available:
-        raise InvalidArgument(
-            "device",
-            f"{name!r} was asked for but CUDA is not available (torch {torch.__version__}: "
-            "torch.cuda.is_available() is False - a CPU-only build of torch, or no GPU or "
-            "driver); use device='cpu', or device='auto' to take CUDA only where present",
-        )
-    count = torch.cuda.device_count()
-    index = int(match.group(1)) if match.group(1) else torch.cuda.current_device()
-    if index >= count:
-        raise InvalidArgument(
-            "device", f"{name!r}: only {count} CUDA device(s), cuda:0..cuda:{count - 1}"
-        )
-    return _Output("torch", f"cuda:{index}", layout, on_device=True)
-
-
-def device_of(device: Any) -> str:
-    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``) resolved as for torch output:
-    ``"cpu"`` or ``"cuda:N"``; ``InvalidArgument`` where CUDA is asked for and unavailable."""
-    if device == "cpu":
-        return "cpu"
-    return _resolve_output("torch", device, None).device
+    import_torch()
+    resolved = device_of(name)
+    return _Output("torch", resolved, layout, on_device=resolved != "cpu")
 
 
 def _check_threads(threads: Any) -> None:
@@ -345,14 +311,6 @@ def _check_threads(threads: Any) -> None:
         raise InvalidArgument(
             "threads", f"must be None or an integer >= 0 (0: one per core), got {threads!r}"
         )
-
-
-def _import_torch(what: str = "output='torch'") -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(TORCH_MISSING.format(what=what)) from exc
-    return torch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,14 +353,14 @@ def _wrap(array: Any, out: _Output) -> Any:
     slower than NumPy for these small copies on a loaded 2-core machine.
     """
     if out.kind == "torch" and isinstance(array, np.ndarray):
-        return _import_torch().from_numpy(array)
+        return import_torch().from_numpy(array)
     return array
 
 
 def _stack(arrays: list[Any], out: _Output) -> Any:
     if isinstance(arrays[0], np.ndarray):
         return _wrap(np.stack(arrays), out)
-    return _import_torch().stack(arrays)
+    return import_torch().stack(arrays)
 
 
 def _empty(shape: geometry.Geometry, out: _Output) -> Any:
@@ -411,7 +369,7 @@ def _empty(shape: geometry.Geometry, out: _Output) -> Any:
     dims = (0, h, w, 3) if out.layout == "HWC" else (0, 3, h, w)
     if out.kind == "numpy":
         return np.empty(dims, dtype=np.uint8)
-    torch = _import_torch()
+    torch = import_torch()
     return torch.empty(dims, dtype=torch.uint8, device=out.device)
 
 
@@ -430,7 +388,7 @@ def worker_threads(num_workers: int) -> int:
 
 
 def _define_dataset() -> type:
-    torch = _import_torch("FrameDataset")
+    torch = import_torch("FrameDataset")
     from torch.utils.data import IterableDataset, get_worker_info
 
     # misc: where torch is not installed, type checkers see IterableDataset as Any.

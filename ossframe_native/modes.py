@@ -30,7 +30,6 @@ from . import kernels
 from .index import END, FrameIndex, MediaInfo, Output
 from .params import SNAPSHOTS_MODES, CaptureRequest, SnapshotRequest, SnapshotsRequest
 from .plan import (
-    SPARSE_SPACING,
     CapturePlan,
     Counted,
     avg_frames,
@@ -86,7 +85,9 @@ class Mode:
 
     @property
     def by_time(self) -> bool:
-        """Whether the capture may be planned by time (known before the media is opened)."""
+        """Whether the capture may be planned by time (known before the media is opened): the
+        source is then opened at its last GOP, and the pipeline plans by time where the
+        samples lie further apart than what reading one GOP costs in this media."""
         return False
 
     def around(self) -> Fraction | None:
@@ -163,9 +164,10 @@ class SnapshotsMode(Mode):
         return tuple(self.ss + k * inter for k in range(count))
 
     @property
-    def sparse(self) -> bool:
-        """Whether ``inter`` spaces samples far enough apart to find them GOP by GOP."""
-        return self.request.inter >= SPARSE_SPACING * 1000
+    def spaced(self) -> bool:
+        """Whether ``inter`` spaces the samples at all (0: every frame, from the whole index);
+        whether they lie far enough apart to be read GOP by GOP is weighed on the media."""
+        return self.request.inter > 0
 
 
 class Default(SnapshotsMode):
@@ -183,7 +185,7 @@ class Default(SnapshotsMode):
 
     @property
     def by_time(self) -> bool:
-        return self.sparse
+        return self.spaced
 
     def sample_times(self, last: FrameIndex, frames: int) -> tuple[Fraction, ...] | None:
         return self.interval_times(last, frames)
@@ -206,7 +208,7 @@ class Avg(SnapshotsMode):
     def sample_times(self, last: FrameIndex, frames: int) -> tuple[Fraction, ...] | None:
         num = self.request.num
         step = (last.duration - self.ss) / num
-        if step < SPARSE_SPACING or num > frames:
+        if num > frames:
             return None
         return tuple(self.ss + k * step for k in range(num))
 
@@ -256,7 +258,7 @@ class Dhash(SnapshotsMode):
 
     @property
     def by_time(self) -> bool:
-        return self.sparse
+        return self.spaced
 
     def sample_times(self, last: FrameIndex, frames: int) -> tuple[Fraction, ...] | None:
         return self.interval_times(last, frames)

@@ -61,9 +61,10 @@ def open_capture(
     core). ``hw``: ``"cuda"`` / ``"cuda:N"`` to decode on that GPU where possible (else the
     device :func:`decoding_on` set for this thread); frames it decodes are hashed and rendered
     there (``Capture.backend``). The mode (:func:`modes.mode_for`) says where the source is
-    opened: one snapshot indexes only the GOP around its time; samples 10 s or more apart
-    (``avg``, ``key`` with ``num``) are planned by time, from the last GOP, and read GOP by GOP
-    where that reads less than the whole stream (see :func:`_plan`).
+    opened: one snapshot indexes only the GOP around its time; sampled captures (``default``
+    and ``dhash`` with ``inter``, ``avg``, ``key`` with ``num``) open at the last GOP and are
+    read GOP by GOP where their samples lie further apart than what one GOP's read costs, else
+    on the whole stream's index (see :func:`_plan`).
     """
     mode = mode_for(request)
     src = VideoSource(source, threads=threads, around=mode.around(), hw=hw or _device_default())
@@ -137,8 +138,8 @@ def resolve(src: VideoSource, request: CaptureRequest, mode: Mode | None = None)
 
 def _plan(src: VideoSource, mode: Mode) -> CapturePlan:
     """Plans on the loaded index; a source opened around its end is planned by time where the
-    samples lie far apart (each GOP read when the capture gets there), else its whole stream
-    is indexed first."""
+    samples lie further apart than a window costs (each GOP read when the capture gets there:
+    :func:`_windows_read_less`), else its whole stream is indexed first."""
     timeline = src.timeline
     if mode.by_time and timeline.windowed:
         # The last GOP tells the stream's end; its frame count comes from the container where
@@ -154,19 +155,20 @@ def _plan(src: VideoSource, mode: Mode) -> CapturePlan:
     return mode.plan(src.index)
 
 
-# What reading one sample's GOP costs, estimated: this much of the file's time (the GOP, and
-# the step back a demuxer without a keyframe index takes) and this many bytes for the seek.
-_WINDOW_SECONDS = 4
-_WINDOW_BYTES = 256 * 1024
-
-
 def _windows_read_less(src: VideoSource, windows: int) -> bool:
-    """Whether reading ``windows`` GOPs by seeks reads under half of the file (else indexing
-    the whole stream, which reads it once, is as cheap)."""
-    size, duration = src.size, float(src.index.duration)
-    if size is None or duration <= 0:
+    """Whether reading ``windows`` GOPs, each by a seek, reads less than indexing the whole
+    stream (which reads every byte of the file once). What one window costs is measured on the
+    media (:meth:`Timeline.window_cost`): samples further apart than that stretch of the file
+    are read GOP by GOP, denser ones on the whole index. Where the source's size is not known
+    (a file object that cannot tell), the stretch of the stream a window's read holds is
+    weighed against the duration."""
+    size, duration = src.size, src.index.duration
+    if duration <= 0:
         return True
-    return windows * (size / duration * _WINDOW_SECONDS + _WINDOW_BYTES) < size / 2
+    cost = src.timeline.window_cost(size)
+    if size is None or cost.read <= 0:
+        return windows * cost.seconds() < duration
+    return windows * cost.read < size
 
 
 def output_geometry(

@@ -59,11 +59,6 @@ class Counted:
     repeats: tuple[int, ...] = ()
 
 
-# Samples this far apart (seconds) or more are found GOP by GOP (``Mode.sample_times``); closer ones
-# are planned on the index of the whole stream, which reads every packet once.
-SPARSE_SPACING = Fraction(10)
-
-
 def capture_plan(
     mode: str, picked: Counted, index: FrameIndex, keyframes_only: bool = False
 ) -> CapturePlan:

@@ -58,9 +58,7 @@ def connect(address: str | None = None) -> bool:
 
 def _local_runtime_env() -> dict[str, Any]:
     """Lets workers of a local Ray import this package from where this process found it."""
-    import ossframe_native
-
-    parent = os.path.dirname(os.path.dirname(os.path.abspath(ossframe_native.__file__)))
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package's
     path = os.pathsep.join(p for p in (parent, os.environ.get("PYTHONPATH", "")) if p)
     return {"env_vars": {"PYTHONPATH": path}}
 
@@ -314,8 +312,8 @@ def _grouped_rows(
 ) -> dict[str, list[Any]]:
     """The rows of a group of sources, ``decoders`` of them decoding at once on ``device``
     (``loader.ordered``), as columns in source order."""
+    from ossframe_native.devices import device_of
     from ossframe_native.loader import decoders_for, ordered
-    from ossframe_native.ml import device_of
 
     count = decoders or decoders_for(device_of(device))
     threads = max(1, assigned_cpus() // count)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -20,7 +21,17 @@ import numpy as np
 from .errors import MediaError
 from .index import END, DecodeRun, DecodeStats, FrameIndex, clamp_pts, single_picture_index
 from .streams import OpenStream
-from .windows import Start, keyframe_pts, read_index, read_window, sample_table, stream_start
+from .windows import (
+    DiscardCounts,
+    Start,
+    keyframe_pts,
+    listed_keyframes,
+    load_listed_keyframes,
+    read_index,
+    read_window,
+    sample_table,
+    stream_start,
+)
 
 # Reading on through this many packets is cheaper than a seek (which re-reads container headers
 # and may land early); beyond it, seek.
@@ -30,6 +41,22 @@ _READ_ON_PACKETS = 64
 SEEK = "seek"  # a seek to the GOP around t
 FROM_START = "from_start"  # no usable seek: packets read from the start up to t
 WHOLE_STREAM = "whole_stream"  # no window possible (e.g. missing timestamps): every packet
+
+
+@dataclass(frozen=True)
+class WindowRead:
+    """What reading a window of the stream costs: the time it spans, the bytes of its packets
+    (``held``) and the bytes read to find and read it (``read``: the seek's overhead too)."""
+
+    span: Fraction
+    held: int
+    read: int
+
+    def seconds(self) -> Fraction:
+        """The stretch of the stream the bytes ``read`` hold, at the window's own rate."""
+        if self.held <= 0:
+            return self.span
+        return self.span * max(self.read, self.held) / self.held
 
 
 class Timeline:
@@ -51,6 +78,8 @@ class Timeline:
         self._covered: tuple[int, int | None] | None = None  # pts the window answers for
         self._start: Start | None = None  # where the stream starts, once read
         self._read_from_start = False  # a window was read from the start (load_window)
+        self._window_read: WindowRead | None = None  # what reading the first window cost
+        self._discards = DiscardCounts()  # MP4 windows' frame numbers, counted once
         self.frame_count: int | None = None  # frames in the stream, where known
         self.reach: str | None = None  # with ``around``: how the window was found
         self._next_pos: int | None = None  # decode position of the next demuxed packet
@@ -80,7 +109,9 @@ class Timeline:
         self._start = start = stream_start(opened.packets())
         if start is None:
             return None
-        window = read_window(opened.stream, t, start)
+        load_listed_keyframes(opened.stream, start.pts)
+        before = self._stats.bytes_read
+        window = read_window(opened.stream, t, start, counts=self._discards)
         self.reach = SEEK
         if window is None:
             opened.reopen()
@@ -89,6 +120,9 @@ class Timeline:
         if window is None:
             return None
         index = window.index
+        span = (index.end_pts - int(window.packets[0].pts)) * index.time_base
+        held = sum(packet.size for packet in window.packets)
+        self._window_read = WindowRead(span, held, self._stats.bytes_read - before)
         if sample_table(opened.stream):
             self.frame_count = int(opened.stream.frames)
         elif index.first_number is not None and window.covered[1] is None:  # read to the end
@@ -125,6 +159,25 @@ class Timeline:
             return len(index)
         span = (int(index.pts[-1]) - int(index.pts[0])) * index.time_base
         return max(len(index), int(index.duration * (len(index) - 1) / span))
+
+    def window_cost(self, size: int | None) -> WindowRead:
+        """What reading one more window is estimated to cost, from the media: the window read
+        when the source was opened (the last GOP for ``around=END``), measured, with what
+        finding it by a seek read besides its packets (headers, a timestamp search's step back,
+        a URL's read-ahead block); where the demuxer lists the keyframes (MP4/MOV sample table,
+        Matroska cues, AVI index) and the mean GOP (``size``: the source's bytes, where known)
+        is longer or larger, the mean GOP with that same overhead."""
+        seen = self._window_read or WindowRead(self.index.duration, size or 0, size or 0)
+        keyframes = self._listed_keyframes()
+        if not keyframes:
+            return seen
+        span = max(seen.span, self.index.duration / keyframes)
+        held = max(seen.held, (size or 0) // keyframes)
+        return WindowRead(span, held, held + seen.read - seen.held)
+
+    def _listed_keyframes(self) -> int:
+        """How many keyframes the container's index lists (0: it has none, as MPEG-TS)."""
+        return len(listed_keyframes(self._opened.stream) or ())
 
     @property
     def windowed(self) -> bool:
@@ -171,13 +224,15 @@ class Timeline:
         assert start is not None, "open the source with around= first"
         opened = self._opened
         self._stats.seeks += 1  # one window, however many seeks found it
-        window = read_window(opened.stream, t, start, whole_gop=True)
+        window = read_window(opened.stream, t, start, whole_gop=True, counts=self._discards)
         if window is None and not self._read_from_start:
             # e.g. the first GOP of an MPEG-TS: read from the start up to t, once per source
             # (seeks failing again would make every window read from the start).
             self._read_from_start = True
             opened.reopen()
-            window = read_window(opened.stream, t, start, True, whole_gop=True)
+            window = read_window(
+                opened.stream, t, start, True, whole_gop=True, counts=self._discards
+            )
         if window is None:
             return False
         self._window, self.index, self._covered = window.packets, window.index, window.covered

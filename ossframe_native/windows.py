@@ -7,6 +7,8 @@ Only :mod:`~ossframe_native.timeline` calls these; it holds what they read.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator
@@ -78,7 +80,12 @@ class Window:
 
 
 def read_window(
-    stream: Any, t: Fraction, start: Start, from_start: bool = False, whole_gop: bool = False
+    stream: Any,
+    t: Fraction,
+    start: Start,
+    from_start: bool = False,
+    whole_gop: bool = False,
+    counts: DiscardCounts | None = None,
 ) -> Window | None:
     """The packets from a keyframe at or before ``t`` up to the last one that can show ``t``
     (``whole_gop``: up to the next keyframe, so that later times of the GOP are indexed too),
@@ -90,7 +97,7 @@ def read_window(
     sample table (MP4/MOV) or where the window starts at the stream's first packet
     (``from_start``, or a seek that lands there); elsewhere not (no packet before the window
     is read to count them). None where the timestamps are missing or
-    out of order, or no keyframe before t was reached.
+    out of order, or no keyframe before t was reached. ``counts``: see :func:`frames_before`.
     """
     container = stream.container
     base = time_base(stream)
@@ -117,7 +124,7 @@ def read_window(
         packets = earlier + packets
     index = index_from(packets, base, first_pts, recovery)
     if not from_start and (start.pos is None or packets[0].pos != start.pos):
-        before = frames_before(stream, packets[0])
+        before = frames_before(stream, packets[0], counts)
         index = dataclasses.replace(index, first_number=before)
     return Window(packets, index, (low, bound))
 
@@ -238,6 +245,30 @@ def sample_table(stream: Any) -> bool:
     return mov and bool(stream.frames) and len(stream.index_entries) == stream.frames
 
 
+def listed_keyframes(stream: Any) -> list[Any] | None:
+    """The keyframe entries of the container's own index, in decode order: an MP4/MOV sample
+    table, Matroska/WebM cues (read by the demuxer at its first seek), an AVI index that lists
+    every frame; None where the container has none (the entries a demuxer adds as it reads,
+    as in MPEG-TS, are not an index of the stream)."""
+    names = stream.container.format.name.split(",")
+    entries = stream.index_entries
+    cues = "matroska" in names and len(entries) > 0
+    avi_index = "avi" in names and bool(stream.frames) and len(entries) == stream.frames
+    if not (sample_table(stream) or cues or avi_index):
+        return None
+    return [entry for entry in entries if entry.is_keyframe and not entry.is_discard]
+
+
+def load_listed_keyframes(stream: Any, first_pts: int) -> None:
+    """Makes the demuxer read its keyframe index now where it reads it at the first seek
+    (Matroska/WebM cues), by a seek to ``first_pts``: what reading a window costs is then
+    measured without that one-time read."""
+    names = stream.container.format.name.split(",")
+    if "matroska" in names:  # its entries so far may be the packets it read
+        with contextlib.suppress(av.FFmpegError):  # the window's own seek tells what works
+            stream.container.seek(first_pts, stream=stream, backward=True, any_frame=False)
+
+
 def keyframe_pts(stream: Any, most: int) -> list[int] | None:
     """The pts of every keyframe the sample table lists (see :func:`sample_table`), each
     packet reached by a seek to its decode time; None where they are more than ``most``."""
@@ -257,12 +288,13 @@ def keyframe_pts(stream: Any, most: int) -> list[int] | None:
     return found
 
 
-def frames_before(stream: Any, keyframe: Any) -> int | None:
+def frames_before(stream: Any, keyframe: Any, counts: DiscardCounts | None = None) -> int | None:
     """Frames before ``keyframe`` from the demuxer's sample table (see :func:`sample_table`);
-    None elsewhere."""
+    None elsewhere. ``counts``: the source's discarded samples, counted once for all its
+    windows (else counted again up to ``keyframe``)."""
     if not sample_table(stream):
         return None
-    return _frames_before(stream.index_entries, keyframe)
+    return _frames_before(stream.index_entries, keyframe, counts or DiscardCounts())
 
 
 def demux_all(container: Any, stream: Any) -> Iterator[Any]:
@@ -270,7 +302,25 @@ def demux_all(container: Any, stream: Any) -> Iterator[Any]:
     return (packet for packet in demux_guarded(container, stream) if packet.size)
 
 
-def _frames_before(entries: Any, keyframe: Any) -> int | None:
+class DiscardCounts:
+    """How many sample-table entries before a position are discarded (MP4 edit-list pre-roll:
+    not frames), counted as far as asked once, so that each window of a long file does not
+    count from the start again."""
+
+    def __init__(self) -> None:
+        self._discarded: list[int] = []  # positions of discarded entries, ascending
+        self._scanned = 0  # entries looked at so far
+
+    def before(self, entries: Any, position: int) -> int:
+        """Discarded entries among ``entries[:position]``."""
+        for j in range(self._scanned, position):
+            if entries[j].is_discard:
+                self._discarded.append(j)
+        self._scanned = max(self._scanned, position)
+        return bisect.bisect_left(self._discarded, position)
+
+
+def _frames_before(entries: Any, keyframe: Any, counts: DiscardCounts) -> int | None:
     """How many frames precede ``keyframe`` in decode order, from the demuxer's sample index
     (sorted by dts); None if the packet is not found there."""
     lo, hi = 0, len(entries)
@@ -282,7 +332,7 @@ def _frames_before(entries: Any, keyframe: Any) -> int | None:
             hi = mid
     if lo == len(entries) or entries[lo].pos != keyframe.pos:
         return None
-    return sum(1 for j in range(lo) if not entries[j].is_discard)
+    return lo - counts.before(entries, lo)
 
 
 @dataclass(frozen=True)

@@ -475,13 +475,19 @@ def clip_truth(
 
 
 def repeat_clip(
-    source: str | os.PathLike[str], path: str | os.PathLike[str], copies: int, container: str
+    source: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    copies: int,
+    container: str,
+    preroll: int = 0,
 ) -> Path:
     """Writes ``copies`` stream copies of ``source``'s video one after the other (no re-encode)
     into ``path`` in ``container``: a long file from a short clip, each copy's timestamps
     shifted by the clip's span (last frame's end minus first pts; the end is the last pts plus
     the shortest frame step where packets carry no duration). Frame ``i`` of the result
-    shows the number ``i % frames_per_copy``."""
+    shows the number ``i % frames_per_copy``. ``preroll``: that many frame steps earlier, so
+    that the first frames' timestamps fall before 0 (in MP4 an edit list then drops them: its
+    sample table lists them as discarded, and frame ``i`` shows ``(i + preroll) % ...``)."""
     with av.open(str(source)) as inp:
         src = inp.streams.video[0]
         packets = [p for p in inp.demux(src) if p.size]
@@ -493,8 +499,9 @@ def repeat_clip(
             for k in range(copies):
                 for p in packets:
                     copy = av.Packet(bytes(p))
-                    copy.pts = p.pts + k * span
-                    copy.dts = None if p.dts is None else p.dts + k * span
+                    shift = k * span - preroll * step
+                    copy.pts = p.pts + shift
+                    copy.dts = None if p.dts is None else p.dts + shift
                     copy.duration = p.duration
                     copy.is_keyframe = p.is_keyframe
                     copy.time_base = src.time_base

@@ -201,24 +201,38 @@ def test_snapshot_reads_only_around_its_gop(ofn, long_file: LongFile) -> None:
         assert read - opening < size / part, f"t={t}: read {read} of {size} ({opening} to open)"
 
 
-def test_interval_exact_and_reads_the_file_once(ofn, long_file: LongFile) -> None:
-    """Interval capture over a long file: each frame exact, and each GOP reached by a seek
-    (not by reading again from the start), so the file is read about once."""
+@pytest.mark.parametrize("gops_apart", [7.0, 0.7])
+def test_interval_exact_and_reads_the_file_once(ofn, long_file: LongFile, gops_apart) -> None:
+    """Interval capture over a long file: each frame exact, and no run read again from the
+    start. Samples several GOPs apart are read GOP by GOP (numbers where told; where each
+    window's timestamp search costs more, as in this small MPEG-TS, the whole index); samples
+    closer than a GOP on the whole stream's index, whose runs are each reached by a seek,
+    every number told."""
     last_ms = long_file.times[-1] * 1000
-    inter = int(last_ms // 7)
+    gop_ms = last_ms / len(long_file.keyframes)
+    inter = int(gops_apart * gop_ms)
     with av.open(str(long_file.path)) as c:
         stream = c.streams.video[0]
         pts_order = sorted(p.pts for p in c.demux(stream) if p.size and not p.is_discard)
-    expected = [_shown_at(long_file, k * inter) for k in range(8) if k * inter <= last_ms]
+    expected = [_shown_at(long_file, k * inter) for k in range(int(last_ms // inter) + 1)]
     refs = _reference_rgb(long_file.path, set(expected), pts_order)
     with CountingReader(long_file.path) as reader:
         images = list(ofn.snapshots(reader, inter=inter, f="png"))
         read = reader.bytes_read
-    assert [img.index for img in images] == expected
-    for img in images:
-        assert np.array_equal(decode_image(img.data), refs[img.index]), img.index
+    if gops_apart < 1:
+        assert [img.index for img in images] == expected
+    numbers = [_index(img, long_file, want) for img, want in zip(images, expected, strict=True)]
+    assert numbers == expected
+    for img, number in zip(images, expected, strict=True):
+        assert img.time_ms == ceil_ms(long_file.times[number])
+        rgb = decode_image(img.data)
+        assert np.array_equal(rgb, refs[number]), number
+        assert read_frame_number(rgb) == number % long_file.per_copy
     size = long_file.path.stat().st_size
-    assert read < 2 * size, f"read {read} bytes of a {size}-byte file"
+    # Dense: the last GOP (read first, to weigh the samples' spacing), then the index pass and
+    # the decoding pass; in this small file MPEG-TS's timestamp search adds a quarter.
+    bound = 2 * size if gops_apart > 1 else 3 * size
+    assert read < bound, f"read {read} bytes of a {size}-byte file"
 
 
 def test_probe_says_how_a_snapshot_reads(ofn, long_file: LongFile) -> None:
@@ -228,7 +242,7 @@ def test_probe_says_how_a_snapshot_reads(ofn, long_file: LongFile) -> None:
     assert info["frames"] == len(long_file.times)
 
 
-# Far-apart samples (10 s or more) and key with num are found GOP by GOP; each request also
+# Far-apart samples (10 s: GOPs of 1-2 s) and key with num are found GOP by GOP; each request also
 # runs with the whole stream's index and must give the same frames.
 SAMPLED = [
     {"inter": 10000},
@@ -250,13 +264,14 @@ def _whole_index_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sampled_modes_read_only_the_gops_they_need(
     ofn, long_file: LongFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """default/dhash with inter >= 10 s, avg, key with num: the same frames (time, keyframe,
+    """default/dhash with inter 10 s, avg, key with num: the same frames (time, keyframe,
     pixels, the frame number drawn in the picture; the number where told) as planned on the
     whole stream's index, reading a fraction of the file, on a constant or variable rate.
 
-    The sources here are file objects, whose size the planner cannot tell, so windows are
-    always used. In MPEG-TS (no keyframe index: each window is a timestamp search and a step
-    back) six windows read more than this small file; by path it is indexed whole instead."""
+    The sources here are file objects, whose size the planner cannot tell: it weighs the
+    stretch of stream one window's read holds against the duration. In MPEG-TS (no keyframe
+    index: each window is a timestamp search and a step back) six windows read more than
+    this small file; by path it is indexed whole instead."""
     with CountingReader(long_file.path) as reader, av.open(reader):
         opening = reader.bytes_read
     size = long_file.path.stat().st_size
@@ -465,3 +480,90 @@ def test_num_bounds_the_gops_read(ofn, long_file: LongFile) -> None:
             outputs = list(capture.outputs())
         assert len(outputs) == 1, spec
         assert stats[0].seeks == 1, (spec, stats[0])
+
+
+def _interval_reads(ofn, path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int, list]:
+    """inter_6000 over ``path`` (by path: its size is weighed) and a sprite of the same tiles:
+    the bytes each read, the images (planned by time, checked against the whole index's)."""
+    from ossframe_native import pipeline
+
+    spec = ofn.parse_process("video/snapshots,inter_6000,f_png").action
+    with ofn.collect_stats() as stats:
+        with pipeline.open_capture(path, spec) as capture:
+            assert capture.plan.samples, f"{path.name}: not read GOP by GOP"
+        images = list(ofn.snapshots(path, inter=6000, f="png"))
+        tiles = [
+            tile for sheet in ofn.sprite(path, inter=6000, sw=32, sh=32) for tile in sheet.tiles
+        ]
+    snapshots_read, sprite_read = stats[1].bytes_read, stats[2].bytes_read
+    assert [t.time_ms for t in tiles] == [i.time_ms for i in images]
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "_windows_read_less", lambda src, windows: False)
+        whole = list(ofn.snapshots(path, inter=6000, f="png"))
+    assert [(i.time_ms, i.keyframe, i.data) for i in images] == [
+        (i.time_ms, i.keyframe, i.data) for i in whole
+    ]
+    return snapshots_read, sprite_read, images
+
+
+@pytest.mark.parametrize("container", ["mp4", "matroska"])
+def test_interval_reads_grow_with_the_samples_not_the_file(
+    ofn, tmp_path: Path, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame every 6 s of a 1-min and a 10-min file (1-s GOPs): samples six GOPs apart are
+    read GOP by GOP, by video/snapshots and a sprite alike, so ten times the samples read about
+    ten times the bytes (a fraction of the file), each frame the one shown at its time (its
+    drawn number, its pixels as planned on the whole stream's index)."""
+    short = make_clip(tmp_path / "short.mp4", n_frames=60, fps=30, gop=30, bframes=2, noise=2)
+    reads = {}
+    for minutes in (1, 10):
+        path = repeat_clip(
+            short.path, tmp_path / f"long{minutes}.{container[:3]}", 30 * minutes, container
+        )
+        snapshots_read, sprite_read, images = _interval_reads(ofn, path, monkeypatch)
+        expected = list(range(0, 1800 * minutes, 180))  # 30 fps: frame 180 k at 6 k s
+        assert [
+            _index(img, LongFile(path, 60, (), ()), n)
+            for img, n in zip(images, expected, strict=True)
+        ] == expected
+        assert [read_frame_number(decode_image(i.data)) for i in images] == [
+            n % 60 for n in expected
+        ]
+        assert [i.time_ms for i in images] == [6000 * k for k in range(len(expected))]
+        size = path.stat().st_size
+        assert snapshots_read < size / 2 and sprite_read < size / 2, (
+            snapshots_read,
+            sprite_read,
+            size,
+        )
+        reads[minutes] = (snapshots_read, sprite_read)
+    for one, ten in zip(reads[1], reads[10], strict=True):
+        assert ten < 12 * one, f"1 min: {one} bytes, 10 min: {ten} bytes for ten times the samples"
+
+
+def test_windows_number_frames_after_an_edit_lists_dropped_samples(
+    ofn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MP4 whose edit list drops its first 15 samples (timestamps before 0): frames read
+    GOP by GOP, window after window, are numbered from the sample table without the dropped
+    samples, as on the whole stream's index (and show the number drawn 15 frames later)."""
+    from ossframe_native import pipeline
+
+    short = make_clip(tmp_path / "short.mp4", n_frames=60, fps=30, gop=30, bframes=2, size=SIZE)
+    path = repeat_clip(short.path, tmp_path / "preroll.mp4", 20, "mp4", preroll=15)
+    with av.open(str(path)) as c:
+        entries = c.streams.video[0].index_entries
+        assert sum(entries[j].is_discard for j in range(len(entries))) >= 15
+
+    def images(by_time: bool) -> list:
+        with monkeypatch.context() as patch:
+            patch.setattr(pipeline, "_windows_read_less", lambda src, windows: by_time)
+            found = ofn.snapshots(path, inter=1500, ss=700, f="png")
+            return [(i.index, i.time_ms, i.keyframe, i.data) for i in found]
+
+    sampled, whole = images(True), images(False)
+    assert sampled == whole
+    numbers = [n for n, *_ in sampled]
+    assert numbers == [int((700 + 1500 * k) * 30 // 1000) for k in range(len(numbers))]
+    drawn = [read_frame_number(decode_image(data)) for *_, data in sampled]
+    assert drawn == [(n + 15) % 60 for n in numbers]

@@ -238,8 +238,8 @@ def test_tiles_are_the_snapshots_outputs(request, clip_name: str, params: dict) 
 
 def test_far_apart_tiles_read_gop_by_gop(clip_h264_b: ClipTruth, tmp_path) -> None:
     """Tiles 10 s apart in a 90 s file are read GOP by GOP, as video/snapshots reads them (a
-    file object without a size: the planner cannot weigh the file and always reads by
-    windows); the tiles are the frames shown at 0, 10, ... s and the last cue ends at the
+    file object without a size: the stretch of stream a GOP's read holds is weighed against
+    the duration); the tiles are the frames shown at 0, 10, ... s and the last cue ends at the
     stream's end."""
     path = repeat_clip(clip_h264_b.path, tmp_path / "long.mp4", 30, "mp4")  # 2700 frames
     with collect_stats() as stats:
